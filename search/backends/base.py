@@ -1,0 +1,80 @@
+"""What every engine adapter shares: the search context and the one trial routine.
+
+An engine turns the one :class:`~search.space.SearchSpace` into its library's terms, asks its
+library for configs, and records every trial as an Optuna trial of the study it is handed.
+The training of a config, the budgets, the artifact of a new best and the attributes each
+trial records are the same for all engines and live here.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from search.space import SearchSpace
+
+__all__ = ["Event", "SearchContext", "TrialFailed", "save_model"]
+
+
+class TrialFailed(RuntimeError):
+    """The trial produced no validation accuracy (stopped before its first epoch)."""
+
+
+#: A progress event: ``{"kind": "trial_start" | "epoch" | "trial_end", ...}``.
+Event = dict[str, Any]
+
+
+@dataclass
+class SearchContext:
+    """Everything an engine needs besides its own settings.
+
+    Attributes:
+        space: the one search space.
+        splits: a :class:`search.data.Splits`, loaded once per process.
+        epochs: epochs per trial (the maximum fidelity).
+        seed: base seed; trial k uses ``seed + k``.
+        search_deadline: ``time.monotonic()`` value when the search budget runs out, or None.
+        trial_budget: seconds per trial, or None.
+        n_trials: finished trials (complete or pruned) the study should reach, or None.
+        artifact_dir: folder for this study's artifacts (models, engine project dirs).
+        artifact_root: the root that recorded artifact paths are relative to.
+        dataset: the dataset's name, recorded with every trial.
+        on_event: receives progress events.
+    """
+
+    space: SearchSpace
+    splits: Any
+    epochs: int
+    seed: int = 0
+    search_deadline: float | None = None
+    trial_budget: float | None = None
+    n_trials: int | None = None
+    artifact_dir: Path = Path("hpo32-artifacts")
+    artifact_root: Path = Path(".")
+    dataset: str = ""
+    on_event: Callable[[Event], None] = field(default=lambda event: None)
+
+    def trial_deadline(self) -> float | None:
+        """The monotonic deadline of a trial starting now."""
+        return time.monotonic() + self.trial_budget if self.trial_budget else None
+
+    def time_left(self) -> float | None:
+        """Seconds left in the search budget (None when unlimited)."""
+        if self.search_deadline is None:
+            return None
+        return self.search_deadline - time.monotonic()
+
+
+def save_model(model, ctx: SearchContext, trial_number: int) -> str:
+    """Saves ``model`` as ``<artifact_dir>/trial-N/model.keras``.
+
+    Returns:
+        The path relative to ``ctx.artifact_root`` (what the database records).
+    """
+    folder = ctx.artifact_dir / f"trial-{trial_number}"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "model.keras"
+    model.save(path)
+    return str(path.relative_to(ctx.artifact_root))

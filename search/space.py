@@ -1,0 +1,651 @@
+"""The one search space: ordered, frozen parameter specs that every engine samples from.
+
+A :class:`SearchSpace` is a tuple of parameter specs. Each spec knows its own kind (int, float,
+categorical or fixed) and may carry a :class:`Condition` on an earlier parameter, so that e.g.
+the filters of conv block 3 exist only when there are at least 3 blocks. Engines never see the
+specs directly: an adapter hands :meth:`SearchSpace.sample` one ``suggest`` function that asks
+its library for one value, and the space walks its parameters in order, skipping inactive ones.
+The result is a dict of plain Python values, identical for every engine given the same choices.
+
+This module imports no ML framework.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Mapping, Union
+
+import yaml
+
+__all__ = [
+    "Categorical",
+    "Condition",
+    "Fixed",
+    "Float",
+    "Int",
+    "Param",
+    "SearchSpace",
+    "SpaceError",
+    "default_space",
+]
+
+Value = Union[int, float, str, bool]
+
+
+class SpaceError(ValueError):
+    """An invalid space definition; the message is one sentence naming the parameter."""
+
+
+@dataclass(frozen=True)
+class Condition:
+    """The parameter exists only when ``parent`` takes one of ``values`` or lies in [min, max].
+
+    Args:
+        parent: name of an earlier int or categorical parameter.
+        values: allowed values of the parent, or None.
+        min: the parent's smallest allowed value (ints), or None.
+        max: the parent's largest allowed value (ints), or None.
+    """
+
+    parent: str
+    values: tuple[Value, ...] | None = None
+    min: float | None = None
+    max: float | None = None
+
+    def holds(self, parent_value: Any) -> bool:
+        """Returns whether the condition is met by the parent's value."""
+        if parent_value is None:
+            return False
+        if self.values is not None and parent_value not in self.values:
+            return False
+        if self.min is not None and parent_value < self.min:
+            return False
+        if self.max is not None and parent_value > self.max:
+            return False
+        return True
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"parent": self.parent}
+        for key in ("values", "min", "max"):
+            val = getattr(self, key)
+            if val is not None:
+                out[key] = list(val) if key == "values" else val
+        return out
+
+
+@dataclass(frozen=True)
+class _Base:
+    name: str
+    condition: Condition | None = field(default=None, kw_only=True)
+
+    kind = "base"
+
+    def validate(self) -> None:
+        """Raises SpaceError when the spec is inconsistent."""
+
+    def contains(self, value: Any) -> bool:
+        """Returns whether ``value`` is a legal value of this parameter."""
+        raise NotImplementedError
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": self.kind}
+        for key, val in self.__dict__.items():
+            if key in ("name", "condition") or val is None or val is False:
+                continue
+            out[key] = list(val) if isinstance(val, tuple) else val
+        if self.condition is not None:
+            out["when"] = self.condition.to_dict()
+        return out
+
+
+@dataclass(frozen=True)
+class Int(_Base):
+    """An integer in [low, high], optionally on a log scale or with a step."""
+
+    low: int = 0
+    high: int = 0
+    step: int = 1
+    log: bool = False
+
+    kind = "int"
+
+    def validate(self) -> None:
+        for key in ("low", "high", "step"):
+            if isinstance(getattr(self, key), bool) or not isinstance(getattr(self, key), int):
+                raise SpaceError(f"parameter '{self.name}': {key} must be an integer.")
+        _check_range(self.name, self.low, self.high, self.log)
+        if self.step < 1:
+            raise SpaceError(f"parameter '{self.name}': step must be at least 1.")
+        if self.log and self.step != 1:
+            raise SpaceError(f"parameter '{self.name}': log scale cannot be used with a step.")
+
+    def contains(self, value: Any) -> bool:
+        return (
+            isinstance(value, int)
+            and not isinstance(value, bool)
+            and self.low <= value <= self.high
+            and (value - self.low) % self.step == 0
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        if out.get("step") == 1:
+            del out["step"]
+        return out
+
+
+@dataclass(frozen=True)
+class Float(_Base):
+    """A float in [low, high], optionally on a log scale or with a step."""
+
+    low: float = 0.0
+    high: float = 0.0
+    step: float | None = None
+    log: bool = False
+
+    kind = "float"
+
+    def validate(self) -> None:
+        for key in ("low", "high"):
+            if isinstance(getattr(self, key), bool) or not isinstance(
+                getattr(self, key), (int, float)
+            ):
+                raise SpaceError(f"parameter '{self.name}': {key} must be a number.")
+        _check_range(self.name, self.low, self.high, self.log)
+        if self.step is not None:
+            if self.step <= 0:
+                raise SpaceError(f"parameter '{self.name}': step must be positive.")
+            if self.log:
+                raise SpaceError(f"parameter '{self.name}': log scale cannot be used with a step.")
+
+    def contains(self, value: Any) -> bool:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        eps = 1e-9 * max(1.0, abs(self.high))
+        return self.low - eps <= value <= self.high + eps
+
+
+@dataclass(frozen=True)
+class Categorical(_Base):
+    """One of a fixed list of choices (str, int, float or bool)."""
+
+    choices: tuple[Value, ...] = ()
+
+    kind = "categorical"
+
+    def validate(self) -> None:
+        if not self.choices:
+            raise SpaceError(f"parameter '{self.name}': choices must not be empty.")
+        for choice in self.choices:
+            if not isinstance(choice, (str, int, float, bool)):
+                raise SpaceError(
+                    f"parameter '{self.name}': choice {choice!r} must be a string, number or "
+                    "boolean."
+                )
+        if len(set(map(repr, self.choices))) != len(self.choices):
+            raise SpaceError(f"parameter '{self.name}': choices must not repeat.")
+        kinds = {type(c) for c in self.choices}
+        if len(kinds) > 1 and not kinds <= {int, float}:
+            raise SpaceError(f"parameter '{self.name}': choices must all be of one type.")
+
+    def contains(self, value: Any) -> bool:
+        return any(type(value) is type(c) and value == c for c in self.choices) or (
+            not isinstance(value, bool) and value in self.choices
+        )
+
+
+@dataclass(frozen=True)
+class Fixed(_Base):
+    """A parameter pinned to one value: recorded in every config, never sampled."""
+
+    value: Value = 0
+
+    kind = "fixed"
+
+    def validate(self) -> None:
+        if not isinstance(self.value, (str, int, float, bool)):
+            raise SpaceError(
+                f"parameter '{self.name}': a fixed value must be a string, number or boolean."
+            )
+
+    def contains(self, value: Any) -> bool:
+        return value == self.value
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": "fixed", "value": self.value}
+        if self.condition is not None:
+            out["when"] = self.condition.to_dict()
+        return out
+
+
+Param = Union[Int, Float, Categorical, Fixed]
+_KINDS: dict[str, type] = {"int": Int, "float": Float, "categorical": Categorical, "fixed": Fixed}
+
+
+def _check_range(name: str, low: float, high: float, log: bool) -> None:
+    if low > high:
+        raise SpaceError(f"parameter '{name}': low ({low}) is greater than high ({high}).")
+    if log and low <= 0:
+        raise SpaceError(f"parameter '{name}': a log scale needs low > 0, got {low}.")
+
+
+class SearchSpace:
+    """An ordered, frozen, validated collection of parameter specs.
+
+    Args:
+        params: the parameter specs, in sampling order; a condition may only refer to an
+            earlier int, categorical or fixed parameter.
+
+    Raises:
+        SpaceError: a name is used twice, a spec is inconsistent or a condition is unsound.
+    """
+
+    def __init__(self, params: tuple[Param, ...] | list[Param]) -> None:
+        self._params: tuple[Param, ...] = tuple(params)
+        seen: dict[str, Param] = {}
+        for param in self._params:
+            if not isinstance(param.name, str) or not param.name:
+                raise SpaceError("every parameter needs a non-empty name.")
+            if param.name in seen:
+                raise SpaceError(f"parameter '{param.name}' is defined twice.")
+            param.validate()
+            cond = param.condition
+            if cond is not None:
+                if cond.parent not in seen:
+                    raise SpaceError(
+                        f"parameter '{param.name}': its condition refers to unknown parameter "
+                        f"'{cond.parent}' (it must be defined earlier)."
+                    )
+                if isinstance(seen[cond.parent], Float):
+                    raise SpaceError(
+                        f"parameter '{param.name}': its condition must be on an int or "
+                        f"categorical parameter, not the float '{cond.parent}'."
+                    )
+                if cond.values is None and cond.min is None and cond.max is None:
+                    raise SpaceError(
+                        f"parameter '{param.name}': its condition needs values, min or max."
+                    )
+            seen[param.name] = param
+        self._by_name = seen
+
+    # -- access --------------------------------------------------------------------------
+    @property
+    def params(self) -> tuple[Param, ...]:
+        """The parameter specs in sampling order."""
+        return self._params
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self._params)
+
+    def __getitem__(self, name: str) -> Param:
+        return self._by_name[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._by_name
+
+    def __len__(self) -> int:
+        return len(self._params)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SearchSpace) and self._params == other._params
+
+    def __repr__(self) -> str:
+        return f"SearchSpace({', '.join(self.names)})"
+
+    # -- sampling ------------------------------------------------------------------------
+    def active(self, param: Param, values: Mapping[str, Any]) -> bool:
+        """Returns whether ``param`` exists given the values chosen so far."""
+        cond = param.condition
+        if cond is None:
+            return True
+        parent = self._by_name[cond.parent]
+        return self.active(parent, values) and cond.holds(values.get(cond.parent))
+
+    def sample(self, suggest: Callable[[Param, Mapping[str, Any]], Any]) -> dict[str, Value]:
+        """Walks the parameters in order and asks ``suggest`` for each active one.
+
+        Args:
+            suggest: called as ``suggest(param, values_so_far)``; returns the chosen value.
+                Fixed parameters are not passed to it.
+
+        Returns:
+            The config: a dict from name to plain Python value, active parameters only.
+        """
+        values: dict[str, Value] = {}
+        for param in self._params:
+            if not self.active(param, values):
+                continue
+            if isinstance(param, Fixed):
+                values[param.name] = param.value
+            else:
+                values[param.name] = _plain(param, suggest(param, values))
+        return values
+
+    def check_config(self, config: Mapping[str, Any]) -> None:
+        """Raises SpaceError unless ``config`` holds exactly the active parameters, in range."""
+        active = self.sample(lambda p, _v: config.get(p.name))
+        for name in active:
+            if name not in config:
+                raise SpaceError(f"config is missing parameter '{name}'.")
+            if not self[name].contains(config[name]):
+                raise SpaceError(f"config value {config[name]!r} of '{name}' is out of range.")
+        extra = set(config) - set(active)
+        if extra:
+            raise SpaceError(f"config has parameters that are not active: {sorted(extra)}.")
+
+    def defaults(self) -> dict[str, Value]:
+        """A config from each parameter's midpoint (log midpoint on log scales; first choice)."""
+        return self.sample(lambda p, _v: _midpoint(p))
+
+    # -- editing -------------------------------------------------------------------------
+    def override(self, overrides: Mapping[str, Any]) -> SearchSpace:
+        """Returns a new space with parameters narrowed, fixed, replaced or added.
+
+        Args:
+            overrides: name -> a scalar (fix the parameter to it), a dict of fields to change
+                (``low``, ``high``, ``choices``, ``log``, ``step``, ``when``), a dict with
+                ``type`` (replace the parameter, or append it when the name is new), or
+                None (remove the parameter and those conditional on it).
+
+        Raises:
+            SpaceError: an override names no parameter and has no ``type``, or the result is
+                invalid.
+        """
+        params = list(self._params)
+        index = {p.name: i for i, p in enumerate(params)}
+        removed: set[str] = set()
+        for name, spec in overrides.items():
+            if spec is None:
+                removed.add(name)
+                continue
+            if isinstance(spec, Mapping) and "type" in spec:
+                new = param_from_dict(name, spec)
+            elif name not in index:
+                raise SpaceError(
+                    f"override names unknown parameter '{name}'; give it a 'type' to add it."
+                )
+            elif isinstance(spec, Mapping):
+                new = _narrow(params[index[name]], spec)
+            else:
+                new = Fixed(name, value=spec, condition=params[index[name]].condition)
+            if name in index:
+                params[index[name]] = new
+            else:
+                index[name] = len(params)
+                params.append(new)
+        if removed:
+            unknown = removed - set(index)
+            if unknown:
+                raise SpaceError(f"override removes unknown parameter '{sorted(unknown)[0]}'.")
+            changed = True
+            while changed:
+                changed = False
+                for p in params:
+                    if p.condition and p.condition.parent in removed and p.name not in removed:
+                        removed.add(p.name)
+                        changed = True
+            params = [p for p in params if p.name not in removed]
+        return SearchSpace(params)
+
+    # -- (de)serialisation ---------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """A plain dict (name -> spec), in order, that :meth:`from_dict` reads back."""
+        return {"base": "none", "params": {p.name: p.to_dict() for p in self._params}}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SearchSpace:
+        """Reads a space: ``{"base": "default", "params": {name: override}}`` edits the default
+        space (``base`` may be left out); ``{"base": "none", "params": {name: spec}}`` defines
+        a space from scratch.
+
+        Raises:
+            SpaceError: the data is not a valid space.
+        """
+        if not isinstance(data, Mapping):
+            raise SpaceError("a search space must be a mapping with a 'params' key.")
+        unknown = set(data) - {"base", "params"}
+        if unknown:
+            raise SpaceError(
+                f"unknown key '{sorted(unknown)[0]}' in the search space; use 'base' and 'params'."
+            )
+        params = data.get("params") or {}
+        if not isinstance(params, Mapping):
+            raise SpaceError("the space's 'params' must be a mapping from name to spec.")
+        base = data.get("base", "default")
+        if base in (None, "none"):
+            return cls([param_from_dict(name, spec) for name, spec in params.items()])
+        if base != "default":
+            raise SpaceError(f"unknown base space '{base}'; use 'default' or 'none'.")
+        return default_space().override(params)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    def save(self, path: str | Path) -> None:
+        """Writes the space as YAML (``.yaml``/``.yml``) or JSON (anything else)."""
+        path = Path(path)
+        if path.suffix in (".yaml", ".yml"):
+            path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+        else:
+            path.write_text(self.to_json())
+
+    @classmethod
+    def load(cls, path: str | Path) -> SearchSpace:
+        """Reads a space from a YAML or JSON file.
+
+        Raises:
+            SpaceError: the file is missing, unparsable or not a valid space.
+        """
+        return cls.from_dict(load_mapping(path))
+
+
+def load_mapping(path: str | Path) -> dict[str, Any]:
+    """Reads a YAML or JSON file that must hold a mapping.
+
+    Raises:
+        SpaceError: the file is missing, unparsable, or not a mapping.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise SpaceError(f"cannot read '{path}': {exc.strerror or exc}.") from None
+    try:
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (yaml.YAMLError, json.JSONDecodeError) as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" at line {where.line + 1}" if where is not None else ""
+        raise SpaceError(f"'{path}' is not valid YAML/JSON{line}; fix its syntax.") from None
+    if not isinstance(data, dict):
+        raise SpaceError(f"'{path}' must hold a mapping of keys to values.")
+    return data
+
+
+def param_from_dict(name: str, spec: Mapping[str, Any]) -> Param:
+    """Builds one parameter spec from its dict form (``type`` plus its fields, ``when``).
+
+    Raises:
+        SpaceError: unknown type or fields.
+    """
+    if not isinstance(spec, Mapping):
+        raise SpaceError(f"parameter '{name}': its spec must be a mapping with a 'type'.")
+    spec = dict(spec)
+    kind = spec.pop("type", None)
+    if kind not in _KINDS:
+        raise SpaceError(
+            f"parameter '{name}': unknown type {kind!r}; use one of {', '.join(_KINDS)}."
+        )
+    when = spec.pop("when", None)
+    cls = _KINDS[kind]
+    allowed = {f for f in cls.__dataclass_fields__ if f not in ("name", "condition")}
+    unknown = set(spec) - allowed
+    if unknown:
+        raise SpaceError(
+            f"parameter '{name}': unknown field '{sorted(unknown)[0]}' for type {kind}; "
+            f"allowed: {', '.join(sorted(allowed))}."
+        )
+    if "choices" in spec:
+        if not isinstance(spec["choices"], (list, tuple)):
+            raise SpaceError(f"parameter '{name}': choices must be a list.")
+        spec["choices"] = tuple(spec["choices"])
+    if kind in ("int", "float") and ("low" not in spec or "high" not in spec):
+        raise SpaceError(f"parameter '{name}': an {kind} needs both low and high.")
+    if kind == "fixed" and "value" not in spec:
+        raise SpaceError(f"parameter '{name}': a fixed parameter needs a value.")
+    if kind == "float":
+        spec = {k: (float(v) if k in ("low", "high", "step") and _is_num(v) else v)
+                for k, v in spec.items()}
+    param = cls(name, condition=_condition_from(name, when), **spec)
+    param.validate()
+    return param
+
+
+def _is_num(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _condition_from(name: str, when: Any) -> Condition | None:
+    if when is None:
+        return None
+    if not isinstance(when, Mapping) or "parent" not in when:
+        raise SpaceError(f"parameter '{name}': 'when' must be a mapping with a 'parent'.")
+    unknown = set(when) - {"parent", "values", "min", "max"}
+    if unknown:
+        raise SpaceError(
+            f"parameter '{name}': unknown key '{sorted(unknown)[0]}' in 'when'; "
+            "use parent, values, min, max."
+        )
+    values = when.get("values")
+    if values is not None and not isinstance(values, (list, tuple)):
+        values = [values]
+    return Condition(
+        str(when["parent"]),
+        tuple(values) if values is not None else None,
+        when.get("min"),
+        when.get("max"),
+    )
+
+
+def _narrow(param: Param, spec: Mapping[str, Any]) -> Param:
+    spec = dict(spec)
+    if "when" in spec:
+        spec["condition"] = _condition_from(param.name, spec.pop("when"))
+    if "choices" in spec and isinstance(spec["choices"], list):
+        spec["choices"] = tuple(spec["choices"])
+    allowed = set(param.__dataclass_fields__) - {"name"}
+    unknown = set(spec) - allowed
+    if unknown:
+        raise SpaceError(
+            f"parameter '{param.name}': cannot override '{sorted(unknown)[0]}' of a "
+            f"{param.kind} parameter; allowed: {', '.join(sorted(allowed - {'condition'}))}."
+        )
+    new = replace(param, **spec)
+    new.validate()
+    return new
+
+
+def _plain(param: Param, value: Any) -> Value:
+    """Turns a library's value (numpy scalars included) into a plain Python value."""
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(param, Int):
+        return int(value)
+    if isinstance(param, Float):
+        return float(value)
+    for choice in getattr(param, "choices", ()):
+        if value == choice and type(value) is type(choice):
+            return choice
+    for choice in getattr(param, "choices", ()):
+        if value == choice:
+            return choice
+    return value
+
+
+def _midpoint(param: Param) -> Value:
+    if isinstance(param, Categorical):
+        return param.choices[0]
+    if param.log:
+        mid = math.exp((math.log(param.low) + math.log(param.high)) / 2)
+    else:
+        mid = (param.low + param.high) / 2
+    if isinstance(param, Int):
+        mid = param.low + round((mid - param.low) / param.step) * param.step
+        return int(min(max(mid, param.low), param.high))
+    if param.step:
+        mid = param.low + round((mid - param.low) / param.step) * param.step
+    return float(mid)
+
+
+MAX_CONV_BLOCKS = 4
+MAX_FC_LAYERS = 3
+
+
+def default_space() -> SearchSpace:
+    """The default CNN space of the product (see README: "The search space").
+
+    Returns:
+        conv blocks 1-4 with per-block filters (16-512, log) and dropout (0-0.5); convs per
+        block 1-3; kernel 3/5; padding; batch norm; pooling; FC layers 0-3 with per-layer
+        widths (64-4096, log) and dropout (0-0.6); activation; optimizer; learning rate;
+        batch size; label smoothing; flip and crop augmentation.
+    """
+    params: list[Param] = [Int("conv_blocks", low=1, high=MAX_CONV_BLOCKS)]
+    for k in range(1, MAX_CONV_BLOCKS + 1):
+        when = Condition("conv_blocks", min=k) if k > 1 else None
+        params.append(Int(f"filters_{k}", low=16, high=512, log=True, condition=when))
+        params.append(Float(f"block_dropout_{k}", low=0.0, high=0.5, condition=when))
+    params += [
+        Int("convs_per_block", low=1, high=3),
+        Categorical("kernel_size", choices=(3, 5)),
+        Categorical("padding", choices=("same", "valid_last")),
+        Categorical("batch_norm", choices=(False, True)),
+        Categorical("pooling", choices=("max", "avg")),
+        Int("fc_layers", low=0, high=MAX_FC_LAYERS),
+    ]
+    for k in range(1, MAX_FC_LAYERS + 1):
+        when = Condition("fc_layers", min=k)
+        params.append(Int(f"fc_units_{k}", low=64, high=4096, log=True, condition=when))
+        params.append(Float(f"fc_dropout_{k}", low=0.0, high=0.6, condition=when))
+    params += [
+        Categorical("activation", choices=("relu", "swish", "elu", "gelu", "leaky_relu")),
+        Categorical("optimizer", choices=("adamax", "adam", "adamw", "sgd", "rmsprop")),
+        Float("learning_rate", low=1e-4, high=1e-1, log=True),
+        Categorical("batch_size", choices=(32, 64, 128, 256)),
+        Float("label_smoothing", low=0.0, high=0.2),
+        Categorical("augment_flip", choices=(True, False)),
+        Categorical("augment_crop", choices=(False, True)),
+    ]
+    return SearchSpace(params)
+
+
+#: The report's network ("MaxNet") as one config of the default space.
+MAXNET_CONFIG: dict[str, Value] = {
+    "conv_blocks": 3,
+    "filters_1": 64,
+    "block_dropout_1": 0.25,
+    "filters_2": 256,
+    "block_dropout_2": 0.24,
+    "filters_3": 128,
+    "block_dropout_3": 0.25,
+    "convs_per_block": 2,
+    "kernel_size": 3,
+    "padding": "valid_last",
+    "batch_norm": False,
+    "pooling": "max",
+    "fc_layers": 2,
+    "fc_units_1": 256,
+    "fc_dropout_1": 0.35,
+    "fc_units_2": 512,
+    "fc_dropout_2": 0.24,
+    "activation": "relu",
+    "optimizer": "adamax",
+    "learning_rate": 0.002,
+    "batch_size": 128,
+    "label_smoothing": 0.0,
+    "augment_flip": True,
+    "augment_crop": False,
+}

@@ -1,0 +1,217 @@
+"""Train one config under a time budget, reporting validation accuracy after every epoch."""
+
+from __future__ import annotations
+
+import gc
+import os
+import resource
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+__all__ = ["TrialResult", "current_rss_mb", "train_config"]
+
+#: Called after each epoch with (epoch index from 0, validation accuracy); returns True to
+#: prune (stop) the trial.
+EpochReport = Callable[[int, float], bool]
+
+
+@dataclass
+class TrialResult:
+    """What one training run produced.
+
+    Attributes:
+        value: validation accuracy after the last epoch that ran (None when none ran).
+        val_accuracy: validation accuracy per epoch, in order.
+        history: every Keras metric per epoch (loss, accuracy, val_loss, val_accuracy).
+        epochs_completed: full epochs trained.
+        stopped_by: None when all epochs ran, else ``"pruned"``, ``"trial_budget"`` or
+            ``"search_budget"``; a budget stop cuts the epoch in flight, whose validation
+            accuracy is still measured and reported.
+        train_seconds: seconds inside training steps (validation excluded).
+        images_per_second: training images processed per training second.
+        eval_seconds: seconds spent on validation.
+        peak_rss_mb: the process's peak resident memory while this trial ran.
+        model: the trained ``keras.Model`` (or None after :meth:`release`).
+    """
+
+    value: float | None
+    val_accuracy: list[float]
+    history: dict[str, list[float]]
+    epochs_completed: int
+    stopped_by: str | None
+    train_seconds: float
+    images_per_second: float
+    eval_seconds: float
+    peak_rss_mb: float
+    model: Any = field(default=None, repr=False)
+
+    def attrs(self) -> dict[str, Any]:
+        """The user attributes every engine records for a trial."""
+        return {
+            "train_seconds": round(self.train_seconds, 3),
+            "images_per_second": round(self.images_per_second, 1),
+            "eval_seconds": round(self.eval_seconds, 3),
+            "peak_rss_mb": round(self.peak_rss_mb, 1),
+            "epochs_completed": self.epochs_completed,
+            "stopped_by": self.stopped_by,
+            "history": {k: [round(float(v), 5) for v in vs] for k, vs in self.history.items()},
+        }
+
+    def release(self) -> None:
+        """Drops the model and clears the Keras session so memory stays flat across trials."""
+        import keras
+
+        self.model = None
+        keras.backend.clear_session()
+        gc.collect()
+
+
+def current_rss_mb() -> float:
+    """The process's resident memory now, in MiB (Linux /proc; ru_maxrss elsewhere)."""
+    try:
+        with open("/proc/self/statm") as f:
+            pages = int(f.read().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _budget_callback(deadlines: list[tuple[float, str]], report: EpochReport | None,
+                     n_train: int, batch_size: int):
+    import keras
+
+    class Budget(keras.callbacks.Callback):
+        """Stops between batches at the earliest deadline; prunes after epochs; measures."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.stopped_by: str | None = None
+            self.train_seconds = 0.0
+            self.eval_seconds = 0.0
+            self.images = 0
+            self.peak_rss = current_rss_mb()
+            self.val_accuracy: list[float] = []
+            self._steps = 0
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._t0 = time.perf_counter()
+            self._steps = 0
+
+        def on_train_batch_end(self, batch, logs=None):
+            self._steps += 1
+            if self._steps % 20 == 0:
+                self.peak_rss = max(self.peak_rss, current_rss_mb())
+            now = time.monotonic()
+            for deadline, reason in deadlines:
+                if now >= deadline:
+                    self.stopped_by = reason
+                    self.model.stop_training = True
+                    break
+
+        def on_test_begin(self, logs=None):
+            # Validation of an epoch starts: training time of that epoch ends here.
+            self.train_seconds += time.perf_counter() - self._t0
+            self.images += min(self._steps * batch_size, n_train)
+            self._t_eval = time.perf_counter()
+
+        def on_test_end(self, logs=None):
+            self.eval_seconds += time.perf_counter() - self._t_eval
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.peak_rss = max(self.peak_rss, current_rss_mb())
+            acc = float((logs or {}).get("val_accuracy", float("nan")))
+            self.val_accuracy.append(acc)
+            if report is not None and report(epoch, acc) and self.stopped_by is None:
+                self.stopped_by = "pruned"
+                self.model.stop_training = True
+
+    return Budget()
+
+
+def train_config(
+    config: Mapping[str, Any],
+    splits,
+    *,
+    epochs: int,
+    trial_deadline: float | None = None,
+    search_deadline: float | None = None,
+    report: EpochReport | None = None,
+    seed: int = 0,
+    verbose: int = 0,
+) -> TrialResult:
+    """Builds, compiles and trains one config; validates after every epoch.
+
+    Args:
+        config: plain values of the space's parameters.
+        splits: a :class:`search.data.Splits` (uint8 images, int labels).
+        epochs: maximum epochs.
+        trial_deadline: ``time.monotonic()`` value at which this trial must stop.
+        search_deadline: ``time.monotonic()`` value at which the whole search must stop.
+        report: called after each epoch with the validation accuracy; True prunes.
+        seed: seeds Keras and the input pipeline.
+        verbose: Keras ``fit`` verbosity.
+
+    Returns:
+        A :class:`TrialResult` holding the trained model.
+
+    Raises:
+        search.models.InvalidConfig: the config cannot be built.
+    """
+    import keras
+    import tensorflow as tf
+
+    from search.data import make_tf_dataset
+    from search.models import build_model, compile_model
+
+    keras.utils.set_random_seed(seed)
+    num_classes = splits.num_classes
+    batch_size = int(config["batch_size"])
+
+    def one_hot(x, y):
+        return x, tf.one_hot(y, num_classes)
+
+    train_ds = make_tf_dataset(
+        splits.x_train, splits.y_train, batch_size, training=True,
+        augment_flip=bool(config.get("augment_flip")), augment_crop=bool(config.get("augment_crop")),
+        seed=seed,
+    ).map(one_hot)
+    val_ds = make_tf_dataset(splits.x_val, splits.y_val, 256, training=False).map(one_hot)
+
+    model = build_model(config, splits.input_shape, num_classes)
+    compile_model(model, config)
+    deadlines = [(d, r) for d, r in ((search_deadline, "search_budget"),
+                                     (trial_deadline, "trial_budget")) if d is not None]
+    deadlines.sort()
+    budget = _budget_callback(deadlines, report, len(splits.x_train), batch_size)
+    if deadlines and time.monotonic() >= deadlines[0][0]:
+        budget.stopped_by = deadlines[0][1]
+        hist: dict[str, list[float]] = {}
+    else:
+        hist = model.fit(train_ds, validation_data=val_ds, epochs=epochs, verbose=verbose,
+                         callbacks=[budget]).history
+    epochs_run = len(budget.val_accuracy)
+    partial = budget.stopped_by in ("trial_budget", "search_budget")
+    return TrialResult(
+        value=budget.val_accuracy[-1] if epochs_run else None,
+        val_accuracy=budget.val_accuracy,
+        history={k: [float(v) for v in vs] for k, vs in hist.items()},
+        epochs_completed=epochs_run - 1 if partial and epochs_run else epochs_run,
+        stopped_by=budget.stopped_by,
+        train_seconds=budget.train_seconds,
+        images_per_second=budget.images / budget.train_seconds if budget.train_seconds else 0.0,
+        eval_seconds=budget.eval_seconds,
+        peak_rss_mb=budget.peak_rss,
+        model=model,
+    )
+
+
+def evaluate(model, x, y, num_classes: int) -> float:
+    """Accuracy of ``model`` on uint8 images ``x`` with integer labels ``y``."""
+    import numpy as np
+
+    from search.data import make_tf_dataset
+
+    probs = model.predict(make_tf_dataset(x, y, 256, training=False).map(lambda a, b: a),
+                          verbose=0)
+    return float(np.mean(np.argmax(probs, axis=1) == np.asarray(y)))

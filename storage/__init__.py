@@ -1,0 +1,32 @@
+"""The one database: URLs, engine tuning, hpo32's own tables, queries and artifacts.
+
+Optuna's RDB schema is the system of record for trials; the ``hpo32_*`` tables beside it hold
+study specs, budgets, sessions and test results.
+"""
+
+from __future__ import annotations
+
+from storage.db import (
+    DEFAULT_URL,
+    StorageError,
+    artifact_root,
+    make_engine,
+    optuna_storage,
+    resolve_url,
+    sqlite_path,
+)
+from storage.records import Records, Session, StudySummary, consumed_seconds
+
+__all__ = [
+    "DEFAULT_URL",
+    "Records",
+    "Session",
+    "StorageError",
+    "StudySummary",
+    "artifact_root",
+    "consumed_seconds",
+    "make_engine",
+    "optuna_storage",
+    "resolve_url",
+    "sqlite_path",
+]

@@ -1,0 +1,337 @@
+"""hpo32's own tables (``hpo32_*``) and the aggregate queries over Optuna's schema.
+
+Optuna's tables are the system of record for trials. hpo32 adds what Optuna does not keep:
+the study spec, the search budget and the sessions that consumed it (host, pid, start, last
+sign of life, end, why it ended), and the test accuracy of the best trial. Summaries for
+``hpo32 list``/``show`` and the dashboards are SQL aggregates, never a load of every trial.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+__all__ = ["Records", "Session", "StudySummary", "consumed_seconds"]
+
+metadata = sa.MetaData()
+
+studies_table = sa.Table(
+    "hpo32_studies",
+    metadata,
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("engine", sa.String(64), nullable=False),
+    sa.Column("dataset", sa.String(512), nullable=False),
+    sa.Column("spec_json", sa.Text, nullable=False),
+    sa.Column("budget_seconds", sa.Float, nullable=True),
+    sa.Column("workdir", sa.String(1024), nullable=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+sessions_table = sa.Table(
+    "hpo32_sessions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("study_name", sa.String(255), nullable=False, index=True),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("last_seen", sa.Float, nullable=False),
+    sa.Column("ended_at", sa.Float, nullable=True),
+    sa.Column("exit_reason", sa.String(64), nullable=True),
+    sa.Column("trials_run", sa.Integer, nullable=False, default=0),
+)
+
+results_table = sa.Table(
+    "hpo32_results",
+    metadata,
+    sa.Column("study_name", sa.String(255), primary_key=True),
+    sa.Column("trial_number", sa.Integer, nullable=False),
+    sa.Column("val_accuracy", sa.Float, nullable=True),
+    sa.Column("test_accuracy", sa.Float, nullable=True),
+    sa.Column("model_path", sa.String(1024), nullable=True),
+    sa.Column("evaluated_at", sa.Float, nullable=False),
+)
+
+#: Seconds without a sign of life after which an unfinished session counts as dead.
+SESSION_STALE_S = 120.0
+
+
+@dataclass
+class Session:
+    """One process's stretch of work on a study."""
+
+    id: int
+    study_name: str
+    host: str
+    pid: int
+    started_at: float
+    last_seen: float
+    ended_at: float | None
+    exit_reason: str | None
+    trials_run: int
+
+
+@dataclass
+class StudySummary:
+    """One line of ``hpo32 list``."""
+
+    name: str
+    dataset: str | None
+    engine: str | None
+    states: dict[str, int]
+    best_value: float | None
+    budget_seconds: float | None
+    used_seconds: float
+    last_activity: float | None
+    running: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def consumed_seconds(intervals: list[tuple[float, float]]) -> float:
+    """Wall-clock seconds covered by the union of ``(start, end)`` intervals.
+
+    Concurrent workers of one study overlap; the search budget is wall-clock for the study,
+    so overlapping stretches count once.
+    """
+    total = 0.0
+    cur_start: float | None = None
+    cur_end = 0.0
+    for start, end in sorted(intervals):
+        if end <= start:
+            continue
+        if cur_start is None or start > cur_end:
+            if cur_start is not None:
+                total += cur_end - cur_start
+            cur_start, cur_end = start, end
+        else:
+            cur_end = max(cur_end, end)
+    if cur_start is not None:
+        total += cur_end - cur_start
+    return total
+
+
+class Records:
+    """hpo32's tables over one SQLAlchemy engine (the same database as Optuna's).
+
+    Args:
+        engine: from :func:`storage.db.make_engine`.
+        create: create the ``hpo32_*`` tables when missing (writers do; read-only users not).
+    """
+
+    def __init__(self, engine, create: bool = True) -> None:
+        self.engine = engine
+        if create:
+            metadata.create_all(engine)
+
+    # -- studies -------------------------------------------------------------------------
+    def add_study(self, name: str, engine_name: str, dataset: str, spec: dict[str, Any],
+                  budget_seconds: float | None, workdir: str | None = None) -> None:
+        with self.engine.begin() as con:
+            con.execute(studies_table.insert().values(
+                name=name, engine=engine_name, dataset=dataset, spec_json=json.dumps(spec),
+                budget_seconds=budget_seconds, workdir=workdir, created_at=time.time()))
+
+    def study(self, name: str) -> dict[str, Any] | None:
+        """The stored row of a study (spec decoded), or None."""
+        with self.engine.connect() as con:
+            row = con.execute(sa.select(studies_table).where(studies_table.c.name == name)).first()
+        if row is None:
+            return None
+        out = dict(row._mapping)
+        out["spec"] = json.loads(out.pop("spec_json"))
+        return out
+
+    def set_budget(self, name: str, budget_seconds: float | None) -> None:
+        with self.engine.begin() as con:
+            con.execute(studies_table.update().where(studies_table.c.name == name)
+                        .values(budget_seconds=budget_seconds))
+
+    def set_workdir(self, name: str, workdir: str) -> None:
+        with self.engine.begin() as con:
+            con.execute(studies_table.update().where(studies_table.c.name == name)
+                        .values(workdir=workdir))
+
+    # -- sessions ------------------------------------------------------------------------
+    def begin_session(self, study_name: str) -> int:
+        now = time.time()
+        with self.engine.begin() as con:
+            res = con.execute(sessions_table.insert().values(
+                study_name=study_name, host=socket.gethostname(), pid=os.getpid(),
+                started_at=now, last_seen=now, trials_run=0))
+            return int(res.inserted_primary_key[0])
+
+    def touch_session(self, session_id: int, trials_run: int | None = None) -> None:
+        values: dict[str, Any] = {"last_seen": time.time()}
+        if trials_run is not None:
+            values["trials_run"] = trials_run
+        with self.engine.begin() as con:
+            con.execute(sessions_table.update().where(sessions_table.c.id == session_id)
+                        .values(**values))
+
+    def end_session(self, session_id: int, reason: str, trials_run: int) -> None:
+        now = time.time()
+        with self.engine.begin() as con:
+            con.execute(sessions_table.update().where(sessions_table.c.id == session_id)
+                        .values(ended_at=now, last_seen=now, exit_reason=reason,
+                                trials_run=trials_run))
+
+    def sessions(self, study_name: str) -> list[Session]:
+        with self.engine.connect() as con:
+            rows = con.execute(sa.select(sessions_table)
+                               .where(sessions_table.c.study_name == study_name)
+                               .order_by(sessions_table.c.id)).all()
+        return [Session(**row._mapping) for row in rows]
+
+    def used_seconds(self, study_name: str, now: float | None = None) -> float:
+        """Search budget consumed: the union of all sessions' stretches, up to ``now``.
+
+        A session still running counts up to ``now``; one that stopped without ending (a
+        killed process) counts up to its last sign of life.
+        """
+        now = time.time() if now is None else now
+        intervals = []
+        for s in self.sessions(study_name):
+            if s.ended_at is not None:
+                end = s.ended_at
+            elif now - s.last_seen < SESSION_STALE_S:
+                end = now
+            else:
+                end = s.last_seen
+            intervals.append((s.started_at, end))
+        return consumed_seconds(intervals)
+
+    # -- results -------------------------------------------------------------------------
+    def set_result(self, study_name: str, trial_number: int, val_accuracy: float | None,
+                   test_accuracy: float | None, model_path: str | None) -> None:
+        with self.engine.begin() as con:
+            con.execute(results_table.delete().where(results_table.c.study_name == study_name))
+            con.execute(results_table.insert().values(
+                study_name=study_name, trial_number=trial_number, val_accuracy=val_accuracy,
+                test_accuracy=test_accuracy, model_path=model_path, evaluated_at=time.time()))
+
+    def result(self, study_name: str) -> dict[str, Any] | None:
+        with self.engine.connect() as con:
+            row = con.execute(sa.select(results_table)
+                              .where(results_table.c.study_name == study_name)).first()
+        return dict(row._mapping) if row else None
+
+    # -- queries over Optuna's tables -------------------------------------------------------
+    def _optuna_tables(self) -> dict[str, sa.Table]:
+        meta = sa.MetaData()
+        names = ("studies", "trials", "trial_values", "trial_params", "trial_user_attributes")
+        return {n: sa.Table(n, meta, autoload_with=self.engine) for n in names}
+
+    def best_trial(self, study_name: str) -> dict[str, Any] | None:
+        """The best complete trial (highest value): number, value, duration, config, attrs."""
+        t = self._optuna_tables()
+        trials, values, studies = t["trials"], t["trial_values"], t["studies"]
+        with self.engine.connect() as con:
+            row = con.execute(
+                sa.select(trials.c.trial_id, trials.c.number, values.c.value,
+                          trials.c.datetime_start, trials.c.datetime_complete)
+                .join(values, values.c.trial_id == trials.c.trial_id)
+                .join(studies, studies.c.study_id == trials.c.study_id)
+                .where(studies.c.study_name == study_name, trials.c.state == "COMPLETE",
+                       values.c.objective == 0)
+                .order_by(values.c.value.desc(), trials.c.number).limit(1)).first()
+            if row is None:
+                return None
+            ua = t["trial_user_attributes"]
+            attrs = {k: json.loads(v) for k, v in con.execute(
+                sa.select(ua.c.key, ua.c.value_json).where(ua.c.trial_id == row.trial_id))}
+            tp = t["trial_params"]
+            params = con.execute(sa.select(tp.c.param_name, tp.c.param_value,
+                                           tp.c.distribution_json)
+                                 .where(tp.c.trial_id == row.trial_id)).all()
+        duration = None
+        if row.datetime_start is not None and row.datetime_complete is not None:
+            duration = _timestamp(row.datetime_complete) - _timestamp(row.datetime_start)
+        return {
+            "number": row.number,
+            "value": row.value,
+            "duration_seconds": duration,
+            "config": attrs.pop("config", None) or _decode_params(params),
+            "user_attrs": {k: v for k, v in attrs.items() if k != "history"},
+        }
+
+    # -- summaries over Optuna's tables ----------------------------------------------------
+    def summaries(self, names: list[str] | None = None) -> list[StudySummary]:
+        """One summary per Optuna study (hpo32's or not), from a few aggregate queries."""
+        insp = sa.inspect(self.engine)
+        if not insp.has_table("studies"):
+            return []
+        meta = sa.MetaData()
+        o_studies = sa.Table("studies", meta, autoload_with=self.engine)
+        trials = sa.Table("trials", meta, autoload_with=self.engine)
+        values = sa.Table("trial_values", meta, autoload_with=self.engine)
+        with self.engine.connect() as con:
+            q = sa.select(o_studies.c.study_id, o_studies.c.study_name)
+            if names is not None:
+                q = q.where(o_studies.c.study_name.in_(names))
+            studies = con.execute(q.order_by(o_studies.c.study_id)).all()
+            counts = con.execute(
+                sa.select(trials.c.study_id, trials.c.state, sa.func.count())
+                .group_by(trials.c.study_id, trials.c.state)).all()
+            best = dict(con.execute(
+                sa.select(trials.c.study_id, sa.func.max(values.c.value))
+                .join(values, values.c.trial_id == trials.c.trial_id)
+                .where(trials.c.state == "COMPLETE", values.c.objective == 0)
+                .group_by(trials.c.study_id)).all())
+            last = dict(con.execute(
+                sa.select(trials.c.study_id, sa.func.max(sa.func.coalesce(
+                    trials.c.datetime_complete, trials.c.datetime_start)))
+                .group_by(trials.c.study_id)).all())
+            own = {r.name: r for r in con.execute(sa.select(studies_table)).all()} \
+                if insp.has_table("hpo32_studies") else {}
+        by_study: dict[int, dict[str, int]] = {}
+        for sid, state, n in counts:
+            state_name = state.name if hasattr(state, "name") else str(state)
+            by_study.setdefault(sid, {})[state_name.lower()] = n
+        out = []
+        now = time.time()
+        have_sessions = insp.has_table("hpo32_sessions")
+        for sid, name in studies:
+            row = own.get(name)
+            sessions = self.sessions(name) if have_sessions else []
+            running = any(s.ended_at is None and now - s.last_seen < SESSION_STALE_S
+                          for s in sessions)
+            activity = [s.last_seen for s in sessions]
+            if last.get(sid) is not None:
+                activity.append(_timestamp(last[sid]))
+            out.append(StudySummary(
+                name=name,
+                dataset=row.dataset if row else None,
+                engine=row.engine if row else None,
+                states=by_study.get(sid, {}),
+                best_value=best.get(sid),
+                budget_seconds=row.budget_seconds if row else None,
+                used_seconds=round(self.used_seconds(name, now), 1) if have_sessions else 0.0,
+                last_activity=max(activity) if activity else None,
+                running=running,
+            ))
+        return out
+
+
+def _decode_params(rows) -> dict[str, Any]:
+    """Optuna's stored (internal) param values in their external form."""
+    from optuna.distributions import json_to_distribution
+
+    return {name: json_to_distribution(dist).to_external_repr(value)
+            for name, value, dist in rows}
+
+
+def _timestamp(value: Any) -> float:
+    """Optuna stores naive local datetimes; SQLite hands them back as strings."""
+    import datetime as dt
+
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    return value.timestamp()

@@ -1,0 +1,260 @@
+"""Launch and resume studies: validation first, then data, then the database, then trials.
+
+Everything a user can get wrong is checked before the database is touched, so a bad input
+never leaves a half-made study behind. A session row records who ran, from when to when and
+why it stopped; the search budget is the union of those stretches, so it survives resumes,
+crashes and several workers.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from storage import Records, artifact_root, make_engine, optuna_storage, resolve_url
+from studies.spec import SpecError, StudySpec, check_study_name
+
+__all__ = ["Outcome", "StudyNotFound", "evaluate_best", "resume", "search"]
+
+HEARTBEAT_S = int(os.environ.get("HPO32_HEARTBEAT", "30"))
+
+
+class StudyNotFound(LookupError):
+    """No study of that name in the storage."""
+
+
+@dataclass
+class Outcome:
+    """How a search session ended."""
+
+    study: str
+    reason: str  # "budget", "n_trials", "interrupted", "budget_spent"
+    trials_run: int
+    best_value: float | None
+    test_accuracy: float | None
+
+
+def _load_splits(spec: StudySpec):
+    from search.data import load_dataset, make_splits
+
+    dataset = load_dataset(spec.dataset, data_dir=spec.data_dir, classes=spec.classes)
+    return make_splits(dataset, val_fraction=spec.val_fraction, train_limit=spec.train_limit,
+                       val_limit=spec.val_limit, seed=spec.seed)
+
+
+def study_exists(engine, name: str) -> bool:
+    """Whether Optuna's tables hold a study called ``name`` (read-only check)."""
+    import sqlalchemy as sa
+
+    if not sa.inspect(engine).has_table("studies"):
+        return False
+    with engine.connect() as con:
+        row = con.execute(sa.text("SELECT 1 FROM studies WHERE study_name = :n"),
+                          {"n": name}).first()
+    return row is not None
+
+
+def search(spec: StudySpec, name: str, storage_url: str | None = None,
+           on_event: Callable[[dict[str, Any]], None] | None = None) -> Outcome:
+    """Creates study ``name`` from ``spec`` and runs it until its budget or trial count.
+
+    Raises:
+        SpecError, StorageError, search.data.DataError: bad input; nothing was written.
+        KeyboardInterrupt: after the session and the interrupted trial are recorded.
+    """
+    from search.backends.optuna_engine import make_pruner, make_sampler
+
+    check_study_name(name)
+    space = spec.build_space()
+    if spec.budget is None and spec.n_trials is None:
+        raise SpecError("give a search budget (--budget 30m) or a trial count (--n-trials N).")
+    try:
+        sampler = make_sampler(spec.sampler, spec.seed, space)
+    except ValueError as exc:
+        raise SpecError(str(exc)) from None
+    url = resolve_url(storage_url)
+    engine = make_engine(url)
+    if study_exists(engine, name):
+        raise SpecError(f"study '{name}' already exists; continue it with: hpo32 resume {name}")
+    splits = _load_splits(spec)
+
+    import optuna
+
+    storage = optuna_storage(url, heartbeat_interval=HEARTBEAT_S)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(study_name=name, storage=storage, direction="maximize",
+                                sampler=sampler, pruner=make_pruner(spec.pruner, spec.epochs))
+    study.set_user_attr("dataset", spec.dataset)
+    study.set_user_attr("engine", spec.engine)
+    records = Records(engine)
+    workdir = artifact_root(url) / name
+    records.add_study(name, spec.engine, spec.dataset, spec.to_dict(), spec.budget,
+                      workdir=str(workdir.relative_to(artifact_root(url))))
+    return _run_session(records, study, spec, space, splits, url, on_event)
+
+
+def resume(name: str, storage_url: str | None = None, extra_budget: float | None = None,
+           n_trials: int | None = None, data_dir: str | None = None,
+           trial_budget: float | None = None,
+           on_event: Callable[[dict[str, Any]], None] | None = None) -> Outcome:
+    """Continues study ``name`` with its remaining budget plus ``extra_budget``.
+
+    Completed trials are never rerun; trials left RUNNING by a killed process become FAIL
+    through the heartbeat and their params run again.
+
+    Raises:
+        StudyNotFound: no such study.
+        SpecError, StorageError, search.data.DataError: bad input; nothing was written.
+    """
+    from search.backends.optuna_engine import make_pruner, make_sampler
+
+    url = resolve_url(storage_url)
+    engine = make_engine(url)
+    records = _records_if_present(engine)
+    row = records.study(name) if records else None
+    if row is None:
+        raise StudyNotFound(f"no study named '{name}' in {url}; see hpo32 list.")
+    spec = StudySpec.from_dict(row["spec"], source=f"study '{name}'")
+    budget = row["budget_seconds"]
+    used = records.used_seconds(name)
+    if extra_budget is not None:
+        remaining = max(0.0, budget - used) if budget is not None else 0.0
+        budget = used + remaining + extra_budget
+    spec = spec.with_overrides(data_dir=data_dir, n_trials=n_trials, trial_budget=trial_budget)
+    spec = spec.with_overrides(budget=budget)
+    space = spec.build_space()
+    if spec.budget is not None and spec.budget - used <= 0:
+        return Outcome(name, "budget_spent", 0, None, None)
+    splits = _load_splits(spec)
+
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    session_no = len(records.sessions(name))
+    storage = optuna_storage(url, heartbeat_interval=HEARTBEAT_S)
+    try:
+        sampler = make_sampler(spec.sampler, spec.seed + 1000 * session_no, space)
+    except ValueError as exc:
+        raise SpecError(str(exc)) from None
+    study = optuna.load_study(study_name=name, storage=storage, sampler=sampler,
+                              pruner=make_pruner(spec.pruner, spec.epochs))
+    if budget != row["budget_seconds"]:
+        records.set_budget(name, budget)
+    if spec != StudySpec.from_dict(row["spec"]):
+        _store_spec(records, name, spec)
+    return _run_session(records, study, spec, space, splits, url, on_event)
+
+
+def _store_spec(records: Records, name: str, spec: StudySpec) -> None:
+    import json
+
+    import sqlalchemy as sa
+
+    from storage.records import studies_table
+
+    with records.engine.begin() as con:
+        con.execute(sa.update(studies_table).where(studies_table.c.name == name)
+                    .values(spec_json=json.dumps(spec.to_dict())))
+
+
+def _records_if_present(engine) -> Records | None:
+    import sqlalchemy as sa
+
+    if not sa.inspect(engine).has_table("hpo32_studies"):
+        return None
+    return Records(engine, create=False)
+
+
+@contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM stops a worker like Ctrl-C does: the running trial is recorded, then exit."""
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    try:
+        old = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _run_session(records: Records, study, spec: StudySpec, space, splits, url: str,
+                 on_event) -> Outcome:
+    from search.backends.base import SearchContext
+    from search.backends.optuna_engine import finished_count, run_optuna
+
+    name = study.study_name
+    session = records.begin_session(name)
+    used = records.used_seconds(name) if spec.budget is not None else 0.0
+    deadline = time.monotonic() + (spec.budget - used) if spec.budget is not None else None
+    root = artifact_root(url)
+    ctx = SearchContext(
+        space=space, splits=splits, epochs=spec.epochs,
+        seed=spec.seed + 1000 * (len(records.sessions(name)) - 1),
+        search_deadline=deadline, trial_budget=spec.trial_budget, n_trials=spec.n_trials,
+        artifact_dir=root / name, artifact_root=root, dataset=spec.dataset,
+        on_event=on_event or (lambda e: None),
+    )
+    trials_run = 0
+
+    def trial_done() -> None:
+        nonlocal trials_run
+        trials_run += 1
+        records.touch_session(session, trials_run)
+
+    reason = "error"
+    try:
+        with _sigterm_as_interrupt():
+            reason = run_optuna(study, ctx, on_trial_done=trial_done)
+    except KeyboardInterrupt:
+        reason = "interrupted"
+        raise
+    finally:
+        records.end_session(session, reason, trials_run)
+    test_acc = evaluate_best(records, study, splits, root)
+    best = None
+    if finished_count(study):
+        try:
+            best = study.best_value
+        except ValueError:
+            best = None
+    return Outcome(name, reason, trials_run, best, test_acc)
+
+
+def evaluate_best(records: Records, study, splits, root: Path) -> float | None:
+    """Evaluates the best trial's saved model on the test split, once per best trial.
+
+    Returns:
+        The test accuracy of the study's best trial, or None without a saved best model.
+    """
+    from optuna.trial import TrialState
+
+    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if t.user_attrs.get("model_path")]
+    if not done:
+        return None
+    best = max(done, key=lambda t: t.value)
+    known = records.result(study.study_name)
+    if known and known["trial_number"] == best.number:
+        return known["test_accuracy"]
+    import keras
+
+    from search.training import evaluate
+
+    model = keras.models.load_model(root / best.user_attrs["model_path"])
+    acc = evaluate(model, splits.x_test, splits.y_test, splits.num_classes)
+    records.set_result(study.study_name, best.number, best.value, acc,
+                       best.user_attrs["model_path"])
+    keras.backend.clear_session()
+    return acc
+

@@ -1,0 +1,223 @@
+"""Study specs: what a search runs (dataset, engine, budgets, fidelity, space), from presets,
+spec files and command-line overrides."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+from search.space import SearchSpace, SpaceError, load_mapping
+
+__all__ = [
+    "ENGINES",
+    "PRESET_DIR",
+    "SpecError",
+    "StudySpec",
+    "check_study_name",
+    "format_duration",
+    "list_presets",
+    "load_preset",
+    "parse_duration",
+]
+
+PRESET_DIR = Path(__file__).parent / "presets"
+ENGINES = ("optuna",)
+DATASETS = ("cifar10", "imagenet32")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_DURATION_RE = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?$")
+
+
+class SpecError(ValueError):
+    """An invalid study spec or option; the message is one sentence with the fix."""
+
+
+def parse_duration(text: str | int | float | None, what: str = "budget") -> float | None:
+    """Seconds from ``90s``, ``10m``, ``2h``, ``1h30m`` or a plain number of seconds.
+
+    Raises:
+        SpecError: unparsable, zero or negative.
+    """
+    if text is None:
+        return None
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        seconds = float(text)
+    else:
+        match = _DURATION_RE.match(str(text).strip().lower())
+        if not match or not any(match.groups()):
+            raise SpecError(
+                f"cannot read {what} '{text}'; write it like 90s, 10m, 2h or 1h30m."
+            )
+        h, m, s = (float(g) if g else 0.0 for g in match.groups())
+        seconds = h * 3600 + m * 60 + s
+    if seconds <= 0:
+        raise SpecError(f"{what} must be positive, got '{text}'.")
+    return seconds
+
+
+def format_duration(seconds: float | None) -> str:
+    """``1h02m``, ``5m30s``, ``42s``; ``-`` for None."""
+    if seconds is None:
+        return "-"
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    if h:
+        return f"{h}h{m:02d}m"
+    if m:
+        return f"{m}m{s:02d}s"
+    return f"{s}s"
+
+
+def check_study_name(name: str) -> str:
+    """Raises SpecError unless ``name`` is letters, digits, ``.``, ``_``, ``-`` (max 100)."""
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise SpecError(
+            f"study name {name!r} is not allowed; use letters, digits, '.', '_' and '-' "
+            "(starting with a letter or digit, at most 100 characters)."
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """A study's settings. Budgets are seconds; ``space`` is the space's dict form.
+
+    Attributes:
+        description: one line for ``hpo32 presets``.
+        dataset: ``cifar10``, ``imagenet32`` or ``folder:PATH``.
+        classes: ImageNet32 class subset: first N, or a list of 1-based labels or WNIDs.
+        data_dir: where the data lies (else ``$HPO32_DATA_DIR``, else the Keras cache).
+        engine: the search engine.
+        sampler, pruner: Optuna's sampler and pruner.
+        budget: wall-clock seconds for the whole study, across resumes.
+        trial_budget: wall-clock seconds per trial.
+        n_trials: finished trials the study should reach.
+        epochs: epochs per trial.
+        train_limit, val_limit: stratified subsets of the training and validation images.
+        val_fraction: share of the training images held out for validation.
+        seed: base random seed.
+        space: ``{"base": "default", "params": {...}}`` or a full ``{"params": {...}}``.
+    """
+
+    description: str = ""
+    dataset: str = "cifar10"
+    classes: int | list[int | str] | None = None
+    data_dir: str | None = None
+    engine: str = "optuna"
+    sampler: str = "tpe"
+    pruner: str = "median"
+    budget: float | None = None
+    trial_budget: float | None = None
+    n_trials: int | None = None
+    epochs: int = 5
+    train_limit: int | None = None
+    val_limit: int | None = None
+    val_fraction: float = 0.1
+    seed: int = 0
+    space: dict[str, Any] = field(default_factory=lambda: {"base": "default"})
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str = "spec") -> StudySpec:
+        """Reads and validates a spec mapping (budgets may be ``10m``-style strings).
+
+        Raises:
+            SpecError: unknown keys, bad values or an invalid space.
+        """
+        known = {f.name for f in fields(cls)}
+        unknown = [k for k in data if k not in known]
+        if unknown:
+            raise SpecError(
+                f"unknown key '{unknown[0]}' in {source}; known keys: {', '.join(sorted(known))}."
+            )
+        values = dict(data)
+        for key in ("budget", "trial_budget"):
+            if key in values:
+                values[key] = parse_duration(values[key], key.replace("_", " "))
+        spec = cls(**values)
+        spec.validate()
+        return spec
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def with_overrides(self, **overrides: Any) -> StudySpec:
+        """A copy with every override that is not None applied, then validated."""
+        changes = {k: v for k, v in overrides.items() if v is not None}
+        spec = replace(self, **changes)
+        spec.validate()
+        return spec
+
+    def build_space(self) -> SearchSpace:
+        """The validated search space of this spec.
+
+        Raises:
+            SpecError: the space is invalid.
+        """
+        try:
+            return SearchSpace.from_dict(self.space)
+        except SpaceError as exc:
+            raise SpecError(f"invalid search space: {exc}") from None
+
+    def validate(self) -> None:
+        """Raises SpecError for any invalid setting (the space included)."""
+        from search.backends.optuna_engine import PRUNERS, SAMPLERS
+
+        if not (self.dataset in DATASETS or str(self.dataset).startswith("folder:")):
+            raise SpecError(
+                f"unknown dataset '{self.dataset}'; use cifar10, imagenet32 or folder:PATH."
+            )
+        if self.engine not in ENGINES:
+            raise SpecError(f"unknown engine '{self.engine}'; use one of {', '.join(ENGINES)}.")
+        if self.sampler not in SAMPLERS:
+            raise SpecError(f"unknown sampler '{self.sampler}'; use one of {', '.join(SAMPLERS)}.")
+        if self.pruner not in PRUNERS:
+            raise SpecError(f"unknown pruner '{self.pruner}'; use one of {', '.join(PRUNERS)}.")
+        for key in ("n_trials", "epochs", "train_limit", "val_limit"):
+            value = getattr(self, key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                      or value < 1):
+                raise SpecError(f"{key.replace('_', '-')} must be a positive integer, got {value!r}.")
+        for key in ("budget", "trial_budget"):
+            value = getattr(self, key)
+            if value is not None and (not isinstance(value, (int, float)) or value <= 0):
+                raise SpecError(f"{key.replace('_', ' ')} must be positive, got {value!r}.")
+        if not 0 < self.val_fraction < 1:
+            raise SpecError(f"val_fraction must lie between 0 and 1, got {self.val_fraction}.")
+        if not isinstance(self.space, Mapping):
+            raise SpecError("the spec's 'space' must be a mapping with 'base' and/or 'params'.")
+        self.build_space()
+
+
+def list_presets() -> dict[str, str]:
+    """Preset name -> its one-line description."""
+    out = {}
+    for path in sorted(PRESET_DIR.glob("*.yaml")):
+        out[path.stem] = str(load_mapping(path).get("description", ""))
+    return out
+
+
+def load_preset(name: str) -> StudySpec:
+    """Reads preset ``name`` from :data:`PRESET_DIR`.
+
+    Raises:
+        SpecError: no such preset, or it is invalid.
+    """
+    path = PRESET_DIR / f"{name}.yaml"
+    if not path.is_file():
+        raise SpecError(f"unknown preset '{name}'; choose one of {', '.join(list_presets())}.")
+    return load_spec_file(path)
+
+
+def load_spec_file(path: str | Path) -> StudySpec:
+    """Reads a YAML/JSON spec file.
+
+    Raises:
+        SpecError: missing, unparsable or invalid.
+    """
+    try:
+        data = load_mapping(path)
+    except SpaceError as exc:
+        raise SpecError(str(exc)) from None
+    return StudySpec.from_dict(data, source=f"'{path}'")

@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from storage import Records, consumed_seconds, make_engine, optuna_storage
+
+
+def test_consumed_seconds_is_the_union_of_intervals():
+    assert consumed_seconds([]) == 0
+    assert consumed_seconds([(0, 10), (20, 25)]) == 15
+    # concurrent workers overlap: the budget is wall-clock, not a sum
+    assert consumed_seconds([(0, 10), (5, 12), (11, 13), (30, 31)]) == 14
+    assert consumed_seconds([(5, 5), (7, 6)]) == 0
+
+
+@pytest.fixture
+def records(tmp_path):
+    url = f"sqlite:///{tmp_path}/r.db"
+    optuna_storage(url)
+    return Records(make_engine(url)), url
+
+
+def test_sessions_account_budget_across_resumes(records, monkeypatch):
+    rec, _ = records
+    clock = [1000.0]
+    monkeypatch.setattr("storage.records.time.time", lambda: clock[0])
+    rec.add_study("s", "optuna", "cifar10", {"epochs": 1}, 600.0)
+    first = rec.begin_session("s")
+    clock[0] = 1100.0
+    rec.end_session(first, "interrupted", 3)
+    clock[0] = 5000.0
+    second = rec.begin_session("s")
+    clock[0] = 5030.0
+    assert rec.used_seconds("s") == pytest.approx(130.0)  # running session counts up to now
+    rec.touch_session(second, 1)
+    clock[0] = 9000.0  # the process died without ending its session
+    assert rec.used_seconds("s") == pytest.approx(130.0)  # counted up to its last sign of life
+    sessions = rec.sessions("s")
+    assert [s.exit_reason for s in sessions] == ["interrupted", None]
+    assert sessions[0].trials_run == 3
+
+
+def test_summaries_and_best_trial_come_from_sql(records):
+    rec, url = records
+    study = optuna.create_study(study_name="a", storage=url, direction="maximize")
+    for value in (0.2, 0.7, 0.5):
+        trial = study.ask()
+        trial.suggest_int("conv_blocks", 1, 4)
+        trial.set_user_attr("config", {"conv_blocks": trial.params["conv_blocks"]})
+        study.tell(trial, value)
+    pruned = study.ask()
+    study.tell(pruned, state=optuna.trial.TrialState.PRUNED)
+    study.ask()  # left running
+    rec.add_study("a", "optuna", "cifar10", {}, 60.0)
+    [summary] = rec.summaries()
+    assert summary.name == "a" and summary.dataset == "cifar10"
+    assert summary.states == {"complete": 3, "pruned": 1, "running": 1}
+    assert summary.best_value == pytest.approx(0.7)
+    best = rec.best_trial("a")
+    assert best["number"] == 1 and best["value"] == pytest.approx(0.7)
+    assert best["config"] == {"conv_blocks": study.trials[1].params["conv_blocks"]}
+    assert rec.best_trial("missing") is None

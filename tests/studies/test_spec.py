@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import pytest
+
+from studies.spec import (
+    SpecError,
+    StudySpec,
+    check_study_name,
+    format_duration,
+    list_presets,
+    load_preset,
+    load_spec_file,
+    parse_duration,
+)
+
+
+@pytest.mark.parametrize("text, seconds", [
+    ("90s", 90), ("10m", 600), ("2h", 7200), ("1h30m", 5400), ("45", 45), ("1.5m", 90),
+    ("2m30s", 150), (30, 30),
+])
+def test_parse_duration(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "ten minutes", "10x", "-5m", "0s", "0", "m"])
+def test_bad_durations(text):
+    with pytest.raises(SpecError) as err:
+        parse_duration(text)
+    assert "\n" not in str(err.value)
+
+
+def test_format_duration():
+    assert [format_duration(s) for s in (None, 42, 330, 3720)] == ["-", "42s", "5m30s", "1h02m"]
+
+
+@pytest.mark.parametrize("name", ["a'b", "x/y", "<b>", "", "-lead", "a" * 101, "sp ace"])
+def test_study_names_are_restricted(name):
+    with pytest.raises(SpecError, match="not allowed"):
+        check_study_name(name)
+
+
+def test_every_preset_loads_and_validates():
+    presets = list_presets()
+    assert {"cifar10-cnn", "imagenet32-cnn", "maxnet-imagenet32"} <= set(presets)
+    for name, description in presets.items():
+        spec = load_preset(name)
+        assert description
+        spec.build_space()
+
+
+def test_maxnet_preset_is_one_fixed_trial():
+    spec = load_preset("maxnet-imagenet32")
+    assert (spec.epochs, spec.n_trials, spec.classes) == (10, 1, 200)
+    space = spec.build_space()
+    config = space.sample(lambda p, v: pytest.fail(f"{p.name} should be fixed"))
+    assert config["optimizer"] == "adamax" and config["batch_size"] == 128
+    assert config["augment_flip"] is True
+
+
+def test_overrides_win_and_are_validated():
+    spec = load_preset("cifar10-cnn").with_overrides(budget=90.0, epochs=None, sampler="random")
+    assert spec.budget == 90.0 and spec.sampler == "random" and spec.epochs == 8
+    with pytest.raises(SpecError, match="unknown sampler 'annealing'"):
+        spec.with_overrides(sampler="annealing")
+    with pytest.raises(SpecError, match="unknown dataset 'mnist'"):
+        spec.with_overrides(dataset="mnist")
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("dataset: cifar10\ncolour: red\n", "unknown key 'colour'"),
+    ("budget: soon\n", "cannot read budget 'soon'"),
+    ("space:\n  params:\n    conv_blocks: {low: 4, high: 1}\n", "low (4) is greater than high (1)"),
+    ("space:\n  params:\n    wings: {low: 1}\n", "unknown parameter 'wings'"),
+    ("dataset: [unclosed\n", "is not valid YAML/JSON"),
+    ("- a list\n", "must hold a mapping"),
+    ("engine: sklearn\n", "unknown engine 'sklearn'"),
+    ("pruner: sometimes\n", "unknown pruner 'sometimes'"),
+])
+def test_bad_spec_files(tmp_path, text, fragment):
+    path = tmp_path / "spec.yaml"
+    path.write_text(text)
+    with pytest.raises(SpecError) as err:
+        load_spec_file(path)
+    assert fragment in str(err.value)
+
+
+def test_spec_round_trips_through_its_dict():
+    spec = load_preset("imagenet32-cnn")
+    assert StudySpec.from_dict(spec.to_dict()) == spec
