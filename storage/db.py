@@ -143,18 +143,18 @@ def optuna_storage(url: str, heartbeat_interval: int | None = None,
     path = sqlite_path(url)
     if path is not None:
         _prepare_sqlite(path)
-    kwargs: dict[str, Any] = {}
-    if heartbeat_interval:
-        kwargs["heartbeat_interval"] = heartbeat_interval
-        kwargs["grace_period"] = grace_period or heartbeat_interval * 4
-        if retry_stale:
-            kwargs["heartbeat_stale_trial_callback"] = (
-                optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)
-            )
     import warnings
 
+    kwargs: dict[str, Any] = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if heartbeat_interval:
+            kwargs["heartbeat_interval"] = heartbeat_interval
+            kwargs["grace_period"] = grace_period or heartbeat_interval * 4
+            if retry_stale:
+                kwargs["heartbeat_stale_trial_callback"] = (
+                    optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)
+                )
         try:
             return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs(url), **kwargs)
         except Exception as exc:

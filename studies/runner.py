@@ -86,7 +86,7 @@ def search(spec: StudySpec, name: str, storage_url: str | None = None,
     import optuna
 
     storage = optuna_storage(url, heartbeat_interval=HEARTBEAT_S)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = optuna.create_study(study_name=name, storage=storage, direction="maximize",
                                 sampler=sampler, pruner=make_pruner(spec.pruner, spec.epochs))
     study.set_user_attr("dataset", spec.dataset)
@@ -134,7 +134,7 @@ def resume(name: str, storage_url: str | None = None, extra_budget: float | None
 
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     session_no = len(records.sessions(name))
     storage = optuna_storage(url, heartbeat_interval=HEARTBEAT_S)
     try:

@@ -158,8 +158,7 @@ def make_objective(ctx: SearchContext, engine_name: str = "optuna"):
         except KeyboardInterrupt:
             # Recorded as FAIL by Optuna; its params run again first on resume.
             trial.set_user_attr("stopped_by", "interrupt")
-            trial.study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number},
-                                      skip_if_exists=True)
+            trial.study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
             raise
         for key, value in result.attrs().items():
             trial.set_user_attr(key, value)

@@ -1,0 +1,163 @@
+"""End to end: the real CLI in a fresh process on generated CIFAR-10 files and a real SQLite DB."""
+
+from __future__ import annotations
+
+import csv
+import json
+import signal
+import sqlite3
+import time
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from storage import Records, make_engine
+from tests.studies.conftest import popen_hpo32, run_hpo32
+
+
+def states(study) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for t in study.get_trials(deepcopy=False):
+        out[t.state.name] = out.get(t.state.name, 0) + 1
+    return out
+
+
+def test_search_records_trials_then_resume_adds_more(tmp_path, cifar_dir, tiny_spec):
+    url = f"sqlite:///{tmp_path}/hpo32.db"
+    res = run_hpo32("search", "--study", "tiny", "--spec", tiny_spec, "--data-dir", cifar_dir,
+                    "--n-trials", 2, "--storage", url, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "Traceback" not in res.stderr
+
+    study = optuna.load_study(study_name="tiny", storage=url)
+    complete = study.get_trials(states=(TrialState.COMPLETE,))
+    assert len(complete) == 2
+    space_names = {"conv_blocks", "filters_1", "filters_2", "convs_per_block", "fc_layers",
+                   "fc_units_1", "batch_size", "activation", "optimizer", "learning_rate"}
+    for t in complete:
+        assert sorted(t.intermediate_values) == [1, 2]
+        assert 0.0 <= t.value <= 1.0
+        assert t.value == pytest.approx(t.intermediate_values[2])
+        assert set(t.params) <= space_names | set(t.user_attrs["config"])
+        for attr in ("train_seconds", "images_per_second", "eval_seconds", "peak_rss_mb"):
+            assert t.user_attrs[attr] > 0, attr
+        assert t.user_attrs["engine"] == "optuna" and t.user_attrs["dataset"] == "cifar10"
+    best = study.best_trial
+    model = tmp_path / "hpo32-artifacts" / best.user_attrs["model_path"]
+    assert model.is_file()
+
+    records = Records(make_engine(url), create=False)
+    result = records.result("tiny")
+    assert result["trial_number"] == best.number and 0 <= result["test_accuracy"] <= 1
+    [session] = records.sessions("tiny")
+    assert session.exit_reason == "n_trials" and session.trials_run == 2
+
+    before = {t.number: (t.params, t.value) for t in complete}
+    res = run_hpo32("resume", "tiny", "--n-trials", 3, "--storage", url, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    study = optuna.load_study(study_name="tiny", storage=url)
+    complete = study.get_trials(states=(TrialState.COMPLETE,))
+    assert len(complete) == 3
+    after = {t.number: (t.params, t.value) for t in complete}
+    assert {k: after[k] for k in before} == before  # completed trials are never rerun
+    assert len(records.sessions("tiny")) == 2
+
+    # list / show / export read the same database
+    res = run_hpo32("list", "--json", "--storage", url, cwd=tmp_path)
+    [row] = json.loads(res.stdout)
+    assert row["name"] == "tiny" and row["states"]["complete"] == 3
+    assert row["best_value"] == pytest.approx(study.best_value)
+    res = run_hpo32("show", "tiny", "--json", "--storage", url, cwd=tmp_path)
+    info = json.loads(res.stdout)
+    assert info["best_trial"]["number"] == study.best_trial.number
+    assert info["best_trial"]["config"] == study.best_trial.user_attrs["config"]
+    res = run_hpo32("show", "tiny", "--storage", url, cwd=tmp_path)
+    assert "best trial" in res.stdout and "conv_blocks" in res.stdout
+    out = tmp_path / "trials.csv"
+    res = run_hpo32("export", "tiny", "--format", "csv", "--out", out, "--storage", url,
+                    cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    rows = list(csv.DictReader(out.open()))
+    assert [int(r["number"]) for r in rows] == [t.number for t in study.trials]
+    assert "params_conv_blocks" in rows[0]
+
+
+def test_search_budget_is_respected(tmp_path, cifar_dir, tiny_spec):
+    url = f"sqlite:///{tmp_path}/hpo32.db"
+    budget = 12.0
+    res = run_hpo32("search", "--study", "b", "--spec", tiny_spec, "--data-dir", cifar_dir,
+                    "--budget", f"{budget:g}s", "--epochs", 3, "--storage", url, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    records = Records(make_engine(url), create=False)
+    [session] = records.sessions("b")
+    assert session.exit_reason == "budget"
+    study = optuna.load_study(study_name="b", storage=url)
+    trials = study.get_trials()
+    assert len(trials) >= 1
+    start = session.started_at
+    epoch_seconds = max(
+        (t.user_attrs["train_seconds"] + t.user_attrs["eval_seconds"])
+        / max(1, len(t.intermediate_values))
+        for t in trials if "train_seconds" in t.user_attrs
+    )
+    for t in trials:
+        # no trial starts after the budget
+        assert t.datetime_start.timestamp() <= start + budget
+    last_end = max(t.datetime_complete.timestamp() for t in trials)
+    # a running trial is cut at the budget: the overrun is at most one epoch (plus the save)
+    assert last_end - start <= budget + epoch_seconds + 2.0
+    assert session.ended_at - start <= budget + epoch_seconds + 10.0
+    assert records.used_seconds("b") == pytest.approx(session.ended_at - start)
+    # the budget is spent: resume says so and changes nothing
+    res = run_hpo32("resume", "b", "--storage", url, cwd=tmp_path)
+    assert res.returncode == 0 and "spent its budget" in res.stdout
+    assert len(optuna.load_study(study_name="b", storage=url).trials) == len(trials)
+
+
+def _wait_for_intermediate(db, timeout=120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            con = sqlite3.connect(db)
+            n = con.execute("SELECT count(*) FROM trial_intermediate_values").fetchone()[0]
+            con.close()
+            if n:
+                return
+        except sqlite3.Error:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("no epoch was recorded in time")
+
+
+def test_ctrl_c_mid_trial_then_resume_loses_nothing(tmp_path, cifar_dir, tiny_spec):
+    db = tmp_path / "hpo32.db"
+    url = f"sqlite:///{db}"
+    proc = popen_hpo32("search", "--study", "c", "--spec", tiny_spec, "--data-dir", cifar_dir,
+                       "--n-trials", 3, "--epochs", 30, "--storage", url, cwd=tmp_path)
+    try:
+        _wait_for_intermediate(db)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, out
+    assert "Traceback" not in out
+    assert "hpo32 resume c" in out
+
+    study = optuna.load_study(study_name="c", storage=url)
+    [interrupted] = study.get_trials(states=(TrialState.FAIL,))
+    assert interrupted.user_attrs["stopped_by"] == "interrupt"
+    assert interrupted.intermediate_values  # what it measured before the stop is kept
+    [waiting] = study.get_trials(states=(TrialState.WAITING,))
+    assert waiting.system_attrs["fixed_params"] == interrupted.params
+    records = Records(make_engine(url), create=False)
+    assert records.sessions("c")[0].exit_reason == "interrupted"
+
+    res = run_hpo32("resume", "c", "--storage", url, cwd=tmp_path, timeout=600)
+    assert res.returncode == 0, res.stderr
+    study = optuna.load_study(study_name="c", storage=url)
+    complete = study.get_trials(states=(TrialState.COMPLETE,))
+    assert len(complete) == 3
+    assert complete[0].params == interrupted.params  # the interrupted config ran again first
+    assert states(study) == {"COMPLETE": 3, "FAIL": 1}
