@@ -44,7 +44,8 @@ def build_model(config: Mapping[str, Any], input_shape: tuple[int, ...], num_cla
 
     kernel = int(config["kernel_size"])
     valid_last = config.get("padding") == "valid_last"
-    pool_cls = layers.MaxPooling2D if config.get("pooling", "max") == "max" else layers.AveragePooling2D
+    pooling = config.get("pooling", "max")
+    pool_cls = layers.MaxPooling2D if pooling == "max" else layers.AveragePooling2D
     size = min(input_shape[0], input_shape[1])
 
     inputs = keras.Input(shape=input_shape, name="image")

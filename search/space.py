@@ -443,6 +443,22 @@ class SearchSpace:
         return cls.from_dict(load_mapping(path))
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe YAML loader that refuses a key given twice in one mapping."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise SpaceError(
+                    f"key '{key}' appears twice (line {key_node.start_mark.line + 1}); "
+                    "give each name once."
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_mapping(path: str | Path) -> dict[str, Any]:
     """Reads a YAML or JSON file that must hold a mapping.
 
@@ -455,7 +471,12 @@ def load_mapping(path: str | Path) -> dict[str, Any]:
     except OSError as exc:
         raise SpaceError(f"cannot read '{path}': {exc.strerror or exc}.") from None
     try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        if path.suffix == ".json":
+            data = json.loads(text, object_pairs_hook=_unique_json_keys)
+        else:
+            data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
+    except SpaceError as exc:
+        raise SpaceError(f"'{path}': {exc}") from None
     except (yaml.YAMLError, json.JSONDecodeError) as exc:
         where = getattr(exc, "problem_mark", None)
         line = f" at line {where.line + 1}" if where is not None else ""
@@ -463,6 +484,15 @@ def load_mapping(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise SpaceError(f"'{path}' must hold a mapping of keys to values.")
     return data
+
+
+def _unique_json_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise SpaceError(f"key '{key}' appears twice; give each name once.")
+        out[key] = value
+    return out
 
 
 def param_from_dict(name: str, spec: Mapping[str, Any]) -> Param:

@@ -172,9 +172,9 @@ def train_config(
         return x, tf.one_hot(y, num_classes)
 
     train_ds = make_tf_dataset(
-        splits.x_train, splits.y_train, batch_size, training=True,
-        augment_flip=bool(config.get("augment_flip")), augment_crop=bool(config.get("augment_crop")),
-        seed=seed,
+        splits.x_train, splits.y_train, batch_size, training=True, seed=seed,
+        augment_flip=bool(config.get("augment_flip")),
+        augment_crop=bool(config.get("augment_crop")),
     ).map(one_hot)
     val_ds = make_tf_dataset(splits.x_val, splits.y_val, 256, training=False).map(one_hot)
 

@@ -121,7 +121,9 @@ def make_engine(url: str, read_only: bool = False):
         with engine.connect():
             pass
     except Exception as exc:  # driver errors differ per database
-        raise StorageError(f"cannot connect to storage '{_redact(url)}': {_first_line(exc)}.") from None
+        raise StorageError(
+            f"cannot connect to storage '{_redact(url)}': {_first_line(exc)}."
+        ) from None
     return engine
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from storage import Records, artifact_root, make_engine, optuna_storage, resolve_url
+from storage import Records, artifact_root, make_engine, optuna_storage, resolve_url, sqlite_path
 from studies.spec import SpecError, StudySpec, check_study_name
 
 __all__ = ["Outcome", "StudyNotFound", "evaluate_best", "resume", "search"]
@@ -78,10 +78,14 @@ def search(spec: StudySpec, name: str, storage_url: str | None = None,
     except ValueError as exc:
         raise SpecError(str(exc)) from None
     url = resolve_url(storage_url)
-    engine = make_engine(url)
-    if study_exists(engine, name):
-        raise SpecError(f"study '{name}' already exists; continue it with: hpo32 resume {name}")
+    path = sqlite_path(url)
+    if path is None or path.exists():  # a new SQLite file is created only once all is checked
+        if study_exists(make_engine(url, read_only=path is not None), name):
+            raise SpecError(
+                f"study '{name}' already exists; continue it with: hpo32 resume {name}"
+            )
     splits = _load_splits(spec)
+    engine = make_engine(url)
 
     import optuna
 

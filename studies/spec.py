@@ -44,13 +44,15 @@ def parse_duration(text: str | int | float | None, what: str = "budget") -> floa
     if isinstance(text, (int, float)) and not isinstance(text, bool):
         seconds = float(text)
     else:
-        match = _DURATION_RE.match(str(text).strip().lower())
+        body = str(text).strip().lower()
+        sign = -1.0 if body.startswith("-") else 1.0
+        match = _DURATION_RE.match(body.lstrip("-"))
         if not match or not any(match.groups()):
             raise SpecError(
                 f"cannot read {what} '{text}'; write it like 90s, 10m, 2h or 1h30m."
             )
         h, m, s = (float(g) if g else 0.0 for g in match.groups())
-        seconds = h * 3600 + m * 60 + s
+        seconds = sign * (h * 3600 + m * 60 + s)
     if seconds <= 0:
         raise SpecError(f"{what} must be positive, got '{text}'.")
     return seconds
@@ -178,7 +180,8 @@ class StudySpec:
             value = getattr(self, key)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)
                                       or value < 1):
-                raise SpecError(f"{key.replace('_', '-')} must be a positive integer, got {value!r}.")
+                flag = key.replace("_", "-")
+                raise SpecError(f"{flag} must be a positive integer, got {value!r}.")
         for key in ("budget", "trial_budget"):
             value = getattr(self, key)
             if value is not None and (not isinstance(value, (int, float)) or value <= 0):

@@ -18,7 +18,8 @@ MAXNET_LAYERS = (
 def test_maxnet_matches_the_report():
     model = build_model(MAXNET_CONFIG, (32, 32, 3), 200)
     assert model.count_params() == 1_584_648
-    layers = [type(layer).__name__ for layer in model.layers if type(layer).__name__ != "InputLayer"]
+    layers = [type(layer).__name__ for layer in model.layers]
+    layers = [name for name in layers if name != "InputLayer"]
     assert layers == MAXNET_LAYERS
     convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
     assert [c.filters for c in convs] == [64, 64, 256, 256, 128, 128]

@@ -4,7 +4,14 @@ import sqlite3
 
 import pytest
 
-from storage import StorageError, artifact_root, make_engine, optuna_storage, resolve_url, sqlite_path
+from storage import (
+    StorageError,
+    artifact_root,
+    make_engine,
+    optuna_storage,
+    resolve_url,
+    sqlite_path,
+)
 
 
 def test_resolve_url_order(monkeypatch, tmp_path):
