@@ -17,7 +17,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-__all__ = ["Records", "Session", "StudySummary", "consumed_seconds"]
+__all__ = ["HEARTBEAT_S", "Records", "Session", "SessionHeartbeat", "StudySummary",
+           "consumed_seconds"]
 
 metadata = sa.MetaData()
 
@@ -45,6 +46,7 @@ sessions_table = sa.Table(
     sa.Column("ended_at", sa.Float, nullable=True),
     sa.Column("exit_reason", sa.String(64), nullable=True),
     sa.Column("trials_run", sa.Integer, nullable=False, default=0),
+    sa.Column("heartbeat_s", sa.Float, nullable=False, default=30.0),
 )
 
 results_table = sa.Table(
@@ -58,8 +60,10 @@ results_table = sa.Table(
     sa.Column("evaluated_at", sa.Float, nullable=False),
 )
 
-#: Seconds without a sign of life after which an unfinished session counts as dead.
-SESSION_STALE_S = 120.0
+#: Seconds between a live session's heartbeats (and Optuna's trial heartbeats).
+HEARTBEAT_S = int(os.environ.get("HPO32_HEARTBEAT", "30"))
+#: Missed heartbeats after which an unfinished session counts as dead.
+STALE_AFTER_BEATS = 4
 
 
 @dataclass
@@ -75,6 +79,17 @@ class Session:
     ended_at: float | None
     exit_reason: str | None
     trials_run: int
+    heartbeat_s: float
+
+    def alive(self, now: float) -> bool:
+        """Unfinished and heard from within its last few heartbeats."""
+        return self.ended_at is None and now - self.last_seen < STALE_AFTER_BEATS * self.heartbeat_s
+
+    def end(self, now: float) -> float:
+        """Where its stretch of the budget ends: its end, now while alive, else its last beat."""
+        if self.ended_at is not None:
+            return self.ended_at
+        return now if self.alive(now) else self.last_seen
 
 
 @dataclass
@@ -116,6 +131,38 @@ def consumed_seconds(intervals: list[tuple[float, float]]) -> float:
     if cur_start is not None:
         total += cur_end - cur_start
     return total
+
+
+class SessionHeartbeat:
+    """A daemon thread that marks a session alive every :data:`HEARTBEAT_S` seconds.
+
+    Use as a context manager around a session's work; a killed process stops beating, so
+    its budget ends at its last heartbeat.
+    """
+
+    def __init__(self, records: Records, session_id: int,
+                 interval: float = HEARTBEAT_S) -> None:
+        import threading
+
+        self._records, self._session, self._interval = records, session_id, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="hpo32-session-heartbeat",
+                                        daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self._records.touch_session(self._session)
+            except Exception:  # a missed beat is retried at the next interval
+                pass
+
+    def __enter__(self) -> SessionHeartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 class Records:
@@ -165,7 +212,7 @@ class Records:
         with self.engine.begin() as con:
             res = con.execute(sessions_table.insert().values(
                 study_name=study_name, host=socket.gethostname(), pid=os.getpid(),
-                started_at=now, last_seen=now, trials_run=0))
+                started_at=now, last_seen=now, trials_run=0, heartbeat_s=float(HEARTBEAT_S)))
             return int(res.inserted_primary_key[0])
 
     def touch_session(self, session_id: int, trials_run: int | None = None) -> None:
@@ -197,15 +244,7 @@ class Records:
         killed process) counts up to its last sign of life.
         """
         now = time.time() if now is None else now
-        intervals = []
-        for s in self.sessions(study_name):
-            if s.ended_at is not None:
-                end = s.ended_at
-            elif now - s.last_seen < SESSION_STALE_S:
-                end = now
-            else:
-                end = s.last_seen
-            intervals.append((s.started_at, end))
+        intervals = [(s.started_at, s.end(now)) for s in self.sessions(study_name)]
         return consumed_seconds(intervals)
 
     # -- results -------------------------------------------------------------------------
@@ -301,8 +340,7 @@ class Records:
         for sid, name in studies:
             row = own.get(name)
             sessions = self.sessions(name) if have_sessions else []
-            running = any(s.ended_at is None and now - s.last_seen < SESSION_STALE_S
-                          for s in sessions)
+            running = any(s.alive(now) for s in sessions)
             activity = [s.last_seen for s in sessions]
             if last.get(sid) is not None:
                 activity.append(_timestamp(last[sid]))

@@ -8,7 +8,6 @@ crashes and several workers.
 
 from __future__ import annotations
 
-import os
 import signal
 import time
 from contextlib import contextmanager
@@ -17,11 +16,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 from storage import Records, artifact_root, make_engine, optuna_storage, resolve_url, sqlite_path
+from storage.records import HEARTBEAT_S, SessionHeartbeat
 from studies.spec import SpecError, StudySpec, check_study_name
 
 __all__ = ["Outcome", "StudyNotFound", "evaluate_best", "resume", "search"]
 
-HEARTBEAT_S = int(os.environ.get("HPO32_HEARTBEAT", "30"))
 
 
 class StudyNotFound(LookupError):
@@ -207,8 +206,8 @@ def _run_session(records: Records, study, spec: StudySpec, space, splits, url: s
         seed=spec.seed + 1000 * (len(records.sessions(name)) - 1),
         search_deadline=deadline, trial_budget=spec.trial_budget, n_trials=spec.n_trials,
         artifact_dir=root / name, artifact_root=root, dataset=spec.dataset,
-        on_event=on_event or (lambda e: None),
     )
+    ctx.on_event = on_event or (lambda e: None)
     trials_run = 0
 
     def trial_done() -> None:
@@ -218,7 +217,7 @@ def _run_session(records: Records, study, spec: StudySpec, space, splits, url: s
 
     reason = "error"
     try:
-        with _sigterm_as_interrupt():
+        with _sigterm_as_interrupt(), SessionHeartbeat(records, session):
             reason = run_optuna(study, ctx, on_trial_done=trial_done)
     except KeyboardInterrupt:
         reason = "interrupted"

@@ -161,3 +161,40 @@ def test_ctrl_c_mid_trial_then_resume_loses_nothing(tmp_path, cifar_dir, tiny_sp
     assert len(complete) == 3
     assert complete[0].params == interrupted.params  # the interrupted config ran again first
     assert states(study) == {"COMPLETE": 3, "FAIL": 1}
+
+
+def test_a_killed_process_trial_becomes_fail_and_is_retried_on_resume(tmp_path, cifar_dir,
+                                                                      tiny_spec):
+    db = tmp_path / "hpo32.db"
+    url = f"sqlite:///{db}"
+    proc = popen_hpo32("search", "--study", "k", "--spec", tiny_spec, "--data-dir", cifar_dir,
+                       "--n-trials", 2, "--epochs", 30, "--budget", "10m", "--storage", url,
+                       cwd=tmp_path, HPO32_HEARTBEAT="1")
+    try:
+        _wait_for_intermediate(db)
+        proc.kill()  # SIGKILL: no chance to record anything
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    study = optuna.load_study(study_name="k", storage=url)
+    [running] = study.get_trials(states=(TrialState.RUNNING,))
+    records = Records(make_engine(url), create=False)
+    [killed] = records.sessions("k")
+    assert killed.ended_at is None and killed.last_seen > killed.started_at
+    time.sleep(4.5)  # the grace period (4 heartbeats) passes
+
+    res = run_hpo32("resume", "k", "--storage", url, cwd=tmp_path, timeout=600,
+                    HPO32_HEARTBEAT="1")
+    assert res.returncode == 0, res.stderr
+    study = optuna.load_study(study_name="k", storage=url)
+    [failed] = study.get_trials(states=(TrialState.FAIL,))
+    assert failed.number == running.number
+    complete = study.get_trials(states=(TrialState.COMPLETE,))
+    assert len(complete) == 2
+    retried = [t for t in complete if t.system_attrs.get("failed_trial") == failed.number]
+    assert len(retried) == 1 and retried[0].params == failed.params
+    # the killed session's budget counts up to its last sign of life, not to the resume
+    used = records.used_seconds("k")
+    sessions = records.sessions("k")
+    assert used == pytest.approx((killed.last_seen - killed.started_at)
+                                 + (sessions[1].ended_at - sessions[1].started_at), abs=0.5)
