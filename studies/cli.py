@@ -51,6 +51,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _gpu_list(text: str) -> list[str]:
+    gpus = [g.strip() for g in text.split(",") if g.strip()]
+    if not gpus or not all(g.isdigit() for g in gpus):
+        raise argparse.ArgumentTypeError(f"'{text}' is not a list of GPU numbers like 0,1")
+    return gpus
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="hpo32", description="Hyperparameter search for Keras CNNs on "
                      "32x32 images (CIFAR-10, ImageNet32), recorded in one database.")
@@ -75,6 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-limit", type=_positive_int, help="at most N training images")
     p.add_argument("--val-limit", type=_positive_int, help="at most N validation images")
     p.add_argument("--seed", type=int, help="random seed")
+    p.add_argument("--storage", help=storage_help)
+    p.add_argument("--workers", type=_positive_int, default=1,
+                   help="run N worker processes on this host")
+    p.add_argument("--gpus", type=_gpu_list, help="one worker per listed GPU: 0,1,...")
+
+    p = sub.add_parser("worker", help="join an existing study and run its trials")
+    p.add_argument("name")
+    p.add_argument("--data-dir", help="where the data lies on this host")
     p.add_argument("--storage", help=storage_help)
 
     p = sub.add_parser("resume", help="continue a study where it stopped")
@@ -165,7 +180,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     print(f"hpo32: study '{args.study}': {spec.dataset}, {spec.engine}/{spec.sampler}/"
           f"{spec.pruner}, budget {format_duration(spec.budget)}, "
           f"trial budget {format_duration(spec.trial_budget)}, {spec.epochs} epochs a trial")
-    outcome = search(spec, args.study, args.storage, on_event=Progress(budget=spec.budget))
+    outcome = search(spec, args.study, args.storage, on_event=Progress(budget=spec.budget),
+                     workers=args.workers, gpus=args.gpus)
     _print_outcome(outcome)
     return 0
 
@@ -180,6 +196,19 @@ def cmd_resume(args: argparse.Namespace) -> int:
     if outcome.reason == "budget_spent":
         print(f"hpo32: study '{args.name}' has spent its budget; add time with "
               f"'hpo32 resume {args.name} --budget 10m'.")
+        return 0
+    _print_outcome(outcome)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from studies.progress import Progress
+    from studies.runner import resume
+
+    outcome = resume(args.name, args.storage, data_dir=args.data_dir, on_event=Progress())
+    if outcome.reason == "budget_spent":
+        print(f"hpo32: study '{args.name}' has no budget left; nothing to do "
+              f"(add time with 'hpo32 resume {args.name} --budget 10m').")
         return 0
     _print_outcome(outcome)
     return 0

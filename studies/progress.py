@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import IO, Any
@@ -45,7 +46,10 @@ class Progress:
     def __init__(self, budget: float | None = None, used_before: float = 0.0,
                  stream: IO[str] | None = None, live: bool | None = None) -> None:
         self.stream = stream or sys.stdout
-        self.live = self.stream.isatty() if live is None else live
+        self.label = os.environ.get("HPO32_WORKER_LABEL", "")
+        if live is None:  # several workers share a terminal: plain lines, labelled
+            live = self.stream.isatty() and not self.label
+        self.live = live
         self.budget = budget
         self.used_before = used_before
         self.t0 = time.monotonic()
@@ -66,7 +70,7 @@ class Progress:
 
     def __call__(self, event: dict[str, Any]) -> None:
         kind = event["kind"]
-        head = f"trial {event['number']:>3}"
+        head = f"{self.label + ' ' if self.label else ''}trial {event['number']:>3}"
         if kind == "trial_start":
             self._params = short_params(event.get("config", {}))
             self._emit(f"{head} | {self._params} | starting | {self._clock()}", final=False)

@@ -8,6 +8,7 @@ crashes and several workers.
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from contextlib import contextmanager
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from storage import Records, artifact_root, make_engine, optuna_storage, resolve_url, sqlite_path
+from storage.locks import study_lock
 from storage.records import HEARTBEAT_S, SessionHeartbeat
 from studies.spec import SpecError, StudySpec, check_study_name
 
@@ -59,8 +61,12 @@ def study_exists(engine, name: str) -> bool:
 
 
 def search(spec: StudySpec, name: str, storage_url: str | None = None,
-           on_event: Callable[[dict[str, Any]], None] | None = None) -> Outcome:
+           on_event: Callable[[dict[str, Any]], None] | None = None, workers: int = 1,
+           gpus: list[str] | None = None) -> Outcome:
     """Creates study ``name`` from ``spec`` and runs it until its budget or trial count.
+
+    With ``workers`` > 1 or ``gpus``, the study is created here and run by that many
+    ``hpo32 worker`` processes (one per listed GPU, each seeing only its GPU).
 
     Raises:
         SpecError, StorageError, search.data.DataError: bad input; nothing was written.
@@ -98,7 +104,59 @@ def search(spec: StudySpec, name: str, storage_url: str | None = None,
     workdir = artifact_root(url) / name
     records.add_study(name, spec.engine, spec.dataset, spec.to_dict(), spec.budget,
                       workdir=str(workdir.relative_to(artifact_root(url))))
+    if workers > 1 or gpus:
+        del splits  # each worker process loads its own copy
+        return run_workers(records, study, url, workers, gpus)
     return _run_session(records, study, spec, space, splits, url, on_event)
+
+
+def run_workers(records: Records, study, url: str, workers: int,
+                gpus: list[str] | None) -> Outcome:
+    """Runs ``hpo32 worker`` processes on this host until they all stop.
+
+    Ctrl-C or SIGTERM reaches every worker, each of which records its running trial.
+    """
+    import subprocess
+    import sys
+
+    name = study.study_name
+    slots = [{"CUDA_VISIBLE_DEVICES": g} for g in gpus] if gpus else [{}] * workers
+    before = len(records.sessions(name))
+    procs = []
+    for k, extra in enumerate(slots, start=1):
+        env = dict(os.environ, HPO32_WORKER_LABEL=f"w{k}", **extra)
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "studies.cli", "worker", name, "--storage", url], env=env))
+    interrupted = False
+    try:
+        with _sigterm_as_interrupt():
+            for proc in procs:
+                proc.wait()
+    except KeyboardInterrupt:
+        interrupted = True
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+        for proc in procs:
+            proc.wait()
+    sessions = records.sessions(name)[before:]
+    failed = [p.returncode for p in procs if p.returncode not in (0, 130)]
+    if interrupted:
+        raise KeyboardInterrupt
+    if failed:
+        raise RuntimeError(f"{len(failed)} of {len(procs)} workers failed (exit {failed[0]}).")
+    from search.backends.optuna_engine import finished_count
+
+    result = records.result(name) or {}
+    best = None
+    if finished_count(study):
+        try:
+            best = study.best_value
+        except ValueError:
+            best = None
+    reasons = sorted({s.exit_reason or "?" for s in sessions})
+    return Outcome(name, "/".join(reasons), sum(s.trials_run for s in sessions), best,
+                   result.get("test_accuracy"))
 
 
 def resume(name: str, storage_url: str | None = None, extra_budget: float | None = None,
@@ -218,7 +276,8 @@ def _run_session(records: Records, study, spec: StudySpec, space, splits, url: s
     reason = "error"
     try:
         with _sigterm_as_interrupt(), SessionHeartbeat(records, session):
-            reason = run_optuna(study, ctx, on_trial_done=trial_done)
+            reason = run_optuna(study, ctx, on_trial_done=trial_done,
+                                lock=lambda: study_lock(records.engine, url, name))
     except KeyboardInterrupt:
         reason = "interrupted"
         raise

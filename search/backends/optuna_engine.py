@@ -111,11 +111,18 @@ def make_pruner(name: str, epochs: int):
     raise ValueError(f"unknown pruner '{name}'; use one of {', '.join(PRUNERS)}.")
 
 
+def trial_counts(study) -> dict[str, int]:
+    """Trials of the study by state name (``COMPLETE``, ``PRUNED``, ``RUNNING``, ...)."""
+    counts: dict[str, int] = {}
+    for t in study.get_trials(deepcopy=False):
+        counts[t.state.name] = counts.get(t.state.name, 0) + 1
+    return counts
+
+
 def finished_count(study) -> int:
     """Trials of the study that are complete or pruned (what ``n_trials`` counts)."""
-    from optuna.trial import TrialState
-
-    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+    counts = trial_counts(study)
+    return counts.get("COMPLETE", 0) + counts.get("PRUNED", 0)
 
 
 def _best_value(study) -> float | None:
@@ -125,91 +132,175 @@ def _best_value(study) -> float | None:
     return max(values) if values else None
 
 
-def make_objective(ctx: SearchContext, engine_name: str = "optuna"):
-    """The objective every Optuna trial runs: sample, train under budgets, record, save best."""
+def train_trial(trial, ctx: SearchContext, engine_name: str = "optuna") -> float:
+    """Samples a config through ``trial``, trains it under the budgets and records it.
+
+    Returns:
+        The validation accuracy of the last epoch.
+
+    Raises:
+        optuna.TrialPruned: the pruner stopped it.
+        search.models.InvalidConfig, TrialFailed: it cannot produce a value (recorded why).
+        KeyboardInterrupt: Ctrl-C or SIGTERM; its params are queued to run again first.
+    """
     import optuna
 
     from search.models import InvalidConfig
     from search.training import train_config
 
-    def objective(trial: optuna.Trial) -> float:
-        config = suggest_config(trial, ctx.space)
-        trial.set_user_attr("engine", engine_name)
-        trial.set_user_attr("dataset", ctx.dataset)
-        trial.set_user_attr("epochs", ctx.epochs)
-        trial.set_user_attr("config", config)
-        ctx.on_event({"kind": "trial_start", "number": trial.number, "config": config})
+    config = suggest_config(trial, ctx.space)
+    trial.set_user_attr("engine", engine_name)
+    trial.set_user_attr("dataset", ctx.dataset)
+    trial.set_user_attr("epochs", ctx.epochs)
+    trial.set_user_attr("config", config)
+    ctx.on_event({"kind": "trial_start", "number": trial.number, "config": config})
 
-        def report(epoch: int, acc: float) -> bool:
-            trial.report(acc, epoch + 1)
-            ctx.on_event({"kind": "epoch", "number": trial.number, "epoch": epoch + 1,
-                          "epochs": ctx.epochs, "val_accuracy": acc})
-            return trial.should_prune()
+    def report(epoch: int, acc: float) -> bool:
+        trial.report(acc, epoch + 1)
+        ctx.on_event({"kind": "epoch", "number": trial.number, "epoch": epoch + 1,
+                      "epochs": ctx.epochs, "val_accuracy": acc})
+        return trial.should_prune()
 
-        t0 = time.perf_counter()
-        try:
-            result = train_config(config, ctx.splits, epochs=ctx.epochs,
-                                  trial_deadline=ctx.trial_deadline(),
-                                  search_deadline=ctx.search_deadline, report=report,
-                                  seed=ctx.seed + trial.number)
-        except InvalidConfig as exc:
-            trial.set_user_attr("fail_reason", str(exc))
-            raise
-        except KeyboardInterrupt:
-            # Recorded as FAIL by Optuna; its params run again first on resume.
-            trial.set_user_attr("stopped_by", "interrupt")
-            trial.study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
-            raise
-        for key, value in result.attrs().items():
-            trial.set_user_attr(key, value)
-        try:
-            if result.value is None:
-                trial.set_user_attr("fail_reason", f"stopped by the {result.stopped_by} "
-                                    "before the first epoch ended")
-                raise TrialFailed(f"trial {trial.number} stopped before its first epoch")
-            if result.stopped_by == "pruned":
-                raise optuna.TrialPruned(f"pruned at epoch {len(result.val_accuracy)}")
-            best = _best_value(trial.study)
-            if best is None or result.value > best:
-                t_save = time.perf_counter()
-                trial.set_user_attr("model_path", save_model(result.model, ctx, trial.number))
-                trial.set_user_attr("save_seconds", round(time.perf_counter() - t_save, 3))
-            trial.set_user_attr("trial_seconds", round(time.perf_counter() - t0, 3))
-            return result.value
-        finally:
-            ctx.on_event({"kind": "trial_end", "number": trial.number, "value": result.value,
-                          "stopped_by": result.stopped_by})
-            result.release()
-
-    return objective
+    t0 = time.perf_counter()
+    try:
+        result = train_config(config, ctx.splits, epochs=ctx.epochs,
+                              trial_deadline=ctx.trial_deadline(),
+                              search_deadline=ctx.search_deadline, report=report,
+                              seed=ctx.seed + trial.number)
+    except InvalidConfig as exc:
+        trial.set_user_attr("fail_reason", str(exc))
+        ctx.on_event({"kind": "trial_end", "number": trial.number, "value": None,
+                      "stopped_by": "invalid config"})
+        raise
+    except KeyboardInterrupt:
+        trial.set_user_attr("stopped_by", "interrupt")
+        trial.study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+        raise
+    for key, value in result.attrs().items():
+        trial.set_user_attr(key, value)
+    try:
+        if result.value is None:
+            trial.set_user_attr("fail_reason", f"stopped by the {result.stopped_by} "
+                                "before the first epoch ended")
+            raise TrialFailed(f"trial {trial.number} stopped before its first epoch")
+        if result.stopped_by == "pruned":
+            raise optuna.TrialPruned(f"pruned at epoch {len(result.val_accuracy)}")
+        best = _best_value(trial.study)
+        if best is None or result.value > best:
+            t_save = time.perf_counter()
+            trial.set_user_attr("model_path", save_model(result.model, ctx, trial.number))
+            trial.set_user_attr("save_seconds", round(time.perf_counter() - t_save, 3))
+        trial.set_user_attr("trial_seconds", round(time.perf_counter() - t0, 3))
+        return result.value
+    finally:
+        ctx.on_event({"kind": "trial_end", "number": trial.number, "value": result.value,
+                      "stopped_by": result.stopped_by})
+        result.release()
 
 
-def run_optuna(study, ctx: SearchContext, on_trial_done=None) -> str:
+class _TrialHeartbeat:
+    """Beats for one running trial (Optuna's RDB heartbeat), so a killed worker's trial
+    becomes FAIL after the grace period and its params are retried."""
+
+    def __init__(self, storage, trial_id: int) -> None:
+        import threading
+
+        self.storage, self.trial_id = storage, trial_id
+        self.interval = storage.get_heartbeat_interval() if hasattr(
+            storage, "get_heartbeat_interval") else None
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True, name="hpo32-trial-beat")
+
+    def _run(self) -> None:
+        while not self.stop.wait(self.interval):
+            try:
+                self.storage.record_heartbeat(self.trial_id)
+            except Exception:  # a missed beat is retried at the next interval
+                pass
+
+    def __enter__(self):
+        if self.interval:
+            self.storage.record_heartbeat(self.trial_id)
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        if self.thread.is_alive():
+            self.thread.join()
+
+
+def _next_trial(study, ctx: SearchContext):
+    """Under the study lock: fail stale trials, then ask for a trial if one is still owed.
+
+    Returns:
+        ``("trial", trial)``, ``("done", None)`` when ``n_trials`` finished trials exist, or
+        ``("wait", None)`` when the owed trials are all running elsewhere (one may still fail
+        and need a retry).
+    """
+    import warnings
+
+    import optuna
+
+    if getattr(study._storage, "get_heartbeat_interval", lambda: None)():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
+    if ctx.n_trials is not None:
+        counts = trial_counts(study)
+        finished = counts.get("COMPLETE", 0) + counts.get("PRUNED", 0)
+        if finished >= ctx.n_trials:
+            return "done", None
+        if not counts.get("WAITING") and finished + counts.get("RUNNING", 0) >= ctx.n_trials:
+            return "wait", None
+    return "trial", study.ask()
+
+
+def run_optuna(study, ctx: SearchContext, on_trial_done=None, lock=None) -> str:
     """Runs trials of ``study`` until the budget, the trial count, or an interrupt.
-
-    Each trial goes through ``study.optimize`` one at a time, so Optuna's heartbeat and its
-    sweep of stale trials (a killed worker's RUNNING trial becomes FAIL and is retried) work
-    exactly as in Optuna's own distributed mode.
 
     Args:
         study: an ``optuna.Study`` on an RDB storage, direction maximize.
         ctx: the search context.
         on_trial_done: called with no arguments after each trial (session bookkeeping).
+        lock: a context-manager factory serializing "count trials, ask for one" across all
+            workers of the study (see :func:`storage.locks.study_lock`), so ``n_trials`` is
+            met exactly; None for a single worker.
 
     Returns:
         Why the run ended: ``"budget"`` or ``"n_trials"``. A KeyboardInterrupt propagates after
-        the interrupted trial is recorded.
+        the interrupted trial is recorded as FAIL (its params queued to run again).
     """
+    import contextlib
+
+    import optuna
+    from optuna.trial import TrialState
+
     from search.models import InvalidConfig
 
-    objective = make_objective(ctx)
+    lock = lock or contextlib.nullcontext
     while True:
         left = ctx.time_left()
         if left is not None and left <= 0:
             return "budget"
-        if ctx.n_trials is not None and finished_count(study) >= ctx.n_trials:
+        with lock():
+            what, trial = _next_trial(study, ctx)
+        if what == "done":
             return "n_trials"
-        study.optimize(objective, n_trials=1, catch=(InvalidConfig, TrialFailed),
-                       gc_after_trial=True)
+        if what == "wait":
+            time.sleep(min(2.0, left) if left is not None else 2.0)
+            continue
+        with _TrialHeartbeat(study._storage, trial._trial_id):
+            try:
+                value = train_trial(trial, ctx)
+            except optuna.TrialPruned:
+                study.tell(trial, state=TrialState.PRUNED)
+            except (InvalidConfig, TrialFailed):
+                study.tell(trial, state=TrialState.FAIL)
+            except BaseException:
+                study.tell(trial, state=TrialState.FAIL)
+                raise
+            else:
+                study.tell(trial, value)
         if on_trial_done is not None:
             on_trial_done()
