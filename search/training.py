@@ -26,8 +26,9 @@ class TrialResult:
         history: every Keras metric per epoch (loss, accuracy, val_loss, val_accuracy).
         epochs_completed: full epochs trained.
         stopped_by: None when all epochs ran, else ``"pruned"``, ``"trial_budget"`` or
-            ``"search_budget"``; a budget stop cuts the epoch in flight, whose validation
-            accuracy is still measured and reported.
+            ``"search_budget"``. A budget stop cuts the epoch in flight; after a trial-budget
+            cut the model is still validated (so the trial has a value), after a
+            search-budget cut it is not (the search must end on time).
         train_seconds: seconds inside training steps (validation excluded).
         images_per_second: training images processed per training second.
         eval_seconds: seconds spent on validation.
@@ -78,11 +79,13 @@ def current_rss_mb() -> float:
 
 
 def _budget_callback(deadlines: list[tuple[float, str]], report: EpochReport | None,
-                     n_train: int, batch_size: int):
+                     n_train: int, batch_size: int, val_ds):
     import keras
 
     class Budget(keras.callbacks.Callback):
-        """Stops between batches at the earliest deadline; prunes after epochs; measures."""
+        """Stops between batches at the earliest deadline, validates after each epoch
+        (except after a search-budget cut, which must not overrun the search), prunes,
+        and measures."""
 
         def __init__(self) -> None:
             super().__init__()
@@ -109,18 +112,18 @@ def _budget_callback(deadlines: list[tuple[float, str]], report: EpochReport | N
                     self.model.stop_training = True
                     break
 
-        def on_test_begin(self, logs=None):
-            # Validation of an epoch starts: training time of that epoch ends here.
+        def on_epoch_end(self, epoch, logs=None):
             self.train_seconds += time.perf_counter() - self._t0
             self.images += min(self._steps * batch_size, n_train)
-            self._t_eval = time.perf_counter()
-
-        def on_test_end(self, logs=None):
-            self.eval_seconds += time.perf_counter() - self._t_eval
-
-        def on_epoch_end(self, epoch, logs=None):
             self.peak_rss = max(self.peak_rss, current_rss_mb())
-            acc = float((logs or {}).get("val_accuracy", float("nan")))
+            if self.stopped_by == "search_budget":
+                return  # no validation past the search budget: the epoch stays unmeasured
+            t_eval = time.perf_counter()
+            val = self.model.evaluate(val_ds, verbose=0, return_dict=True)
+            self.eval_seconds += time.perf_counter() - t_eval
+            if logs is not None:  # History (after us in the list) records these too
+                logs.update({f"val_{k}": v for k, v in val.items()})
+            acc = float(val["accuracy"])
             self.val_accuracy.append(acc)
             if report is not None and report(epoch, acc) and self.stopped_by is None:
                 self.stopped_by = "pruned"
@@ -183,15 +186,14 @@ def train_config(
     deadlines = [(d, r) for d, r in ((search_deadline, "search_budget"),
                                      (trial_deadline, "trial_budget")) if d is not None]
     deadlines.sort()
-    budget = _budget_callback(deadlines, report, len(splits.x_train), batch_size)
+    budget = _budget_callback(deadlines, report, len(splits.x_train), batch_size, val_ds)
     if deadlines and time.monotonic() >= deadlines[0][0]:
         budget.stopped_by = deadlines[0][1]
         hist: dict[str, list[float]] = {}
     else:
-        hist = model.fit(train_ds, validation_data=val_ds, epochs=epochs, verbose=verbose,
-                         callbacks=[budget]).history
+        hist = model.fit(train_ds, epochs=epochs, verbose=verbose, callbacks=[budget]).history
     epochs_run = len(budget.val_accuracy)
-    partial = budget.stopped_by in ("trial_budget", "search_budget")
+    partial = budget.stopped_by == "trial_budget"  # its last validated epoch was cut short
     return TrialResult(
         value=budget.val_accuracy[-1] if epochs_run else None,
         val_accuracy=budget.val_accuracy,

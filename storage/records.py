@@ -29,9 +29,9 @@ studies_table = sa.Table(
     sa.Column("engine", sa.String(64), nullable=False),
     sa.Column("dataset", sa.String(512), nullable=False),
     sa.Column("spec_json", sa.Text, nullable=False),
-    sa.Column("budget_seconds", sa.Float, nullable=True),
+    sa.Column("budget_seconds", sa.Double, nullable=True),
     sa.Column("workdir", sa.String(1024), nullable=True),
-    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
 )
 
 sessions_table = sa.Table(
@@ -41,12 +41,12 @@ sessions_table = sa.Table(
     sa.Column("study_name", sa.String(255), nullable=False, index=True),
     sa.Column("host", sa.String(255), nullable=False),
     sa.Column("pid", sa.Integer, nullable=False),
-    sa.Column("started_at", sa.Float, nullable=False),
-    sa.Column("last_seen", sa.Float, nullable=False),
-    sa.Column("ended_at", sa.Float, nullable=True),
+    sa.Column("started_at", sa.Double, nullable=False),
+    sa.Column("last_seen", sa.Double, nullable=False),
+    sa.Column("ended_at", sa.Double, nullable=True),
     sa.Column("exit_reason", sa.String(64), nullable=True),
     sa.Column("trials_run", sa.Integer, nullable=False, default=0),
-    sa.Column("heartbeat_s", sa.Float, nullable=False, default=30.0),
+    sa.Column("heartbeat_s", sa.Double, nullable=False, default=30.0),
 )
 
 results_table = sa.Table(
@@ -54,10 +54,10 @@ results_table = sa.Table(
     metadata,
     sa.Column("study_name", sa.String(255), primary_key=True),
     sa.Column("trial_number", sa.Integer, nullable=False),
-    sa.Column("val_accuracy", sa.Float, nullable=True),
-    sa.Column("test_accuracy", sa.Float, nullable=True),
+    sa.Column("val_accuracy", sa.Double, nullable=True),
+    sa.Column("test_accuracy", sa.Double, nullable=True),
     sa.Column("model_path", sa.String(1024), nullable=True),
-    sa.Column("evaluated_at", sa.Float, nullable=False),
+    sa.Column("evaluated_at", sa.Double, nullable=False),
 )
 
 #: Seconds between a live session's heartbeats (and Optuna's trial heartbeats).

@@ -140,9 +140,14 @@ def run_workers(records: Records, study, url: str, workers: int,
         for proc in procs:
             proc.wait()
     sessions = records.sessions(name)[before:]
-    failed = [p.returncode for p in procs if p.returncode not in (0, 130)]
     if interrupted:
         raise KeyboardInterrupt
+    for k, proc in enumerate(procs, start=1):
+        if proc.returncode < 0:  # killed by a signal: its trial is retried by the others
+            print(f"hpo32: worker w{k} was killed by signal {-proc.returncode}; its running "
+                  "trial becomes FAIL after the heartbeat grace period and runs again.",
+                  file=sys.stderr)
+    failed = [p.returncode for p in procs if p.returncode > 0]
     if failed:
         raise RuntimeError(f"{len(failed)} of {len(procs)} workers failed (exit {failed[0]}).")
     from search.backends.optuna_engine import finished_count

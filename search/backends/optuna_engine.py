@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 import warnings
 from typing import Any, Mapping
@@ -69,8 +71,10 @@ def make_sampler(name: str, seed: int, space: SearchSpace):
     import optuna
 
     if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
-                                          n_startup_trials=5, constant_liar=True)
+        with warnings.catch_warnings():  # multivariate/group/constant_liar are "experimental"
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
+                                              n_startup_trials=5, constant_liar=True)
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "cmaes":
@@ -153,6 +157,7 @@ def train_trial(trial, ctx: SearchContext, engine_name: str = "optuna") -> float
     trial.set_user_attr("dataset", ctx.dataset)
     trial.set_user_attr("epochs", ctx.epochs)
     trial.set_user_attr("config", config)
+    trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
     ctx.on_event({"kind": "trial_start", "number": trial.number, "config": config})
 
     def report(epoch: int, acc: float) -> bool:

@@ -1,0 +1,363 @@
+"""The AutoKeras engine: AutoKeras' tuners search the one space through a custom block.
+
+The AutoKeras model is ``image input -> space block -> ClassificationHead``. The space block's
+``build(hp, inputs)`` reads a config with :func:`~search.backends.keras_tuner_engine.hp_config`
+and applies the network body of :func:`search.models.build_model` (everything but its
+softmax layer) to its input; the head adds the softmax layer. So AutoKeras searches hpo32's
+space, not its own, and builds the same network as the other engines.
+
+AutoKeras scopes a block's hyperparameters by the block's name (``hpo32_space/filters_1``)
+and adds its own: the optimizer and learning rate of ``Graph.build`` are pinned to fixed
+values (hpo32's config decides both, and every trial's model is recompiled with
+:func:`search.models.compile_model`), and the head's dropout is set to 0 (the space has its
+own dropouts). Mirrored trials carry the space's own names only.
+
+Each trial builds AutoKeras' model for the trial's hyperparameters and trains it with hpo32's
+input pipeline and budget callback, exactly as :func:`search.training.train_config` trains
+its own build. Budgets, mirroring, resume and the project folder
+(``ctx.artifact_dir / "autokeras"``) work as for the KerasTuner engine (see
+:mod:`search.backends.mirror`); AutoKeras' final refit of the best model is skipped, each
+new best trial's model is saved as it finishes.
+
+This module imports autokeras only inside functions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import io
+import time
+from typing import Any, Mapping
+
+from search.backends.base import SearchContext
+from search.backends.keras_tuner_engine import declare_space, hp_config
+from search.backends.mirror import (
+    ProjectMissing,
+    SearchStopped,
+    TrialMirror,
+    prepare_project,
+    require_sklearn,
+    run_tuner_search,
+    tuner_mixin,
+)
+from search.space import SearchSpace
+
+__all__ = [
+    "BLOCK_NAME",
+    "PROJECT_NAME",
+    "ProjectMissing",
+    "TUNERS",
+    "build_autokeras_model",
+    "make_auto_model",
+    "run_autokeras",
+    "space_config",
+]
+
+TUNERS = ("greedy", "bayesian", "hyperband", "random")
+#: The AutoKeras project folder, under the study's artifact folder.
+PROJECT_NAME = "autokeras"
+#: The space block's name: AutoKeras prefixes its hyperparameters with ``BLOCK_NAME + "/"``.
+BLOCK_NAME = "hpo32_space"
+HEAD_NAME = "classes"
+#: AutoKeras' own compile hyperparameters, pinned: the space's config decides instead.
+PINNED_HPS = {"optimizer": "adam", "learning_rate": 1e-3}
+
+
+def space_config(hp, space: SearchSpace) -> dict[str, Any]:
+    """The config an AutoKeras trial's hyperparameters hold, under the space's own names.
+
+    Reads the values the space block registered under its scope (``hpo32_space/<name>``),
+    exactly as the block itself does when it builds.
+
+    Args:
+        hp: a ``keras_tuner.HyperParameters`` of an AutoKeras trial.
+        space: the one search space.
+    """
+    with hp.name_scope(BLOCK_NAME):
+        declare_space(hp, space)
+        return hp_config(hp, space)
+
+
+def _body(config: Mapping[str, Any], input_shape: tuple[int, ...]):
+    """hpo32's network of ``config`` without its softmax layer, as a functional model."""
+    import keras
+
+    from search.models import build_model
+
+    full = build_model(config, input_shape, 1)
+    return keras.Model(full.inputs, full.get_layer("classes").input, name="hpo32_body")
+
+
+@functools.cache
+def _classes():
+    """The AutoKeras node, block and tuner classes of this engine (built on first use)."""
+    import autokeras as ak
+    import tree
+
+    class ImageInput(ak.ImageInput):
+        """AutoKeras' image input without its cast layer: hpo32 feeds float32 images in
+        [0, 1], and the saved model then holds Keras layers only (it loads back without
+        AutoKeras' custom objects)."""
+
+        def build(self, hp, inputs=None):
+            return tree.flatten(inputs)[0]
+
+    class SpaceBlock(ak.Block):
+        """An AutoKeras block whose search space is hpo32's space.
+
+        ``build`` declares the whole space (so AutoKeras' oracles know every parameter from
+        the first trial on), reads the config with ``hp_config`` and applies hpo32's network
+        body to its input.
+        """
+
+        def __init__(self, space: SearchSpace | None = None, **kwargs) -> None:
+            super().__init__(**kwargs)
+            self.space = space
+
+        def build(self, hp, inputs=None):
+            x = tree.flatten(inputs)[0]
+            declare_space(hp, self.space)
+            config = hp_config(hp, self.space)
+            return _body(config, tuple(x.shape[1:]))(x)
+
+    def tuner_class(name: str):
+        base = {"greedy": ak.tuners.Greedy, "bayesian": ak.tuners.BayesianOptimization,
+                "hyperband": ak.tuners.Hyperband, "random": ak.tuners.RandomSearch}[name]
+        return type(f"Hpo32{base.__name__}", (tuner_mixin(), base),
+                    {"__doc__": "An AutoKeras tuner that trains with hpo32's routine and "
+                                "mirrors every trial."})
+
+    tuners = {name: tuner_class(name) for name in TUNERS}
+    return ImageInput, SpaceBlock, tuners
+
+
+def _graph_nodes(space: SearchSpace, num_classes: int):
+    import autokeras as ak
+
+    image_input, space_block, _ = _classes()
+    inputs = image_input(name="image")
+    features = space_block(space=space, name=BLOCK_NAME)(inputs)
+    outputs = ak.ClassificationHead(num_classes=num_classes, dropout=0.0,
+                                    name=HEAD_NAME)(features)
+    return inputs, outputs
+
+
+def _pinned_hyperparameters():
+    import keras_tuner as kt
+
+    hp = kt.HyperParameters()
+    for name, value in PINNED_HPS.items():
+        hp.Fixed(name, value)
+    return hp
+
+
+def make_auto_model(space: SearchSpace, num_classes: int, tuner: str, *, directory,
+                    overwrite: bool = False, seed: int = 0, max_epochs: int = 1):
+    """The ``autokeras.AutoModel`` of this engine: image input, space block, classification
+    head, driven by the named tuner (its class extended by hpo32's trial routine).
+
+    Args:
+        space: the one search space.
+        num_classes: the number of classes (at least 3).
+        tuner: one of :data:`TUNERS`.
+        directory: the folder holding the project folder :data:`PROJECT_NAME`.
+        overwrite: start the project afresh instead of reloading it.
+        seed: the tuner's seed.
+        max_epochs: Hyperband's full fidelity in epochs.
+    """
+    import autokeras as ak
+
+    _, _, tuners = _classes()
+    inputs, outputs = _graph_nodes(space, num_classes)
+    kwargs: dict[str, Any] = {}
+    if tuner == "hyperband":
+        kwargs.update(max_epochs=max_epochs, factor=3, hyperband_iterations=None)
+    with contextlib.redirect_stdout(io.StringIO()):  # "Reloading Tuner from ..."
+        model = ak.AutoModel(
+            inputs=inputs, outputs=outputs, project_name=PROJECT_NAME,
+            # No AutoKeras trial limit: the study's count decides (see TrialMirror).
+            max_trials=None, directory=str(directory), objective="val_accuracy",
+            tuner=tuners[tuner], overwrite=overwrite,
+            # AutoKeras (KerasTuner) reads seed 0 as "pick one at random".
+            seed=seed + 1, hyperparameters=_pinned_hyperparameters(), **kwargs,
+        )
+    # A config that cannot be built fails its trial; it never ends the search.
+    model.tuner.oracle.max_consecutive_failed_trials = None
+    return model
+
+
+def build_autokeras_model(space: SearchSpace, hp, input_shape: tuple[int, ...],
+                          num_classes: int):
+    """Builds the Keras model AutoKeras builds for ``hp`` (input, space block, head).
+
+    For checking the translation: with ``hp`` holding a config's values under the block's
+    scope, the result has the layers and parameter count of
+    :func:`search.models.build_model` for that config.
+
+    Args:
+        space: the one search space.
+        hp: a ``keras_tuner.HyperParameters``; the pinned AutoKeras parameters and the
+            space are registered in it when missing.
+        input_shape: e.g. ``(32, 32, 3)``.
+        num_classes: the number of classes (at least 3).
+    """
+    from autokeras import graph as graph_module
+
+    inputs, outputs = _graph_nodes(space, num_classes)
+    graph = graph_module.Graph(inputs=[inputs], outputs=outputs)
+    inputs.shape = tuple(input_shape)
+    outputs[0].in_blocks[0].shape = (num_classes,)
+    for name, value in PINNED_HPS.items():
+        if name not in hp.values:
+            hp.Fixed(name, value)
+    return graph.build(hp)
+
+
+def _fit(model, config: Mapping[str, Any], splits, *, epochs: int, trial_deadline, search_deadline,
+         report, seed: int):
+    """Compiles ``model`` for ``config`` and trains it exactly as
+    :func:`search.training.train_config` trains its own build (same input pipeline, budget
+    callback and measurements)."""
+    import tensorflow as tf
+
+    from search.data import make_tf_dataset
+    from search.models import compile_model
+    from search.training import TrialResult, _budget_callback
+
+    num_classes = splits.num_classes
+    batch_size = int(config["batch_size"])
+
+    def one_hot(x, y):
+        return x, tf.one_hot(y, num_classes)
+
+    train_ds = make_tf_dataset(
+        splits.x_train, splits.y_train, batch_size, training=True, seed=seed,
+        augment_flip=bool(config.get("augment_flip")),
+        augment_crop=bool(config.get("augment_crop")),
+    ).map(one_hot)
+    val_ds = make_tf_dataset(splits.x_val, splits.y_val, 256, training=False).map(one_hot)
+    compile_model(model, config)
+    deadlines = sorted((d, r) for d, r in ((search_deadline, "search_budget"),
+                                           (trial_deadline, "trial_budget")) if d is not None)
+    budget = _budget_callback(deadlines, report, len(splits.x_train), batch_size)
+    if deadlines and time.monotonic() >= deadlines[0][0]:
+        budget.stopped_by = deadlines[0][1]
+        hist: dict[str, list[float]] = {}
+    else:
+        hist = model.fit(train_ds, validation_data=val_ds, epochs=epochs, verbose=0,
+                         callbacks=[budget]).history
+    epochs_run = len(budget.val_accuracy)
+    partial = budget.stopped_by in ("trial_budget", "search_budget")
+    return TrialResult(
+        value=budget.val_accuracy[-1] if epochs_run else None,
+        val_accuracy=budget.val_accuracy,
+        history={k: [float(v) for v in vs] for k, vs in hist.items()},
+        epochs_completed=epochs_run - 1 if partial and epochs_run else epochs_run,
+        stopped_by=budget.stopped_by,
+        train_seconds=budget.train_seconds,
+        images_per_second=budget.images / budget.train_seconds if budget.train_seconds else 0.0,
+        eval_seconds=budget.eval_seconds,
+        peak_rss_mb=budget.peak_rss,
+        model=model,
+    )
+
+
+def _analysis_sample(splits):
+    """One image per class (float32 in [0, 1]) and one-hot labels: what AutoKeras analyses
+    to learn the input shape and the number of classes. Trials train on ``splits``."""
+    import numpy as np
+
+    from search.data import normalize
+
+    n = splits.num_classes
+    y = np.asarray(splits.y_train)
+    idx = [int(np.flatnonzero(y == c)[0]) for c in range(n) if np.any(y == c)]
+    x = normalize(np.asarray(splits.x_train)[idx])
+    return x, np.eye(n, dtype="float32")[y[idx]]
+
+
+def run_autokeras(study, ctx: SearchContext, tuner: str, on_trial_done=None) -> str:
+    """Runs an AutoKeras search over ``ctx.space`` until the budget or the trial count.
+
+    Each trial builds AutoKeras' model for its hyperparameters, recompiles it with the
+    config's optimizer and learning rate, and trains it with hpo32's input pipeline under
+    ``ctx``'s trial and search deadlines; it is mirrored into ``study`` as an Optuna trial
+    (engine ``autokeras:<tuner>``, the tuner's trial id in ``kt_trial_id``, params under the
+    space's own names). A new best model is saved as ``.keras`` holding Keras layers only.
+
+    Args:
+        study: an ``optuna.Study`` on an RDB storage, direction maximize.
+        ctx: the search context; its splits need at least 3 classes.
+        tuner: ``"greedy"``, ``"bayesian"``, ``"hyperband"`` or ``"random"``.
+        on_trial_done: called with no arguments after each trial (session bookkeeping).
+
+    Returns:
+        Why the run ended: ``"budget"``, ``"n_trials"``, or ``"exhausted"`` when the tuner
+        has no further trial to propose. A KeyboardInterrupt propagates after the
+        interrupted trial is recorded (as FAIL); the next run retries it.
+
+    Raises:
+        ValueError: unknown tuner, fewer than 3 classes, or scikit-learn missing for the
+            bayesian tuner.
+        ProjectMissing: the study holds AutoKeras trials but the project folder is gone.
+    """
+    if tuner not in TUNERS:
+        raise ValueError(f"unknown AutoKeras tuner '{tuner}'; use one of {', '.join(TUNERS)}.")
+    if ctx.splits.num_classes < 3:
+        raise ValueError(
+            f"the autokeras engine needs at least 3 classes, the dataset has "
+            f"{ctx.splits.num_classes} (AutoKeras gives 2 classes a single sigmoid output); "
+            "use the optuna or keras-tuner engine."
+        )
+    if tuner == "bayesian":
+        require_sklearn("autokeras:bayesian")
+
+    engine = f"autokeras:{tuner}"
+    overwrite = prepare_project(study, engine, ctx.artifact_dir / PROJECT_NAME, "AutoKeras")
+    mirror = TrialMirror(study, ctx, engine, on_trial_done)
+    try:
+        mirror.check_continue()
+    except SearchStopped as stop:
+        return stop.reason
+    auto_model = make_auto_model(ctx.space, ctx.splits.num_classes, tuner,
+                                 directory=ctx.artifact_dir, overwrite=overwrite,
+                                 seed=ctx.seed, max_epochs=ctx.epochs)
+    ak_tuner = auto_model.tuner
+    ak_tuner._hpo32 = mirror
+
+    def run_trial(tuner, trial) -> float:
+        import keras
+
+        hp = trial.hyperparameters
+        config = space_config(hp, ctx.space)
+        epochs = full = ctx.epochs
+        extra: dict[str, Any] = {}
+        if "tuner/epochs" in hp.values:  # a Hyperband rung
+            full = int(tuner.oracle.max_epochs)
+            epochs = int(hp.values["tuner/epochs"])
+            extra = {"kt_bracket": int(hp.values["tuner/bracket"]),
+                     "kt_round": int(hp.values["tuner/round"])}
+            if "tuner/trial_id" in hp.values:
+                extra["kt_promoted_from"] = str(hp.values["tuner/trial_id"])
+
+        def train(config: Mapping[str, Any], report, seed: int):
+            keras.backend.clear_session()
+            keras.utils.set_random_seed(seed)
+            model = tuner.hypermodel.build(hp)
+            return _fit(model, config, ctx.splits, epochs=epochs,
+                        trial_deadline=ctx.trial_deadline(),
+                        search_deadline=ctx.search_deadline, report=report, seed=seed)
+
+        return mirror.run(trial.trial_id, config, train, epochs=epochs, full_epochs=full,
+                          extra_attrs=extra)
+
+    ak_tuner._hpo32_trial = run_trial
+    x, y = _analysis_sample(ctx.splits)
+
+    def search() -> None:
+        auto_model.fit(x, y, validation_data=(x, y), epochs=ctx.epochs, batch_size=len(x),
+                       verbose=0)
+
+    return run_tuner_search(mirror, search)
+

@@ -1,0 +1,404 @@
+"""What the KerasTuner and AutoKeras engines share: running a tuner's trial under hpo32's
+budgets and mirroring it into the Optuna study.
+
+KerasTuner (and AutoKeras, which is built on it) keeps its own trial records in a project
+folder; hpo32's system of record is the Optuna study. :class:`TrialMirror` sits inside a
+tuner's ``run_trial``: it trains the tuner's config with hpo32's training routine, and writes
+the finished trial into the study as an Optuna trial, exactly as the Optuna engine records its
+own (params under the space's names with Optuna distributions derived from the space,
+per-epoch validation accuracy as intermediate values, the same user attributes), plus the
+tuner's trial id under :data:`ENGINE_TRIAL_ATTR`.
+
+Mirroring is idempotent: a trial id the study already holds as finished is never trained or
+recorded again (a crash between recording and the tuner saving its own state replays the
+recorded result to the tuner instead). A trial stopped by Ctrl-C is recorded as FAIL with
+``stopped_by = "interrupt"``; the tuner retries that id on resume, and the retry is recorded.
+
+This module imports no ML framework at import time.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from search.backends.base import SearchContext
+from search.space import Categorical, Fixed, Float, Int, Param, SearchSpace
+
+__all__ = [
+    "ENGINE_TRIAL_ATTR",
+    "ProjectMissing",
+    "SearchStopped",
+    "TrialMirror",
+    "engine_trials",
+    "optuna_distribution",
+    "optuna_params",
+    "prepare_project",
+    "require_sklearn",
+    "run_tuner_search",
+    "tuner_mixin",
+]
+
+#: The user attribute holding the tuner's own trial id (KerasTuner's ``trial.trial_id``).
+ENGINE_TRIAL_ATTR = "kt_trial_id"
+
+#: Trains one config: ``train(config, report, seed) -> TrialResult``.
+TrainFn = Callable[[Mapping[str, Any], Callable[[int, float], bool], int], Any]
+
+
+class ProjectMissing(RuntimeError):
+    """The engine's project folder is gone while the study already holds trials of it."""
+
+
+class SearchStopped(Exception):
+    """Raised inside a tuner's loop to end the search.
+
+    Attributes:
+        reason: what the engine's ``run_*`` returns: ``"budget"``, ``"n_trials"`` or
+            ``"exhausted"`` (the tuner's oracle has no further trial to propose).
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def optuna_distribution(param: Param):
+    """The Optuna distribution the Optuna engine's ``suggest_*`` call creates for ``param``.
+
+    Raises:
+        TypeError: ``param`` is fixed (fixed parameters are recorded in the config only).
+    """
+    from optuna.distributions import (
+        CategoricalDistribution,
+        FloatDistribution,
+        IntDistribution,
+    )
+
+    if isinstance(param, Int):
+        return IntDistribution(param.low, param.high, log=param.log, step=param.step)
+    if isinstance(param, Float):
+        return FloatDistribution(param.low, param.high, log=param.log, step=param.step)
+    if isinstance(param, Categorical):
+        return CategoricalDistribution(list(param.choices))
+    raise TypeError(f"parameter {param.name!r} has no Optuna distribution")
+
+
+def _snap(param: Float, value: float) -> float:
+    """Clamps a float to its range and onto its step grid (undoes float rounding only)."""
+    value = min(max(float(value), param.low), param.high)
+    if param.step:
+        k = round((value - param.low) / param.step)
+        value = min(param.low + k * param.step, param.high)
+    return value
+
+
+def optuna_params(space: SearchSpace, config: Mapping[str, Any]
+                  ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The Optuna params and distributions of a config, as the Optuna engine records them.
+
+    Fixed parameters are left out (the Optuna engine never suggests them; the config records
+    them). Float values are clamped onto their range and step grid, which only removes the
+    rounding error of a tuner's ``min + k * step`` arithmetic.
+
+    Returns:
+        ``(params, distributions)`` keyed by the space's own names.
+    """
+    params: dict[str, Any] = {}
+    dists: dict[str, Any] = {}
+    for name, value in config.items():
+        param = space[name]
+        if isinstance(param, Fixed):
+            continue
+        dists[name] = optuna_distribution(param)
+        params[name] = _snap(param, value) if isinstance(param, Float) else value
+    return params, dists
+
+
+def engine_trials(study, engine: str) -> list:
+    """The study's trials recorded by ``engine`` (those carrying a tuner trial id)."""
+    return [t for t in study.get_trials(deepcopy=False)
+            if ENGINE_TRIAL_ATTR in t.user_attrs and t.user_attrs.get("engine") == engine]
+
+
+def prepare_project(study, engine: str, project_dir: Path, library: str) -> bool:
+    """Decides whether a tuner may reload ``project_dir`` or must start it afresh.
+
+    Args:
+        study: the Optuna study.
+        engine: the engine name recorded with each trial.
+        project_dir: the tuner's project folder.
+        library: "KerasTuner" or "AutoKeras", for the error message.
+
+    Returns:
+        True to overwrite (start a new project): the study holds no trial of this engine, so
+        any folder there is a leftover that nothing recorded depends on.
+
+    Raises:
+        ProjectMissing: the study holds trials of this engine but the folder (its
+            ``oracle.json``) is gone, so the tuner cannot continue where it stopped.
+    """
+    recorded = engine_trials(study, engine)
+    if not recorded:
+        return True
+    if not (project_dir / "oracle.json").is_file():
+        raise ProjectMissing(
+            f"the {library} project folder '{project_dir}' is missing, so study "
+            f"'{study.study_name}' cannot continue its {engine} search; its {len(recorded)} "
+            "recorded trials are intact: restore the folder or start a new study."
+        )
+    return False
+
+
+def _final(trial) -> bool:
+    """Whether a recorded trial settles its tuner trial id (no retry will follow)."""
+    from optuna.trial import TrialState
+
+    if trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
+        return True
+    return trial.state == TrialState.FAIL and "fail_reason" in trial.user_attrs
+
+
+class TrialMirror:
+    """Runs a tuner's trials under hpo32's budgets and records each into the Optuna study.
+
+    Args:
+        study: an ``optuna.Study`` (RDB storage, direction maximize).
+        ctx: the search context.
+        engine: the engine name recorded with every trial, e.g. ``"keras-tuner:random"``.
+        on_trial_done: called with no arguments after each trial the tuner has closed.
+    """
+
+    def __init__(self, study, ctx: SearchContext, engine: str,
+                 on_trial_done: Callable[[], None] | None = None) -> None:
+        self.study = study
+        self.ctx = ctx
+        self.engine = engine
+        self.on_trial_done = on_trial_done
+        #: The unexpected exception that ended a trial, re-raised by the engine.
+        self.error: BaseException | None = None
+
+    # -- the search loop -----------------------------------------------------------------
+    def check_continue(self) -> None:
+        """Raises :class:`SearchStopped` when the budget is spent or ``n_trials`` reached.
+
+        Called before the tuner creates each trial, so no trial starts after the budget.
+        """
+        from search.backends.optuna_engine import finished_count
+
+        left = self.ctx.time_left()
+        if left is not None and left <= 0:
+            raise SearchStopped("budget")
+        if self.ctx.n_trials is not None and finished_count(self.study) >= self.ctx.n_trials:
+            raise SearchStopped("n_trials")
+
+    def trial_closed(self) -> None:
+        """Called once the tuner has closed a trial (its own records saved)."""
+        if self.on_trial_done is not None:
+            self.on_trial_done()
+
+    # -- one trial -----------------------------------------------------------------------
+    def recorded(self, trial_id: str):
+        """The study's final record of tuner trial ``trial_id``, or None."""
+        for t in engine_trials(self.study, self.engine):
+            if t.user_attrs[ENGINE_TRIAL_ATTR] == trial_id and _final(t):
+                return t
+        return None
+
+    def run(self, trial_id: str, config: Mapping[str, Any], train: TrainFn, *,
+            epochs: int, full_epochs: int, extra_attrs: Mapping[str, Any] | None = None
+            ) -> float:
+        """Trains one tuner trial and records it; returns its validation accuracy.
+
+        Args:
+            trial_id: the tuner's trial id.
+            config: the trial's config (plain values under the space's names).
+            train: trains the config, see :data:`TrainFn`; may raise
+                :class:`search.models.InvalidConfig`.
+            epochs: epochs this trial trains (a Hyperband rung may train fewer than
+                ``full_epochs``).
+            full_epochs: the full fidelity; a trial set to fewer epochs is recorded PRUNED.
+            extra_attrs: engine-specific user attributes.
+
+        Returns:
+            The validation accuracy after the last epoch (what the tuner's oracle sees).
+
+        Raises:
+            keras_tuner.errors.FailedTrialError: the config cannot be built, or training
+                stopped before the first epoch ended; the trial is recorded as FAIL.
+            KeyboardInterrupt: after recording the trial as FAIL (``stopped_by: interrupt``)
+                with the epochs it measured.
+        """
+        from keras_tuner.errors import FailedTrialError
+        from optuna.trial import TrialState
+
+        from search.models import InvalidConfig
+
+        done = self.recorded(trial_id)
+        if done is not None:  # recorded before a crash: tell the tuner, never rerun
+            if done.state == TrialState.FAIL:
+                raise FailedTrialError(done.user_attrs["fail_reason"])
+            return float(done.value)
+
+        ctx = self.ctx
+        number = len(self.study.get_trials(deepcopy=False))
+        started = datetime.now()
+        t0 = time.perf_counter()
+        attrs: dict[str, Any] = {"engine": self.engine, "dataset": ctx.dataset,
+                                 "epochs": epochs, "config": dict(config),
+                                 ENGINE_TRIAL_ATTR: trial_id, **(extra_attrs or {})}
+        measured: list[float] = []
+        ctx.on_event({"kind": "trial_start", "number": number, "config": dict(config),
+                      "engine_trial_id": trial_id})
+
+        def report(epoch: int, acc: float) -> bool:
+            measured.append(acc)
+            ctx.on_event({"kind": "epoch", "number": number, "epoch": epoch + 1,
+                          "epochs": epochs, "val_accuracy": acc})
+            return False
+
+        def record(state, value: float | None = None) -> None:
+            self._add(config, attrs, state, value, measured, started)
+
+        try:
+            result = train(config, report, ctx.seed + number)
+        except InvalidConfig as exc:
+            attrs["fail_reason"] = str(exc)
+            record(TrialState.FAIL)
+            ctx.on_event({"kind": "trial_end", "number": number, "value": None,
+                          "stopped_by": None})
+            raise FailedTrialError(str(exc)) from None
+        except KeyboardInterrupt:
+            attrs["stopped_by"] = "interrupt"
+            record(TrialState.FAIL)
+            raise
+        except Exception as exc:
+            attrs["error"] = f"{type(exc).__name__}: {exc}"
+            record(TrialState.FAIL)
+            raise
+        attrs.update(result.attrs())
+        try:
+            if result.value is None:
+                attrs["fail_reason"] = (f"stopped by the {result.stopped_by} before the first "
+                                        "epoch ended")
+                record(TrialState.FAIL)
+                raise FailedTrialError(f"trial {trial_id} stopped before its first epoch")
+            state = TrialState.PRUNED if epochs < full_epochs else TrialState.COMPLETE
+            if state == TrialState.COMPLETE:
+                best = _best_value(self.study)
+                if best is None or result.value > best:
+                    t_save = time.perf_counter()
+                    attrs["model_path"] = self._save(result.model, trial_id)
+                    attrs["save_seconds"] = round(time.perf_counter() - t_save, 3)
+            attrs["trial_seconds"] = round(time.perf_counter() - t0, 3)
+            record(state, result.value)
+            return float(result.value)
+        finally:
+            ctx.on_event({"kind": "trial_end", "number": number, "value": result.value,
+                          "stopped_by": result.stopped_by})
+            result.release()
+
+    # -- recording -----------------------------------------------------------------------
+    def _save(self, model, trial_id: str) -> str:
+        """Saves a new best model as ``<artifact_dir>/<engine>-trial-<id>/model.keras``.
+
+        The folder is named by the tuner's trial id: the Optuna trial number is only known
+        once the finished trial is added, and finished trials are immutable.
+        """
+        family = self.engine.split(":", 1)[0]
+        folder = self.ctx.artifact_dir / f"{family}-trial-{trial_id}"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / "model.keras"
+        model.save(path)
+        return str(path.relative_to(self.ctx.artifact_root))
+
+    def _add(self, config: Mapping[str, Any], attrs: Mapping[str, Any], state,
+             value: float | None, measured: list[float], started: datetime) -> None:
+        import optuna
+
+        params, dists = optuna_params(self.ctx.space, config)
+        steps = {k + 1: float(v) for k, v in enumerate(measured) if not math.isnan(v)}
+        trial = optuna.trial.create_trial(state=state, value=value, params=params,
+                                          distributions=dists, user_attrs=dict(attrs),
+                                          intermediate_values=steps)
+        trial.datetime_start = started
+        trial.datetime_complete = datetime.now()
+        self.study.add_trial(trial)
+
+
+def _best_value(study) -> float | None:
+    from optuna.trial import TrialState
+
+    values = [t.value for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+    return max(values) if values else None
+
+
+@functools.cache
+def tuner_mixin():
+    """The methods every hpo32 tuner (KerasTuner or AutoKeras) overrides.
+
+    The returned class goes first in a tuner class's bases; the tuner instance needs the
+    attributes ``_hpo32`` (a :class:`TrialMirror`) and ``_hpo32_trial`` (a function
+    ``(tuner, trial) -> float`` that runs one trial through the mirror).
+    """
+    import keras_tuner as kt
+
+    class MirroredTuner:
+        """Stops before a trial when the budget is spent; mirrors trials; no final fit."""
+
+        def pre_create_trial(self):
+            self._hpo32.check_continue()
+
+        def run_trial(self, trial, *args, **kwargs):
+            try:
+                return {"val_accuracy": self._hpo32_trial(self, trial)}
+            except kt.errors.FailedTrialError:
+                raise
+            except Exception as exc:  # KerasTuner would swallow it; hpo32 surfaces it
+                self._hpo32.error = exc
+                raise kt.errors.FatalError(str(exc)) from exc
+
+        def on_trial_end(self, trial):
+            super().on_trial_end(trial)
+            self._hpo32.trial_closed()
+
+        def on_search_end(self):
+            # The oracle proposed no further trial. Ending here also skips AutoKeras'
+            # final refit of the best model: hpo32 keeps each trial's own model.
+            raise SearchStopped("exhausted")
+
+    return MirroredTuner
+
+
+def run_tuner_search(mirror: TrialMirror, search: Callable[[], Any]) -> str:
+    """Runs a tuner's search loop until :class:`SearchStopped`; returns its reason.
+
+    Re-raises the unexpected exception that ended a trial (KerasTuner would only log it).
+    """
+    import keras_tuner as kt
+
+    try:
+        search()
+    except SearchStopped as stop:
+        return stop.reason
+    except kt.errors.FatalError:
+        if mirror.error is not None:
+            raise mirror.error from None
+        raise
+    return "exhausted"
+
+
+def require_sklearn(engine: str) -> None:
+    """Raises ValueError unless scikit-learn, which KerasTuner's Bayesian oracle needs, is
+    installed (checked before anything is written)."""
+    import importlib.util
+
+    if importlib.util.find_spec("sklearn") is None:
+        raise ValueError(
+            f"the {engine} engine needs scikit-learn (KerasTuner's Bayesian optimization); "
+            "install it with pip install scikit-learn, or pick another tuner."
+        )

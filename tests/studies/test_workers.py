@@ -1,0 +1,122 @@
+"""Many workers on one study: SQLite on one host, PostgreSQL and MariaDB for many hosts.
+
+One contract, run against every database kind by a parametrized fixture.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import optuna
+import pytest
+import sqlalchemy as sa
+from optuna.trial import TrialState
+
+from storage import Records, make_engine
+from tests.databases import KINDS, fresh_database
+from tests.studies.conftest import popen_hpo32, run_hpo32
+
+
+@pytest.fixture(params=KINDS)
+def db_url(request, tmp_path):
+    with fresh_database(request.param, tmp_path) as url:
+        yield url
+
+
+def _finished(study) -> list:
+    return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+
+
+def test_four_workers_finish_exactly_n_trials(db_url, tmp_path, cifar_dir, tiny_spec):
+    t0 = time.time()
+    res = run_hpo32("search", "--study", "many", "--spec", tiny_spec, "--data-dir", cifar_dir,
+                    "--n-trials", 40, "--epochs", 1, "--workers", 4, "--storage", db_url,
+                    cwd=tmp_path, timeout=900)
+    wall = time.time() - t0
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "Traceback" not in res.stdout + res.stderr
+    assert "database is locked" not in res.stdout + res.stderr
+    study = optuna.load_study(study_name="many", storage=db_url)
+    trials = study.get_trials(deepcopy=False)
+    assert len(_finished(study)) == 40
+    assert len(trials) == 40, {t.state.name for t in trials}
+    assert sorted(t.number for t in trials) == list(range(40))
+    workers = {t.user_attrs["worker"] for t in trials}
+    assert len(workers) >= 2, "the trials were shared among the workers"
+    records = Records(make_engine(db_url), create=False)
+    sessions = records.sessions("many")
+    assert len(sessions) == 4 and {s.exit_reason for s in sessions} == {"n_trials"}
+    assert sum(s.trials_run for s in sessions) == 40
+    # the study's budget is wall-clock: overlapping workers count once
+    used = records.used_seconds("many")
+    assert used <= wall
+    assert used < sum(s.ended_at - s.started_at for s in sessions)
+
+
+def _wait_for_running_trial_with_epoch(url: str, timeout: float = 180.0):
+    engine = sa.create_engine(url)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            with engine.connect() as con:
+                row = con.execute(sa.text(
+                    "SELECT t.number, a.value_json FROM trials t "
+                    "JOIN trial_intermediate_values v ON v.trial_id = t.trial_id "
+                    "JOIN trial_user_attributes a ON a.trial_id = t.trial_id "
+                    "WHERE t.state = 'RUNNING' AND a.key = 'worker' LIMIT 1")).first()
+            if row is not None:
+                return row.number, int(row.value_json.strip('"').rsplit(":", 1)[1])
+            time.sleep(0.2)
+    except sa.exc.OperationalError:
+        pass
+    finally:
+        engine.dispose()
+    raise AssertionError("no trial reached its first epoch in time")
+
+
+@pytest.mark.parametrize("db_kind", ["sqlite", "postgresql"])
+def test_a_killed_worker_trial_is_retried_and_the_study_finishes(db_kind, tmp_path, cifar_dir,
+                                                                  tiny_spec):
+    with fresh_database(db_kind, tmp_path) as url:
+        proc = popen_hpo32("search", "--study", "kill", "--spec", tiny_spec, "--data-dir",
+                           cifar_dir, "--n-trials", 9, "--epochs", 20, "--workers", 3,
+                           "--storage", url, cwd=tmp_path, HPO32_HEARTBEAT="1")
+        try:
+            number, pid = _wait_for_running_trial_with_epoch(url)
+            os.kill(pid, signal.SIGKILL)
+            out, _ = proc.communicate(timeout=600)
+        finally:
+            proc.kill()
+        assert proc.returncode == 0, out
+        assert "killed by signal 9" in out
+        study = optuna.load_study(study_name="kill", storage=url)
+        assert len(_finished(study)) == 9
+        [failed] = study.get_trials(states=(TrialState.FAIL,))
+        assert failed.number == number
+        retried = [t for t in _finished(study) if t.system_attrs.get("failed_trial") == number]
+        assert len(retried) == 1 and retried[0].params == failed.params
+        assert not study.get_trials(states=(TrialState.RUNNING, TrialState.WAITING))
+
+
+def test_worker_joins_an_existing_study_and_stops_when_the_budget_is_spent(
+        tmp_path, cifar_dir, tiny_spec):
+    url = f"sqlite:///{tmp_path}/hpo32.db"
+    res = run_hpo32("search", "--study", "j", "--spec", tiny_spec, "--data-dir", cifar_dir,
+                    "--n-trials", 1, "--epochs", 1, "--storage", url, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    res = run_hpo32("worker", "j", "--storage", url, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert len(optuna.load_study(study_name="j", storage=url).trials) == 1  # nothing owed
+
+    res = run_hpo32("search", "--study", "spent", "--spec", tiny_spec, "--data-dir", cifar_dir,
+                    "--budget", "3s", "--epochs", 1, "--storage", url, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    before = len(optuna.load_study(study_name="spent", storage=url).trials)
+    res = run_hpo32("worker", "spent", "--storage", url, cwd=tmp_path)
+    assert res.returncode == 0
+    assert "no budget left" in res.stdout
+    assert len(optuna.load_study(study_name="spent", storage=url).trials) == before
+    res = run_hpo32("worker", "ghost", "--storage", url, cwd=tmp_path)
+    assert res.returncode == 2 and "no study named 'ghost'" in res.stderr
