@@ -140,6 +140,12 @@ CASES = [
     ("resume-missing", lambda t, u, d: ["resume", "ghost", "--storage", u],
      "no study named 'ghost'"),
     ("show-missing", lambda t, u, d: ["show", "ghost", "--storage", u], "no study named 'ghost'"),
+    ("worker-missing", lambda t, u, d: ["worker", "ghost", "--storage", u],
+     "no study named 'ghost'"),
+    ("export-missing", lambda t, u, d: ["export", "ghost", "--storage", u],
+     "no study named 'ghost'"),
+    ("bad-gpu-list", lambda t, u, d: search("--gpus", "zero,one", "--storage", u),
+     "is not a list of GPU numbers"),
 ]
 
 

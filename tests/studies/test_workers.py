@@ -53,6 +53,14 @@ def test_four_workers_finish_exactly_n_trials(db_url, tmp_path, cifar_dir, tiny_
     used = records.used_seconds("many")
     assert used <= wall
     assert used < sum(s.ended_at - s.started_at for s in sessions)
+    # every read command works on this database too
+    res = run_hpo32("list", "--json", "--storage", db_url, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert '"complete": 40' in res.stdout
+    res = run_hpo32("show", "many", "--storage", db_url, cwd=tmp_path)
+    assert res.returncode == 0 and "40 complete" in res.stdout, res.stderr
+    res = run_hpo32("export", "many", "--format", "json", "--storage", db_url, cwd=tmp_path)
+    assert res.returncode == 0 and res.stdout.count('"number"') == 40, res.stderr
 
 
 def _wait_for_running_trial_with_epoch(url: str, timeout: float = 180.0):
