@@ -1,0 +1,1367 @@
+"""The data behind every dashboard figure: SQL over the one database -> plain dicts and lists.
+
+Each public function here reads the stored records of one or a few studies with one or a
+few aggregate SQL queries (SQLAlchemy Core over Optuna's tables and hpo32's own), never by
+loading trial objects, and returns plain Python data that :mod:`dashboards.figures` draws.
+The helpers that turn rows into figure data (best so far, sampling, paging, ranks) are pure
+functions, unit-tested without a database.
+
+Times are seconds since the epoch (UTC); Optuna stores trial datetimes as naive UTC.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import json
+import math
+import re
+import sqlite3
+import threading
+import time
+from collections import OrderedDict
+from typing import Any, Callable, Iterable, Sequence
+
+import sqlalchemy as sa
+
+from storage.db import SQLITE_TIMEOUT_S, make_engine, sqlite_path
+from storage.records import Records, results_table, sessions_table, studies_table
+
+__all__ = [
+    "EFFECT_PARAMS",
+    "PARAM_ORDER",
+    "STATES",
+    "Cache",
+    "UnknownStudy",
+    "active_time",
+    "best_over_time",
+    "best_so_far",
+    "best_trial",
+    "categorical_effects",
+    "completed_key",
+    "config_key",
+    "dataset_kind",
+    "default_dataset_pair",
+    "engine_family",
+    "even_sample",
+    "fingerprint",
+    "history",
+    "history_from_rows",
+    "importances",
+    "importances_from_samples",
+    "learning_curves",
+    "list_studies",
+    "open_engine",
+    "page_rows",
+    "param_order",
+    "param_samples",
+    "parse_filter",
+    "rank_correlation",
+    "select_curve_trials",
+    "spearman",
+    "study_info",
+    "throughput",
+    "trial_table",
+    "value_distribution",
+]
+
+#: Trial states as Optuna stores them, in display order.
+STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
+
+#: The default space's parameters in their definition order (others follow alphabetically).
+PARAM_ORDER = (
+    "conv_blocks", "filters_1", "block_dropout_1", "filters_2", "block_dropout_2",
+    "filters_3", "block_dropout_3", "filters_4", "block_dropout_4", "convs_per_block",
+    "kernel_size", "padding", "batch_norm", "pooling", "fc_layers", "fc_units_1",
+    "fc_dropout_1", "fc_units_2", "fc_dropout_2", "fc_units_3", "fc_dropout_3", "activation",
+    "optimizer", "learning_rate", "batch_size", "label_smoothing", "augment_flip",
+    "augment_crop",
+)
+
+#: The categorical choices whose effect the dataset comparison shows.
+EFFECT_PARAMS = ("activation", "optimizer", "pooling")
+
+_FINISHED = ("COMPLETE", "PRUNED", "FAIL")
+#: Fallback liveness window for sessions of a storage layer without ``Session.end``.
+_STALE_S = 120.0
+_CHUNK = 500  # ids per IN (...) list: well under every database's bound-parameter limit
+
+# -- Optuna's tables, declared with only the columns read here ------------------------------
+_meta = sa.MetaData()
+o_studies = sa.Table(
+    "studies", _meta,
+    sa.Column("study_id", sa.Integer, primary_key=True),
+    sa.Column("study_name", sa.String(512)),
+)
+o_study_attrs = sa.Table(
+    "study_user_attributes", _meta,
+    sa.Column("study_user_attribute_id", sa.Integer, primary_key=True),
+    sa.Column("study_id", sa.Integer),
+    sa.Column("key", sa.String(512)),
+    sa.Column("value_json", sa.Text),
+)
+o_trials = sa.Table(
+    "trials", _meta,
+    sa.Column("trial_id", sa.Integer, primary_key=True),
+    sa.Column("number", sa.Integer),
+    sa.Column("study_id", sa.Integer),
+    sa.Column("state", sa.String(16)),  # an enum in PostgreSQL/MySQL; read as its name
+    sa.Column("datetime_start", sa.DateTime),
+    sa.Column("datetime_complete", sa.DateTime),
+)
+o_values = sa.Table(
+    "trial_values", _meta,
+    sa.Column("trial_value_id", sa.Integer, primary_key=True),
+    sa.Column("trial_id", sa.Integer),
+    sa.Column("objective", sa.Integer),
+    sa.Column("value", sa.Float),
+)
+o_params = sa.Table(
+    "trial_params", _meta,
+    sa.Column("param_id", sa.Integer, primary_key=True),
+    sa.Column("trial_id", sa.Integer),
+    sa.Column("param_name", sa.String(512)),
+    sa.Column("param_value", sa.Float),
+    sa.Column("distribution_json", sa.Text),
+)
+o_inter = sa.Table(
+    "trial_intermediate_values", _meta,
+    sa.Column("trial_intermediate_value_id", sa.Integer, primary_key=True),
+    sa.Column("trial_id", sa.Integer),
+    sa.Column("step", sa.Integer),
+    sa.Column("intermediate_value", sa.Float),
+)
+o_attrs = sa.Table(
+    "trial_user_attributes", _meta,
+    sa.Column("trial_user_attribute_id", sa.Integer, primary_key=True),
+    sa.Column("trial_id", sa.Integer),
+    sa.Column("key", sa.String(512)),
+    sa.Column("value_json", sa.Text),
+)
+
+
+class UnknownStudy(LookupError):
+    """No study of that name in the database."""
+
+
+# -- engine ---------------------------------------------------------------------------------
+def open_engine(url: str):
+    """A read-only SQLAlchemy engine for the dashboards.
+
+    SQLite files open with ``mode=ro`` (WAL, so a reader never blocks a search writing to the
+    same file) through a thread-safe queue pool; PostgreSQL and MySQL sessions are set to
+    read-only transactions.
+
+    Raises:
+        StorageError: the database cannot be opened (the message names it and the fix).
+    """
+    engine = make_engine(url, read_only=True)  # validates the URL and the file, one message
+    path = sqlite_path(url)
+    if path is not None:
+        engine.dispose()
+        uri = f"file:{path}?mode=ro"
+
+        def connect() -> sqlite3.Connection:
+            return sqlite3.connect(uri, uri=True, timeout=SQLITE_TIMEOUT_S,
+                                   check_same_thread=False)
+
+        # Dash serves callbacks from several threads at once; a queue pool hands each its
+        # own connection (the singleton-per-thread pool of a bare sqlite:// URL does not).
+        return sa.create_engine("sqlite://", creator=connect, poolclass=sa.pool.QueuePool,
+                                pool_size=4, max_overflow=8)
+    statement = {
+        "postgresql": "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY",
+        "mysql": "SET SESSION TRANSACTION READ ONLY",
+        "mariadb": "SET SESSION TRANSACTION READ ONLY",
+    }.get(engine.dialect.name)
+    if statement:
+        @sa.event.listens_for(engine, "connect")
+        def _read_only(dbapi_con, _record) -> None:  # pragma: no cover - needs a server
+            cur = dbapi_con.cursor()
+            try:
+                cur.execute(statement)
+            finally:
+                cur.close()
+
+        engine.dispose()  # connections opened before the listener existed
+    return engine
+
+
+# -- a tiny thread-safe LRU cache, keyed by data fingerprints --------------------------------
+class Cache:
+    """Least-recently-used results keyed by (what, args, fingerprint); thread-safe.
+
+    Args:
+        size: entries kept.
+    """
+
+    def __init__(self, size: int = 64) -> None:
+        self._size = size
+        self._data: OrderedDict[Any, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Any, compute: Callable[[], Any]) -> Any:
+        """The cached value for ``key``, computed (outside the lock) when missing."""
+        with self._lock:
+            if key in self._data:
+                self._data.move_to_end(key)
+                return self._data[key]
+        value = compute()
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self._size:
+                self._data.popitem(last=False)
+        return value
+
+
+# -- small helpers ----------------------------------------------------------------------------
+def _ts(value: Any) -> float | None:
+    """Seconds since the epoch of Optuna's naive-UTC datetime (a string on some drivers)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = _dt.datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=_dt.timezone.utc)
+    return value.timestamp()
+
+
+def _has_table(con, name: str) -> bool:
+    return sa.inspect(con).has_table(name)
+
+
+def _study_id(con, name: str) -> int:
+    sid = con.execute(sa.select(o_studies.c.study_id)
+                      .where(o_studies.c.study_name == name)).scalar()
+    if sid is None:
+        raise UnknownStudy(f"no study named '{name}' in this database; see 'hpo32 list'.")
+    return int(sid)
+
+
+def _chunks(seq: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
+    for i in range(0, len(seq), size):
+        yield seq[i:i + size]
+
+
+@functools.lru_cache(maxsize=4096)
+def _distribution(dist_json: str):
+    from optuna.distributions import json_to_distribution
+
+    return json_to_distribution(dist_json)
+
+
+def _json(text: str | None) -> Any:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def _finite(value: Any) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def param_order(names: Iterable[str]) -> list[str]:
+    """Parameter names in the default space's order, unknown ones after it alphabetically."""
+    rank = {n: i for i, n in enumerate(PARAM_ORDER)}
+    return sorted(set(names), key=lambda n: (rank.get(n, len(rank)), n))
+
+
+def engine_family(engine: str | None) -> str:
+    """``optuna``, ``keras-tuner`` or ``autokeras`` from ``'keras-tuner:random'``-style names."""
+    if not engine:
+        return "unknown"
+    return engine.split(":", 1)[0]
+
+
+# -- fingerprints: cheap "did anything change" queries ---------------------------------------
+def fingerprint(engine, names: Sequence[str] | None = None) -> str:
+    """A short string that changes whenever the shown data of ``names`` (all studies when
+    None) changes: trial count, newest trial, newest start/finish, running trials, newest
+    epoch of a running trial, sessions and test results.
+
+    It is a handful of indexed aggregate queries, cheap enough to run every few seconds.
+    """
+    with engine.connect() as con:
+        if not _has_table(con, "trials"):
+            return "empty"
+        sids: list[int] | None = None
+        if names is not None:
+            sids = [r[0] for r in con.execute(
+                sa.select(o_studies.c.study_id).where(o_studies.c.study_name.in_(list(names))))]
+        t = o_trials
+        q = sa.select(
+            sa.func.count(), sa.func.max(t.c.trial_id), sa.func.max(t.c.datetime_start),
+            sa.func.max(t.c.datetime_complete),
+            sa.func.sum(sa.case((t.c.state == "RUNNING", 1), else_=0)))
+        iq = (sa.select(sa.func.max(o_inter.c.trial_intermediate_value_id))
+              .join(t, t.c.trial_id == o_inter.c.trial_id).where(t.c.state == "RUNNING"))
+        if sids is not None:
+            q = q.where(t.c.study_id.in_(sids))
+            iq = iq.where(t.c.study_id.in_(sids))
+        parts: list[Any] = [list(con.execute(q).one()), con.execute(iq).scalar()]
+        parts.append(con.execute(sa.select(sa.func.count(), sa.func.max(o_studies.c.study_id))
+                                 ).one() if names is None else sids)
+        if _has_table(con, "hpo32_sessions"):
+            sq = sa.select(sa.func.count(), sa.func.max(sessions_table.c.last_seen),
+                           sa.func.max(sessions_table.c.ended_at))
+            if names is not None:
+                sq = sq.where(sessions_table.c.study_name.in_(list(names)))
+            parts.append(list(con.execute(sq).one()))
+            parts.append(_live_sessions(con, names))
+        if _has_table(con, "hpo32_results"):
+            rq = sa.select(sa.func.max(results_table.c.evaluated_at))
+            if names is not None:
+                rq = rq.where(results_table.c.study_name.in_(list(names)))
+            parts.append(con.execute(rq).scalar())
+    return json.dumps(parts, default=str)
+
+
+def _live_sessions(con, names: Sequence[str] | None) -> list[int]:
+    """Ids of unfinished sessions still heard from (so a fingerprint changes when a search
+    dies without a word, not just when data arrive)."""
+    import storage.records as records_module
+
+    cols = {c["name"] for c in sa.inspect(con).get_columns("hpo32_sessions")}
+    beats = getattr(records_module, "STALE_AFTER_BEATS", None)
+    q = sa.select(sessions_table.c.id, sessions_table.c.last_seen,
+                  *([sessions_table.c.heartbeat_s] if "heartbeat_s" in cols and beats else []))
+    q = q.where(sessions_table.c.ended_at.is_(None))
+    if names is not None:
+        q = q.where(sessions_table.c.study_name.in_(list(names)))
+    now = time.time()
+    live = []
+    for row in con.execute(q):
+        window = beats * row[2] if len(row) > 2 else _STALE_S
+        if now - row[1] < window:
+            live.append(row[0])
+    return sorted(live)
+
+
+def completed_key(engine, name: str) -> str:
+    """Changes only when the set of complete trials of ``name`` changes (for importances)."""
+    with engine.connect() as con:
+        sid = _study_id(con, name)
+        row = con.execute(
+            sa.select(sa.func.count(), sa.func.max(o_trials.c.trial_id),
+                      sa.func.max(o_trials.c.datetime_complete))
+            .where(o_trials.c.study_id == sid, o_trials.c.state == "COMPLETE")).one()
+    return json.dumps([name, *row], default=str)
+
+
+# -- studies overview -------------------------------------------------------------------------
+def list_studies(engine, now: float | None = None) -> list[dict[str, Any]]:
+    """One dict per study (hpo32's or plain Optuna): name, dataset, engine, states, n_trials,
+    best_value, budget_seconds, used_seconds, last_activity, running, space_key.
+
+    Dataset and engine come from hpo32's study row, else from the study's user attributes,
+    else None.
+    """
+    records = Records(engine, create=False)
+    summaries = records.summaries()
+    if not summaries:
+        return []
+    attrs: dict[str, dict[str, Any]] = {}
+    specs: dict[str, Any] = {}
+    with engine.connect() as con:
+        for name, key, value in con.execute(
+                sa.select(o_studies.c.study_name, o_study_attrs.c.key, o_study_attrs.c.value_json)
+                .join(o_study_attrs, o_study_attrs.c.study_id == o_studies.c.study_id)
+                .where(o_study_attrs.c.key.in_(("dataset", "engine")))):
+            attrs.setdefault(name, {})[key] = _json(value)
+        if _has_table(con, "hpo32_studies"):
+            for name, spec in con.execute(sa.select(studies_table.c.name,
+                                                    studies_table.c.spec_json)):
+                specs[name] = _json(spec)
+    out = []
+    for s in summaries:
+        row = s.to_dict()
+        extra = attrs.get(s.name, {})
+        row["dataset"] = row["dataset"] or _str_or_none(extra.get("dataset"))
+        row["engine"] = row["engine"] or _str_or_none(extra.get("engine"))
+        row["states"] = {k.upper(): v for k, v in s.states.items()}
+        row["n_trials"] = sum(s.states.values())
+        spec = specs.get(s.name)
+        space = spec.get("space") if isinstance(spec, dict) else None
+        row["space_key"] = json.dumps(space, sort_keys=True) if space is not None else None
+        out.append(row)
+    return out
+
+
+def _str_or_none(value: Any) -> str | None:
+    return str(value) if value is not None else None
+
+
+def dataset_kind(dataset: str | None) -> str | None:
+    """``'imagenet32'`` or ``'cifar10'`` for the dataset names of those two, else None."""
+    if not dataset:
+        return None
+    low = dataset.lower()
+    for kind in ("imagenet32", "cifar10"):
+        if low == kind or low.startswith(kind + ":") or low.startswith(kind + "-"):
+            return kind
+    return None
+
+
+def default_dataset_pair(studies: list[dict[str, Any]]) -> tuple[str | None, str | None]:
+    """The (ImageNet32, CIFAR-10) pair of studies to compare first: over the same space when
+    any pair shares one, with the most complete trials on the smaller side."""
+    inet = [s for s in studies if dataset_kind(s["dataset"]) == "imagenet32"]
+    cifar = [s for s in studies if dataset_kind(s["dataset"]) == "cifar10"]
+
+    def done(s: dict[str, Any]) -> int:
+        return s["states"].get("COMPLETE", 0)
+
+    best: tuple[Any, ...] | None = None
+    for a in inet:
+        for b in cifar:
+            same = a["space_key"] is not None and a["space_key"] == b["space_key"]
+            score = (same, min(done(a), done(b)), done(a) + done(b))
+            if best is None or score > best[0]:
+                best = (score, a["name"], b["name"])
+    if best is not None:
+        return best[1], best[2]
+    return (max(inet, key=done)["name"] if inet else None,
+            max(cifar, key=done)["name"] if cifar else None)
+
+
+def study_info(engine, name: str) -> dict[str, Any]:
+    """The overview row of one study (see :func:`list_studies`).
+
+    Raises:
+        UnknownStudy: no such study.
+    """
+    for row in list_studies(engine):
+        if row["name"] == name:
+            return row
+    raise UnknownStudy(f"no study named '{name}' in this database; see 'hpo32 list'.")
+
+
+# -- optimization history ---------------------------------------------------------------------
+def best_so_far(values: Sequence[float | None]) -> list[float | None]:
+    """Running maximum (every study maximizes); None until the first value."""
+    out: list[float | None] = []
+    best: float | None = None
+    for v in values:
+        if v is not None and (best is None or v > best):
+            best = v
+        out.append(best)
+    return out
+
+
+def _history_rows(con, sid: int) -> list[tuple[Any, ...]]:
+    t, v = o_trials, o_values
+    return con.execute(
+        sa.select(t.c.number, t.c.state, v.c.value, t.c.datetime_start, t.c.datetime_complete)
+        .select_from(t.outerjoin(v, sa.and_(v.c.trial_id == t.c.trial_id, v.c.objective == 0)))
+        .where(t.c.study_id == sid).order_by(t.c.number)).all()
+
+
+def history_from_rows(rows: Iterable[Sequence[Any]]) -> dict[str, Any]:
+    """Optimization-history data from ``(number, state, value, start, complete)`` rows.
+
+    Returns:
+        ``trials``: column lists (number, state, value, start, complete) of every trial in
+        number order; ``by_number``: complete trials' numbers, values and best so far;
+        ``by_time``: complete trials in completion order with completion times and best so
+        far; ``counts``: trials per state.
+    """
+    cols: dict[str, list[Any]] = {k: [] for k in ("number", "state", "value", "start",
+                                                  "complete")}
+    for number, state, value, start, complete in rows:
+        cols["number"].append(int(number))
+        cols["state"].append(str(state))
+        cols["value"].append(_finite(value))
+        cols["start"].append(start if isinstance(start, (float, int)) or start is None
+                             else _ts(start))
+        cols["complete"].append(complete if isinstance(complete, (float, int)) or
+                                complete is None else _ts(complete))
+    done = [i for i, s in enumerate(cols["state"])
+            if s == "COMPLETE" and cols["value"][i] is not None]
+    by_number = {
+        "number": [cols["number"][i] for i in done],
+        "value": [cols["value"][i] for i in done],
+    }
+    by_number["best"] = best_so_far(by_number["value"])
+    timed = sorted((i for i in done if cols["complete"][i] is not None),
+                   key=lambda i: (cols["complete"][i], cols["number"][i]))
+    by_time = {
+        "number": [cols["number"][i] for i in timed],
+        "time": [cols["complete"][i] for i in timed],
+        "value": [cols["value"][i] for i in timed],
+    }
+    by_time["best"] = best_so_far(by_time["value"])
+    counts: dict[str, int] = {}
+    for s in cols["state"]:
+        counts[s] = counts.get(s, 0) + 1
+    return {"trials": cols, "by_number": by_number, "by_time": by_time, "counts": counts}
+
+
+def history(engine, name: str) -> dict[str, Any]:
+    """Every trial's number, state, value, start and finish, plus best so far against trial
+    number and against wall-clock time (one query; see :func:`history_from_rows`)."""
+    with engine.connect() as con:
+        sid = _study_id(con, name)
+        rows = _history_rows(con, sid)
+    out = history_from_rows(rows)
+    out["name"] = name
+    return out
+
+
+# -- time axes for comparisons -----------------------------------------------------------------
+def active_time(intervals: Sequence[tuple[float, float]]) -> Callable[[float], float]:
+    """A map from a wall-clock time to the seconds of search spent before it.
+
+    ``intervals`` are the stretches when the study was being searched (its sessions, or its
+    trials' start-finish spans); gaps between resumes do not count, overlaps count once.
+    """
+    merged: list[list[float]] = []
+    for start, end in sorted((s, e) for s, e in intervals if e is not None and e >= s):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    starts = [m[0] for m in merged]
+    before = []
+    total = 0.0
+    for start, end in merged:
+        before.append(total)
+        total += end - start
+
+    import bisect
+
+    def spent(t: float) -> float:
+        i = bisect.bisect_right(starts, t) - 1
+        if i < 0:
+            return 0.0
+        start, end = merged[i]
+        return before[i] + (min(t, end) - start)
+
+    return spent
+
+
+def _session_end(session: Any, now: float) -> float:
+    """Where a session's stretch of search ends: its end, now while alive, else its last
+    sign of life (the storage layer's rule when it has one)."""
+    end = getattr(session, "end", None)
+    if callable(end):
+        return end(now)
+    if session.ended_at is not None:
+        return session.ended_at
+    return now if now - session.last_seen < _STALE_S else session.last_seen
+
+
+def _search_intervals(sessions: Sequence[Any], hist: dict[str, Any],
+                      now: float) -> list[tuple[float, float]]:
+    intervals: list[tuple[float, float]] = []
+    if sessions:
+        intervals = [(float(s.started_at), float(_session_end(s, now))) for s in sessions]
+    trials = hist["trials"]
+    if not intervals:  # a plain Optuna study: the time some trial was running
+        for s, c, state in zip(trials["start"], trials["complete"], trials["state"],
+                                   strict=True):
+            if s is not None:
+                intervals.append((s, c if c is not None else (now if state == "RUNNING" else s)))
+    else:  # trials outside every session (mirrored late, clock skew) still count
+        for s, c in zip(trials["start"], trials["complete"], strict=True):
+            if s is not None and c is not None and not any(a <= c <= b for a, b in intervals):
+                intervals.append((s, c))
+    return intervals
+
+
+def best_over_time(engine, names: Sequence[str], now: float | None = None) -> list[dict[str, Any]]:
+    """Per study: best value so far against hours of search spent (gaps between resumes left
+    out), plus its dataset and engine; for the comparison pages.
+
+    Returns:
+        One dict per study: name, dataset, engine, hours, best, value (per complete trial in
+        completion order), n_complete, finished (hours of each finished trial), span_hours.
+    """
+    now = time.time() if now is None else now
+    info = {s["name"]: s for s in list_studies(engine)}
+    records = Records(engine, create=False)
+    with engine.connect() as con:
+        have_sessions = _has_table(con, "hpo32_sessions")
+    out = []
+    with engine.connect() as con:
+        for name in names:
+            if name not in info:
+                raise UnknownStudy(f"no study named '{name}' in this database; see 'hpo32 list'.")
+            hist = history_from_rows(_history_rows(con, _study_id(con, name)))
+            sessions = records.sessions(name) if have_sessions else []
+            spent = active_time(_search_intervals(sessions, hist, now))
+            bt = hist["by_time"]
+            trials = hist["trials"]
+            finished = sorted(spent(c) / 3600.0 for c, s in zip(trials["complete"],
+                                                                trials["state"], strict=True)
+                              if c is not None and s in _FINISHED)
+            moments = [c for c in trials["complete"] if c is not None]
+            moments += [s for s in trials["start"] if s is not None]
+            if "RUNNING" in trials["state"]:
+                moments.append(now)
+            out.append({
+                "name": name,
+                "dataset": info[name]["dataset"],
+                "engine": info[name]["engine"],
+                "hours": [spent(t) / 3600.0 for t in bt["time"]],
+                "best": bt["best"],
+                "value": bt["value"],
+                "number": bt["number"],
+                "n_complete": len(bt["value"]),
+                "finished": finished,
+                "span_hours": spent(max(moments)) / 3600.0 if moments else 0.0,
+                "counts": hist["counts"],
+            })
+    return out
+
+
+def throughput(series: Sequence[dict[str, Any]], bins: int = 24) -> dict[str, Any]:
+    """Finished trials per hour of search for each study of :func:`best_over_time`.
+
+    Returns:
+        ``hours``: bin centers shared by all studies; per study ``name``, ``engine``,
+        ``per_hour`` (trials per hour in each bin) and ``rate`` (over its whole span).
+    """
+    span = max((s["span_hours"] for s in series), default=0.0)
+    if span <= 0:
+        span = max((max(s["finished"], default=0.0) for s in series), default=0.0) or 1.0
+    width = span / bins
+    out = []
+    for s in series:
+        counts = [0] * bins
+        for h in s["finished"]:
+            counts[min(int(h / width), bins - 1)] += 1
+        out.append({
+            "name": s["name"], "engine": s["engine"],
+            "per_hour": [c / width for c in counts],
+            "rate": len(s["finished"]) / s["span_hours"] if s["span_hours"] > 0 else None,
+            "finished": len(s["finished"]),
+        })
+    return {"hours": [(i + 0.5) * width for i in range(bins)], "studies": out}
+
+
+def _quantile(sorted_values: Sequence[float], q: float) -> float:
+    pos = q * (len(sorted_values) - 1)
+    lo = int(math.floor(pos))
+    hi = min(lo + 1, len(sorted_values) - 1)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+
+
+def value_distribution(series: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Quartiles, fences, mean and count of complete trials' values per study (box plots
+    drawn from these statistics, not from every value)."""
+    out = []
+    for s in series:
+        vals = sorted(v for v in s["value"] if v is not None)
+        row: dict[str, Any] = {"name": s["name"], "engine": s["engine"], "n": len(vals)}
+        if vals:
+            q1, med, q3 = (_quantile(vals, q) for q in (0.25, 0.5, 0.75))
+            iqr = q3 - q1
+            lo = min(v for v in vals if v >= q1 - 1.5 * iqr)
+            hi = max(v for v in vals if v <= q3 + 1.5 * iqr)
+            row.update(min=vals[0], max=vals[-1], q1=q1, median=med, q3=q3, lowerfence=lo,
+                       upperfence=hi, mean=sum(vals) / len(vals),
+                       outliers=[v for v in vals if v < lo or v > hi][:200])
+        out.append(row)
+    return out
+
+
+# -- learning curves --------------------------------------------------------------------------
+def select_curve_trials(rows: Sequence[tuple[Any, ...]], cap: int) -> list[int]:
+    """Which trials' learning curves to draw when there are more than ``cap``.
+
+    Args:
+        rows: ``(trial_id, number, state, value[, has_intermediate_values])`` of trials that
+            reported epochs (or may have, in a ``history`` attribute); trials with Optuna
+            intermediate values come first within a state.
+        cap: most curves to draw.
+
+    Returns:
+        trial ids: all when they fit; else the latest running, the latest failed, the best
+        pruned and the best complete trials, each state within a share of ``cap`` and unused
+        shares going to the others.
+    """
+    if len(rows) <= cap:
+        return [r[0] for r in rows]
+
+    def surely(r: Sequence[Any]) -> bool:
+        return bool(r[4]) if len(r) > 4 else True
+
+    def best(state: str) -> list[int]:
+        sel = [r for r in rows if r[2] == state]
+        sel.sort(key=lambda r: (not surely(r), -(r[3] if r[3] is not None else -math.inf),
+                                r[1]))
+        return [r[0] for r in sel]
+
+    def latest(state: str) -> list[int]:
+        sel = [r for r in rows if r[2] == state]
+        sel.sort(key=lambda r: (not surely(r), -r[1]))
+        return [r[0] for r in sel]
+
+    buckets = [(latest("RUNNING"), cap // 5), (latest("FAIL"), cap // 10),
+               (best("PRUNED"), cap // 4), (best("COMPLETE"), cap)]
+    others = [r[0] for r in rows if r[2] not in ("RUNNING", "FAIL", "PRUNED", "COMPLETE")]
+    chosen: list[int] = []
+    for ids, share in buckets[:3]:
+        chosen += ids[:share]
+    chosen += buckets[3][0][:cap - len(chosen)]
+    if len(chosen) < cap:  # few complete trials: give the room back to the others
+        taken = set(chosen)
+        for ids, _ in buckets[:3]:
+            for i in ids:
+                if len(chosen) >= cap:
+                    break
+                if i not in taken:
+                    chosen.append(i)
+                    taken.add(i)
+        chosen += [i for i in others if i not in taken][:cap - len(chosen)]
+    return chosen
+
+
+def learning_curves(engine, name: str, cap: int = 200) -> dict[str, Any]:
+    """Validation accuracy per epoch (Optuna's intermediate values; the ``history`` user
+    attribute when a trial has none) for up to ``cap`` trials, and the mean over all trials.
+
+    Returns:
+        ``curves``: ``{number, state, value, steps, values}`` per drawn trial, by number;
+        ``mean``: ``{steps, values, counts}`` over every trial of the study; ``n_total``
+        trials with curves; ``n_shown``; ``note`` saying how the drawn ones were chosen.
+    """
+    t, v, iv = o_trials, o_values, o_inter
+    with engine.connect() as con:
+        sid = _study_id(con, name)
+        mean_rows = con.execute(
+            sa.select(iv.c.step, sa.func.avg(iv.c.intermediate_value), sa.func.count())
+            .join(t, t.c.trial_id == iv.c.trial_id)
+            .where(t.c.study_id == sid, iv.c.intermediate_value.is_not(None))
+            .group_by(iv.c.step).order_by(iv.c.step)).all()
+        with_curve = sa.exists().where(iv.c.trial_id == t.c.trial_id)
+        with_history = sa.exists().where(o_attrs.c.trial_id == t.c.trial_id,
+                                         o_attrs.c.key == "history")
+        trows = con.execute(
+            sa.select(t.c.trial_id, t.c.number, t.c.state, v.c.value,
+                      sa.case((with_curve, 1), else_=0))
+            .select_from(t.outerjoin(v, sa.and_(v.c.trial_id == t.c.trial_id,
+                                                v.c.objective == 0)))
+            .where(t.c.study_id == sid, sa.or_(with_curve, with_history))
+            .order_by(t.c.number)).all()
+        rows = [(r[0], r[1], str(r[2]), _finite(r[3]), bool(r[4])) for r in trows]
+        chosen = select_curve_trials(rows, cap)
+        points: dict[int, list[tuple[int, float]]] = {}
+        for chunk in _chunks(chosen):
+            for tid, step, value in con.execute(
+                    sa.select(iv.c.trial_id, iv.c.step, iv.c.intermediate_value)
+                    .where(iv.c.trial_id.in_(chunk))):
+                if value is not None and math.isfinite(value):
+                    points.setdefault(tid, []).append((int(step), float(value)))
+        missing = [i for i in chosen if i not in points]
+        for chunk in _chunks(missing):
+            for tid, value_json in con.execute(
+                    sa.select(o_attrs.c.trial_id, o_attrs.c.value_json)
+                    .where(o_attrs.c.trial_id.in_(chunk), o_attrs.c.key == "history")):
+                hist = _json(value_json)
+                accs = hist.get("val_accuracy") if isinstance(hist, dict) else None
+                if isinstance(accs, list):
+                    points[tid] = [(k + 1, float(a)) for k, a in enumerate(accs)
+                                   if isinstance(a, (int, float)) and math.isfinite(a)]
+    info = {r[0]: r for r in rows}
+    curves = []
+    for tid in sorted(chosen, key=lambda i: info[i][1]):
+        pts = sorted(points.get(tid, []))
+        if not pts:
+            continue
+        curves.append({"number": info[tid][1], "state": info[tid][2], "value": info[tid][3],
+                       "steps": [p[0] for p in pts], "values": [p[1] for p in pts]})
+    # trials whose history attribute held no epoch (failed before the first) do not count
+    n_total = len(rows) - (len(chosen) - len(curves))
+    note = ""
+    if n_total > len(curves):
+        note = (f"{len(curves)} of {n_total} trials: best complete and pruned, latest "
+                "running and failed")
+    return {
+        "name": name,
+        "curves": curves,
+        "mean": {"steps": [int(r[0]) for r in mean_rows],
+                 "values": [float(r[1]) for r in mean_rows],
+                 "counts": [int(r[2]) for r in mean_rows]},
+        "n_total": n_total,
+        "n_shown": len(curves),
+        "note": note,
+    }
+
+
+# -- parameters -----------------------------------------------------------------------------
+def even_sample(items: Sequence[Any], cap: int, keep: Iterable[int] = ()) -> list[int]:
+    """Indices of at most ``cap`` items spread evenly over ``items``, always with ``keep``.
+
+    Returns:
+        Sorted indices.
+    """
+    n = len(items)
+    if n <= cap:
+        return list(range(n))
+    keep = sorted(set(k for k in keep if 0 <= k < n))[:cap]
+    room = cap - len(keep)
+    chosen = set(keep)
+    if room > 0:
+        step = n / room
+        chosen.update(int(i * step) for i in range(room))
+    k = 0
+    while len(chosen) < cap and k < n:  # collisions with ``keep``: fill up in order
+        chosen.add(k)
+        k += 1
+    return sorted(chosen)[:cap] if len(chosen) > cap else sorted(chosen)
+
+
+def _param_spec(name: str, dist) -> dict[str, Any]:
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    if isinstance(dist, CategoricalDistribution):
+        return {"name": name, "kind": "categorical", "choices": list(dist.choices),
+                "log": False}
+    if isinstance(dist, IntDistribution):
+        return {"name": name, "kind": "int", "low": dist.low, "high": dist.high,
+                "log": bool(dist.log)}
+    if isinstance(dist, FloatDistribution):
+        return {"name": name, "kind": "float", "low": dist.low, "high": dist.high,
+                "log": bool(dist.log)}
+    return {"name": name, "kind": "float", "low": None, "high": None, "log": False}
+
+
+def _merge_spec(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
+    """One axis for a parameter whose distribution changed between trials."""
+    if old is None:
+        return new
+    if old["kind"] == "categorical" or new["kind"] == "categorical":
+        choices = list(old.get("choices") or [])
+        for c in new.get("choices") or []:
+            if c not in choices:
+                choices.append(c)
+        return {"name": old["name"], "kind": "categorical", "choices": choices, "log": False}
+    lows = [x for x in (old.get("low"), new.get("low")) if x is not None]
+    highs = [x for x in (old.get("high"), new.get("high")) if x is not None]
+    return {"name": old["name"], "kind": "float" if "float" in (old["kind"], new["kind"])
+            else "int", "low": min(lows) if lows else None,
+            "high": max(highs) if highs else None, "log": old["log"] and new["log"]}
+
+
+def _infer_spec(name: str, values: list[Any]) -> dict[str, Any]:
+    nums = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    if values and len(nums) == len(values):
+        kind = "int" if all(isinstance(v, int) for v in nums) else "float"
+        return {"name": name, "kind": kind, "low": min(nums), "high": max(nums), "log": False}
+    choices: list[Any] = []
+    for v in values:
+        if v not in choices:
+            choices.append(v)
+    return {"name": name, "kind": "categorical", "choices": choices, "log": False}
+
+
+def _trial_params(con, trial_ids: Sequence[int]) -> dict[int, dict[str, tuple[Any, Any]]]:
+    """``{trial_id: {name: (external value, distribution)}}`` from ``trial_params``."""
+    out: dict[int, dict[str, tuple[Any, Any]]] = {}
+    for chunk in _chunks(list(trial_ids)):
+        for tid, name, value, dist_json in con.execute(
+                sa.select(o_params.c.trial_id, o_params.c.param_name, o_params.c.param_value,
+                          o_params.c.distribution_json)
+                .where(o_params.c.trial_id.in_(chunk))):
+            try:
+                dist = _distribution(dist_json)
+                ext = dist.to_external_repr(value)
+            except Exception:  # a distribution this Optuna cannot read: keep the raw number
+                dist, ext = None, value
+            out.setdefault(tid, {})[name] = (ext, dist)
+    return out
+
+
+def _attr_values(con, trial_ids: Sequence[int], key: str) -> dict[int, Any]:
+    out: dict[int, Any] = {}
+    for chunk in _chunks(list(trial_ids)):
+        for tid, value_json in con.execute(
+                sa.select(o_attrs.c.trial_id, o_attrs.c.value_json)
+                .where(o_attrs.c.trial_id.in_(chunk), o_attrs.c.key == key)):
+            out[tid] = _json(value_json)
+    return out
+
+
+def _configs(con, trial_ids: Sequence[int]) -> tuple[dict[int, dict[str, Any]],
+                                                     dict[str, dict[str, Any]],
+                                                     dict[int, dict[str, Any]]]:
+    """Each trial's active params (the ``config`` user attribute when present, else Optuna's
+    params), the axis spec of every parameter and each trial's Optuna distributions."""
+    configs = {tid: c for tid, c in _attr_values(con, trial_ids, "config").items()
+               if isinstance(c, dict)}
+    stored = _trial_params(con, trial_ids)
+    specs: dict[str, dict[str, Any]] = {}
+    dists: dict[int, dict[str, Any]] = {}
+    out: dict[int, dict[str, Any]] = {}
+    seen: set[tuple[str, int]] = set()  # distributions are cached: one object per JSON
+    for tid in trial_ids:
+        params = stored.get(tid, {})
+        dists[tid] = {n: d for n, (_v, d) in params.items() if d is not None}
+        for n, d in dists[tid].items():
+            if (n, id(d)) not in seen:
+                seen.add((n, id(d)))
+                specs[n] = _merge_spec(specs.get(n), _param_spec(n, d))
+        cfg = configs.get(tid)
+        out[tid] = dict(cfg) if cfg is not None else {n: val for n, (val, _d) in params.items()}
+    unknown: dict[str, list[Any]] = {}
+    for cfg in out.values():
+        for n, val in cfg.items():
+            if n not in specs:
+                unknown.setdefault(n, []).append(val)
+    for n, vals in unknown.items():
+        specs[n] = _infer_spec(n, vals)
+    for n, spec in specs.items():  # values outside the declared choices (mirrored engines)
+        if spec["kind"] == "categorical":
+            for cfg in out.values():
+                if n in cfg and cfg[n] not in spec["choices"]:
+                    spec["choices"].append(cfg[n])
+    return out, specs, dists
+
+
+def _complete_trials(con, sid: int) -> list[tuple[int, int, float]]:
+    t, v = o_trials, o_values
+    return [(r[0], r[1], float(r[2])) for r in con.execute(
+        sa.select(t.c.trial_id, t.c.number, v.c.value)
+        .join(v, sa.and_(v.c.trial_id == t.c.trial_id, v.c.objective == 0))
+        .where(t.c.study_id == sid, t.c.state == "COMPLETE", v.c.value.is_not(None))
+        .order_by(t.c.number)).all() if math.isfinite(r[2])]
+
+
+def param_samples(engine, name: str, cap: int = 1000, order: str = "even") -> dict[str, Any]:
+    """Parameter values and objective of complete trials, for parallel coordinates, slice
+    plots and importances.
+
+    Args:
+        name: the study.
+        cap: most trials returned.
+        order: ``"even"`` spreads the sample over trial numbers (the best trial included);
+            ``"latest"`` takes the most recent complete trials.
+
+    Returns:
+        ``params``: axis specs in space order (name, kind int/float/categorical, low, high,
+        log, choices); ``trials``: ``{number, value, params, distributions}`` by number;
+        ``n_complete``; ``n_used``; ``note`` when sampled.
+    """
+    with engine.connect() as con:
+        sid = _study_id(con, name)
+        done = _complete_trials(con, sid)
+        if order == "latest":
+            idx = list(range(max(0, len(done) - cap), len(done)))
+        else:
+            best = max(range(len(done)), key=lambda i: done[i][2]) if done else None
+            idx = even_sample(done, cap, keep=[best] if best is not None else [])
+        picked = [done[i] for i in idx]
+        configs, specs, dists = _configs(con, [p[0] for p in picked])
+    trials = [{"number": num, "value": val, "params": configs.get(tid, {}),
+               "distributions": dists.get(tid, {})} for tid, num, val in picked]
+    note = ""
+    if len(done) > len(picked):
+        how = "latest" if order == "latest" else "evenly spaced, best included"
+        note = f"{len(picked):,} of {len(done):,} complete trials ({how})"
+    return {
+        "name": name,
+        "params": [specs[n] for n in param_order(specs)],
+        "trials": trials,
+        "n_complete": len(done),
+        "n_used": len(picked),
+        "note": note,
+    }
+
+
+def importances(engine, name: str, cap: int = 1000) -> dict[str, Any]:
+    """Parameter importances of a study by Optuna's PED-ANOVA evaluator (conditional
+    parameters included), over its latest ``cap`` complete trials.
+
+    Returns:
+        ``params`` and ``importances`` (most important first, summing to 1 when any is
+        non-zero), ``n_used``, ``n_complete``, ``method``, ``note``.
+    """
+    sample = param_samples(engine, name, cap=cap, order="latest")
+    return importances_from_samples(sample)
+
+
+def importances_from_samples(sample: dict[str, Any]) -> dict[str, Any]:
+    """:func:`importances` from :func:`param_samples` output (pure; runs Optuna in memory)."""
+    import warnings
+
+    import optuna
+
+    out = {"name": sample["name"], "params": [], "importances": [], "method": "PED-ANOVA",
+           "n_used": 0, "n_complete": sample["n_complete"], "note": sample["note"]}
+    frozen = []
+    for t in sample["trials"]:
+        dists = {n: d for n, d in t["distributions"].items()
+                 if n in t["params"] and not d.single()}
+        params = {}
+        for n, d in list(dists.items()):
+            try:
+                if d._contains(d.to_internal_repr(t["params"][n])):
+                    params[n] = t["params"][n]
+                    continue
+            except Exception:  # a value its distribution cannot hold: leave the param out
+                pass
+            del dists[n]
+        frozen.append(optuna.trial.create_trial(params=params, distributions=dists,
+                                                value=t["value"]))
+    if len(frozen) < 2 or not any(f.params for f in frozen):
+        out["note"] = "needs at least 2 complete trials with parameters"
+        return out
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        optuna.logging.set_verbosity(optuna.logging.ERROR)
+        study = optuna.create_study(direction="maximize")
+        study.add_trials(frozen)
+        result = optuna.importance.get_param_importances(
+            study, evaluator=optuna.importance.PedAnovaImportanceEvaluator())
+    out["params"] = list(result)
+    out["importances"] = [float(v) for v in result.values()]
+    out["n_used"] = len(frozen)
+    return out
+
+
+def categorical_effects(engine, name: str,
+                        params: Sequence[str] = EFFECT_PARAMS) -> dict[str, list[dict[str, Any]]]:
+    """Per categorical parameter and choice: count, mean, standard deviation and max of
+    complete trials' values; one aggregate query.
+
+    Returns:
+        ``{param: [{choice, count, mean, std, max}, ...]}`` in the choices' declared order.
+    """
+    t, v, p = o_trials, o_values, o_params
+    with engine.connect() as con:
+        sid = _study_id(con, name)
+        rows = con.execute(
+            sa.select(p.c.param_name, p.c.param_value, p.c.distribution_json, sa.func.count(),
+                      sa.func.avg(v.c.value), sa.func.avg(v.c.value * v.c.value),
+                      sa.func.max(v.c.value))
+            .join(t, t.c.trial_id == p.c.trial_id)
+            .join(v, sa.and_(v.c.trial_id == t.c.trial_id, v.c.objective == 0))
+            .where(t.c.study_id == sid, t.c.state == "COMPLETE", v.c.value.is_not(None),
+                   p.c.param_name.in_(list(params)))
+            .group_by(p.c.param_name, p.c.param_value, p.c.distribution_json)).all()
+    acc: dict[str, dict[Any, list[float]]] = {}
+    order: dict[str, list[Any]] = {}
+    for pname, raw, dist_json, n, mean, mean_sq, best in rows:
+        try:
+            dist = _distribution(dist_json)
+            choice = dist.to_external_repr(raw)
+            choices = list(getattr(dist, "choices", ()))
+        except Exception:
+            choice, choices = raw, []
+        seen = order.setdefault(pname, [])
+        for c in choices + [choice]:
+            if c not in seen:
+                seen.append(c)
+        a = acc.setdefault(pname, {}).setdefault(_hashable(choice), [0, 0.0, 0.0, -math.inf])
+        a[0] += n
+        a[1] += mean * n
+        a[2] += mean_sq * n
+        a[3] = max(a[3], best)
+    out: dict[str, list[dict[str, Any]]] = {}
+    for pname in params:
+        entries = []
+        for choice in order.get(pname, []):
+            a = acc.get(pname, {}).get(_hashable(choice))
+            if a is None or a[0] == 0:
+                entries.append({"choice": choice, "count": 0, "mean": None, "std": None,
+                                "max": None})
+                continue
+            mean = a[1] / a[0]
+            var = max(0.0, a[2] / a[0] - mean * mean)
+            entries.append({"choice": choice, "count": a[0], "mean": mean,
+                            "std": math.sqrt(var), "max": a[3]})
+        out[pname] = entries
+    return out
+
+
+def _hashable(value: Any) -> Any:
+    if isinstance(value, (bool, int, float, str)):
+        return (type(value).__name__, value)
+    return repr(value)
+
+
+# -- rank correlation -------------------------------------------------------------------------
+def config_key(config: dict[str, Any]) -> str:
+    """A canonical text of a config: sorted keys, floats to 6 significant digits."""
+    def norm(v: Any) -> Any:
+        if isinstance(v, float) and not isinstance(v, bool):
+            return float(f"{v:.6g}")
+        return v
+
+    return json.dumps({k: norm(v) for k, v in config.items()}, sort_keys=True)
+
+
+def _ranks(values: Sequence[float]) -> list[float]:
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    ranks = [0.0] * len(values)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = (i + j) / 2.0 + 1.0
+        i = j + 1
+    return ranks
+
+
+def spearman(a: Sequence[float], b: Sequence[float]) -> float | None:
+    """Spearman's rank correlation (ties get average ranks); None below 3 pairs or when one
+    side is constant."""
+    if len(a) != len(b) or len(a) < 3:
+        return None
+    ra, rb = _ranks(a), _ranks(b)
+    ma, mb = sum(ra) / len(ra), sum(rb) / len(rb)
+    cov = sum((x - ma) * (y - mb) for x, y in zip(ra, rb, strict=True))
+    va = sum((x - ma) ** 2 for x in ra)
+    vb = sum((y - mb) ** 2 for y in rb)
+    if va == 0 or vb == 0:
+        return None
+    return cov / math.sqrt(va * vb)
+
+
+def _values_by_config(con, name: str) -> dict[str, tuple[float, int, int]]:
+    """``{config_key: (mean value, count, first trial number)}`` of complete trials."""
+    sid = _study_id(con, name)
+    done = _complete_trials(con, sid)
+    ids = [d[0] for d in done]
+    configs = {tid: c for tid, c in _attr_values(con, ids, "config").items()
+               if isinstance(c, dict)}
+    lacking = [tid for tid in ids if tid not in configs]
+    if lacking:
+        for tid, params in _trial_params(con, lacking).items():
+            configs[tid] = {n: v for n, (v, _d) in params.items()}
+    acc: dict[str, list[float]] = {}
+    for tid, number, value in done:
+        cfg = configs.get(tid)
+        if not cfg:
+            continue
+        a = acc.setdefault(config_key(cfg), [0.0, 0, number])
+        a[0] += value
+        a[1] += 1
+    return {k: (a[0] / a[1], int(a[1]), int(a[2])) for k, a in acc.items()}
+
+
+def rank_correlation(engine, name_a: str, name_b: str) -> dict[str, Any]:
+    """Configs evaluated in both studies (same params and values), their mean values on each
+    side and Spearman's rank correlation.
+
+    Returns:
+        ``a``, ``b`` (values, paired), ``numbers`` (first trial number on each side),
+        ``n_pairs``, ``spearman`` (None below 3 pairs).
+    """
+    with engine.connect() as con:
+        va = _values_by_config(con, name_a)
+        vb = _values_by_config(con, name_b)
+    shared = sorted(set(va) & set(vb), key=lambda k: va[k][2])
+    a = [va[k][0] for k in shared]
+    b = [vb[k][0] for k in shared]
+    return {"name_a": name_a, "name_b": name_b, "a": a, "b": b,
+            "numbers": [(va[k][2], vb[k][2]) for k in shared], "n_pairs": len(shared),
+            "spearman": spearman(a, b)}
+
+
+# -- best trial ---------------------------------------------------------------------------------
+def best_trial(engine, name: str) -> dict[str, Any] | None:
+    """The best complete trial (number, value, duration, config, user attrs) with the study's
+    test result (``result``: trial_number, val_accuracy, test_accuracy, model_path) if any."""
+    records = Records(engine, create=False)
+    with engine.connect() as con:
+        _study_id(con, name)
+        has_results = _has_table(con, "hpo32_results")
+    best = records.best_trial(name)
+    if best is None:
+        return None
+    best["result"] = records.result(name) if has_results else None
+    best["param_names"] = param_order(best["config"] or {})
+    return best
+
+
+# -- trial table --------------------------------------------------------------------------------
+_ATTR_COLUMNS = ("epochs_completed", "stopped_by", "train_seconds", "images_per_second",
+                 "fail_reason")
+
+
+def trial_table(engine, name: str) -> dict[str, Any]:
+    """Every trial of a study as one flat row: number, state, value, duration_s, started,
+    epochs_completed, stopped_by, train_seconds, images_per_second, fail_reason and each
+    parameter (absent when inactive).
+
+    Returns:
+        ``columns`` (ids in display order), ``types`` (``numeric`` or ``text`` per column),
+        ``rows``.
+    """
+    t, v = o_trials, o_values
+    with engine.connect() as con:
+        sid = _study_id(con, name)
+        trows = con.execute(
+            sa.select(t.c.trial_id, t.c.number, t.c.state, v.c.value, t.c.datetime_start,
+                      t.c.datetime_complete)
+            .select_from(t.outerjoin(v, sa.and_(v.c.trial_id == t.c.trial_id,
+                                                v.c.objective == 0)))
+            .where(t.c.study_id == sid).order_by(t.c.number)).all()
+        attrs: dict[int, dict[str, Any]] = {}
+        for tid, key, value_json in con.execute(
+                sa.select(o_attrs.c.trial_id, o_attrs.c.key, o_attrs.c.value_json)
+                .join(t, t.c.trial_id == o_attrs.c.trial_id)
+                .where(t.c.study_id == sid,
+                       o_attrs.c.key.in_(_ATTR_COLUMNS + ("config",)))):
+            attrs.setdefault(tid, {})[key] = _json(value_json)
+        lacking = {r[0] for r in trows if not isinstance(attrs.get(r[0], {}).get("config"),
+                                                         dict)}
+        stored: dict[int, dict[str, Any]] = {}
+        if lacking:
+            for tid, pname, raw, dist_json in con.execute(
+                    sa.select(o_params.c.trial_id, o_params.c.param_name,
+                              o_params.c.param_value, o_params.c.distribution_json)
+                    .join(t, t.c.trial_id == o_params.c.trial_id)
+                    .where(t.c.study_id == sid)):
+                if tid in lacking:
+                    try:
+                        raw = _distribution(dist_json).to_external_repr(raw)
+                    except Exception:
+                        pass
+                    stored.setdefault(tid, {})[pname] = raw
+    rows = []
+    text_cols: set[str] = {"state", "started"}
+    seen_cols: set[str] = set()
+    fmt = "%Y-%m-%d %H:%M:%S"
+    for tid, number, state, value, start, complete in trows:
+        a = attrs.get(tid, {})
+        cfg = a.pop("config", None)
+        if not isinstance(cfg, dict):
+            cfg = stored.get(tid, {})
+        s, c = _ts(start), _ts(complete)
+        row: dict[str, Any] = {
+            "number": int(number), "state": str(state), "value": _finite(value),
+            "duration_s": round(c - s, 1) if s is not None and c is not None else None,
+            "started": _dt.datetime.fromtimestamp(s).strftime(fmt) if s is not None else None,
+        }
+        for source in (a, cfg):
+            for key, val in source.items():
+                if val is None:
+                    continue
+                if not isinstance(val, (int, float)) or isinstance(val, bool):
+                    val = _cell(val)
+                    text_cols.add(key)
+                elif isinstance(val, float) and not math.isfinite(val):
+                    val = str(val)
+                    text_cols.add(key)
+                row[key] = val
+                seen_cols.add(key)
+        rows.append(row)
+    pnames = seen_cols - set(_ATTR_COLUMNS)
+    columns = ["number", "state", "value", "duration_s", "started", *_ATTR_COLUMNS,
+               *param_order(pnames)]
+    types = {col: "text" if col in text_cols else "numeric" for col in columns}
+    return {"name": name, "columns": columns, "types": types, "rows": rows}
+
+
+def _cell(value: Any) -> Any:
+    """A table cell: numbers stay numbers, booleans and everything else become text."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, (int, float)):
+        return value if not isinstance(value, float) or math.isfinite(value) else str(value)
+    if isinstance(value, str):
+        return value
+    return json.dumps(value)
+
+
+_FILTER_RE = re.compile(
+    r"^\s*\{(?P<col>[^}]*)\}\s*(?P<op>s?[<>]=?|s?!?=|[ei]?(?:lt|le|gt|ge|eq|ne)|"
+    r"[sci]?contains|datestartswith|is blank|is not blank)\s*(?P<val>.*?)\s*$")
+_OPS = {"lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "=", "ne": "!="}
+
+
+def parse_filter(query: str | None) -> list[tuple[str, str, Any]]:
+    """DataTable's ``filter_query`` (``{col} > 0.5 && {state} contains "PRU"``) as
+    ``(column, operator, value)`` triples; parts it cannot read are ignored."""
+    out: list[tuple[str, str, Any]] = []
+    for part in (query or "").split(" && "):
+        m = _FILTER_RE.match(part)
+        if not m:
+            continue
+        op = m["op"].lstrip("sei") if m["op"] not in ("is blank", "is not blank") else m["op"]
+        if m["op"].startswith("s") and m["op"][1:] in ("<", "<=", ">", ">=", "=", "!="):
+            op = m["op"][1:]
+        op = _OPS.get(op, op)
+        if m["op"].endswith("contains"):
+            op = "contains"
+        raw = m["val"]
+        if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "\"'`":
+            val: Any = raw[1:-1]
+        else:
+            try:
+                val = float(raw)
+            except ValueError:
+                val = raw
+        out.append((m["col"].replace("\\}", "}"), op, val))
+    return out
+
+
+def _matches(cell: Any, op: str, val: Any) -> bool:
+    if op == "is blank":
+        return cell is None or cell == ""
+    if op == "is not blank":
+        return not (cell is None or cell == "")
+    if cell is None:
+        return False
+    if op in ("contains", "datestartswith"):
+        text = str(cell).lower()
+        needle = str(val if not isinstance(val, float) or not val.is_integer()
+                     else int(val)).lower()
+        return text.startswith(needle) if op == "datestartswith" else needle in text
+    if isinstance(cell, (int, float)) and not isinstance(val, (int, float)):
+        try:
+            val = float(val)
+        except ValueError:
+            return op == "!="
+    if not isinstance(cell, (int, float)):
+        cell, val = str(cell).lower(), (str(val) if not isinstance(val, float)
+                                        or not val.is_integer() else str(int(val))).lower()
+    try:
+        return {"=": cell == val, "!=": cell != val, "<": cell < val, "<=": cell <= val,
+                ">": cell > val, ">=": cell >= val}[op]
+    except (KeyError, TypeError):
+        return False
+
+
+def _sort_key(value: Any) -> tuple[bool, Any]:
+    """Numbers before text; text case-insensitively."""
+    if isinstance(value, str):
+        return (True, value.lower())
+    return (False, value)
+
+
+def page_rows(rows: Sequence[dict[str, Any]], page: int = 0, page_size: int = 50,
+              sort_by: Sequence[dict[str, str]] | None = None,
+              filter_query: str | None = None) -> tuple[list[dict[str, Any]], int, int]:
+    """One page of a table after DataTable-style filtering and sorting (empty cells last).
+
+    Returns:
+        ``(rows of the page, matching row count, page count)``.
+    """
+    conditions = parse_filter(filter_query)
+    sel = [r for r in rows if all(_matches(r.get(c), op, v) for c, op, v in conditions)]
+    for spec in reversed(list(sort_by or [])):
+        col = spec.get("column_id")
+        desc = spec.get("direction") == "desc"
+        present = [r for r in sel if r.get(col) is not None]
+        absent = [r for r in sel if r.get(col) is None]
+        present.sort(key=lambda r: _sort_key(r[col]), reverse=desc)
+        sel = present + absent
+    pages = max(1, math.ceil(len(sel) / page_size)) if page_size > 0 else 1
+    page = min(max(0, int(page or 0)), pages - 1)
+    return list(sel[page * page_size:(page + 1) * page_size]), len(sel), pages
+

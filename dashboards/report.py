@@ -1,0 +1,256 @@
+"""``hpo32 report``: the dashboard's figures for some studies in one self-contained HTML file.
+
+plotly.js is inlined once, so the file opens offline. Every text from the database is
+escaped with :func:`html.escape`; figures are serialized by plotly, which escapes ``<`` in
+its JSON, so nothing a study is named can run in the page.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from dashboards import data, figures
+
+__all__ = ["ReportError", "build_report", "redact_url", "write_report"]
+
+
+class ReportError(ValueError):
+    """A report cannot be written (unknown study, bad output path); one sentence with the fix."""
+
+
+_CSS = """
+body { font-family: system-ui, sans-serif; margin: 0; background: #f6f8fa; color: #24292f; }
+header { background: #24292f; color: white; padding: 12px 20px; }
+main { padding: 8px 20px 40px; }
+section { background: white; border: 1px solid #e3e3e3; border-radius: 6px; padding: 10px 16px;
+          margin: 14px 0; }
+table { border-collapse: collapse; font-size: 13px; }
+th, td { padding: 3px 10px; text-align: left; border-bottom: 1px solid #eee; }
+.muted { color: #666; }
+.config { display: grid; grid-template-columns: repeat(auto-fill, minmax(230px, 1fr));
+          column-gap: 24px; }
+.config div { border-bottom: 1px solid #eee; padding: 2px 0; }
+"""
+
+_TOP_ROWS = 50
+
+
+def _e(text: Any) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def redact_url(url: str) -> str:
+    """The URL without a password."""
+    if "://" in url and "@" in url:
+        scheme, rest = url.split("://", 1)
+        cred, host = rest.rsplit("@", 1)
+        return f"{scheme}://{cred.split(':', 1)[0]}@{host}"
+    return url
+
+
+class _Html:
+    """Collects the page; the first figure carries plotly.js, the others reference it."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self._figures = 0
+
+    def add(self, markup: str) -> None:
+        self.parts.append(markup)
+
+    def figure(self, fig: dict[str, Any]) -> None:
+        import plotly.io as pio
+
+        self._figures += 1
+        self.parts.append(pio.to_html(
+            fig, full_html=False, include_plotlyjs=self._figures == 1, validate=False,
+            div_id=f"figure-{self._figures}", config={"displaylogo": False,
+                                                      "responsive": True}))
+
+
+def _summary_table(rows: Sequence[dict[str, Any]]) -> str:
+    head = ("Study", "Dataset", "Engine", "Complete", "Pruned", "Failed", "Running",
+            "Best val. accuracy", "Search time", "Last activity")
+    out = ["<table><thead><tr>", *(f"<th>{_e(h)}</th>" for h in head), "</tr></thead><tbody>"]
+    for r in rows:
+        s = r["states"]
+        budget = figures.fmt_duration(r["used_seconds"])
+        if r["budget_seconds"]:
+            budget += f" of {figures.fmt_duration(r['budget_seconds'])}"
+        cells = (r["name"], r["dataset"] or "unknown", r["engine"] or "unknown",
+                 s.get("COMPLETE", 0), s.get("PRUNED", 0), s.get("FAIL", 0),
+                 s.get("RUNNING", 0), figures.fmt_value(r["best_value"]), budget,
+                 figures.fmt_time(r["last_activity"]))
+        out.append("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in cells) + "</tr>")
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+def _best_html(best: dict[str, Any] | None) -> str:
+    if best is None:
+        return "<h3>Best trial</h3><p class='muted'>No complete trial yet.</p>"
+    facts = [f"validation accuracy {figures.fmt_value(best['value'])}"]
+    result = best.get("result")
+    if result and result.get("test_accuracy") is not None:
+        which = ("" if result["trial_number"] == best["number"]
+                 else f" (evaluated for trial #{result['trial_number']})")
+        facts.append(f"test accuracy {figures.fmt_value(result['test_accuracy'])}{which}")
+    else:
+        facts.append("test accuracy not evaluated yet")
+    if best.get("duration_seconds") is not None:
+        facts.append(f"took {figures.fmt_duration(best['duration_seconds'])}")
+    config = best.get("config") or {}
+    items = "".join(
+        f"<div><span class='muted'>{_e(k)}</span> <b>{_e(_plain(config[k]))}</b></div>"
+        for k in best.get("param_names") or sorted(config))
+    return (f"<h3>Best trial #{_e(best['number'])}</h3><p>{_e(' · '.join(facts))}</p>"
+            f"<div class='config'>{items}</div>")
+
+
+def _plain(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _top_trials_html(table: dict[str, Any]) -> str:
+    rows, matching, _pages = data.page_rows(
+        table["rows"], 0, _TOP_ROWS, [{"column_id": "value", "direction": "desc"}],
+        '{state} = "COMPLETE"')
+    if not rows:
+        return "<p class='muted'>No complete trials.</p>"
+    cols = [c for c in table["columns"] if c not in ("state", "started", "fail_reason")]
+    out = [f"<p class='muted'>The {len(rows)} best of {matching} complete trials.</p>",
+           "<div style='overflow-x:auto'><table><thead><tr>",
+           *(f"<th>{_e(c)}</th>" for c in cols), "</tr></thead><tbody>"]
+    for r in rows:
+        cells = []
+        for c in cols:
+            v = r.get(c)
+            cells.append("" if v is None else f"{v:.4f}" if c == "value" else _plain(v))
+        out.append("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in cells) + "</tr>")
+    out.append("</tbody></table></div>")
+    return "".join(out)
+
+
+def build_report(engine, names: Sequence[str], source: str = "") -> str:
+    """The report's HTML for studies ``names`` over a read-only ``engine``.
+
+    Raises:
+        ReportError: a name is not a study of the database.
+    """
+    studies = {s["name"]: s for s in data.list_studies(engine)}
+    missing = [n for n in names if n not in studies]
+    if missing:
+        raise ReportError(f"no study named {', '.join(repr(m) for m in missing)} in "
+                          f"{source or 'the database'}; see 'hpo32 list'.")
+    names = list(dict.fromkeys(names))
+    page = _Html()
+    title = "hpo32 report: " + ", ".join(names)
+    page.add(f"<header><b>hpo32 report</b> · {_e(', '.join(names))}</header><main>")
+    page.add(f"<p class='muted'>Generated {_e(time.strftime('%Y-%m-%d %H:%M:%S'))} from "
+             f"{_e(redact_url(source))}.</p>")
+    page.add("<section><h2>Studies</h2>" + _summary_table([studies[n] for n in names])
+             + "</section>")
+    imps: dict[str, dict[str, Any]] = {}
+    for name in names:
+        page.add(f"<section><h2>{_e(name)}</h2>")
+        page.add(_best_html(data.best_trial(engine, name)))
+        hist = data.history(engine, name)
+        page.figure(figures.history_figure(hist, "number"))
+        page.figure(figures.history_figure(hist, "time"))
+        page.figure(figures.learning_curves_figure(data.learning_curves(engine, name)))
+        samples = data.param_samples(engine, name, cap=1000)
+        page.figure(figures.parallel_figure(samples))
+        imps[name] = data.importances(engine, name)
+        page.figure(figures.importance_figure([(name, imps[name])]))
+        if len(samples["trials"]) > 300:
+            idx = data.even_sample(samples["trials"], 300)
+            samples = {**samples, "trials": [samples["trials"][i] for i in idx],
+                       "note": f"300 of {samples['n_complete']:,} complete trials "
+                               "(evenly spaced)"}
+        page.figure(figures.slices_figure(samples))
+        page.add("<h3>Best trials</h3>" + _top_trials_html(data.trial_table(engine, name)))
+        page.add("</section>")
+    _dataset_section(page, engine, [studies[n] for n in names], imps)
+    _engine_sections(page, engine, [studies[n] for n in names])
+    page.add("</main>")
+    return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+            f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>"
+            + "".join(page.parts) + "</body></html>")
+
+
+def _dataset_section(page: _Html, engine, rows: list[dict[str, Any]],
+                     imps: dict[str, dict[str, Any]]) -> None:
+    inet, cifar = data.default_dataset_pair(rows)
+    if not inet or not cifar:
+        return
+    pair = [(inet, "ImageNet32"), (cifar, "CIFAR-10")]
+    labels = [f"{label}: {n}" for n, label in pair]
+    page.add("<section><h2>ImageNet32 and CIFAR-10</h2>")
+    page.figure(figures.best_over_time_figure(data.best_over_time(engine, [inet, cifar]),
+                                              labels=labels))
+    page.figure(figures.importance_figure([(lab, imps[n]) for (n, _), lab in
+                                           zip(pair, labels, strict=True)]))
+    page.figure(figures.categorical_effects_figure(
+        [(lab, data.categorical_effects(engine, n)) for (n, _), lab in
+         zip(pair, labels, strict=True)]))
+    page.figure(figures.rank_correlation_figure(data.rank_correlation(engine, inet, cifar),
+                                                labels[0], labels[1]))
+    page.add("</section>")
+
+
+def _engine_sections(page: _Html, engine, rows: list[dict[str, Any]]) -> None:
+    by_dataset: dict[str, list[str]] = {}
+    for r in rows:
+        if r["dataset"]:
+            by_dataset.setdefault(r["dataset"], []).append(r["name"])
+    for dataset, names in sorted(by_dataset.items()):
+        engines = {data.engine_family(r["engine"]) for r in rows if r["name"] in names}
+        if len(names) < 2 or len(engines) < 2:
+            continue
+        series = data.best_over_time(engine, names)
+        page.add(f"<section><h2>Engines on {_e(dataset)}</h2>")
+        page.figure(figures.best_over_time_figure(series, by_engine=True))
+        page.figure(figures.throughput_figure(data.throughput(series)))
+        page.figure(figures.distribution_figure(data.value_distribution(series)))
+        page.add("</section>")
+
+
+def write_report(url: str, names: Sequence[str], out: str | os.PathLike[str],
+                 engine=None) -> Path:
+    """Writes the report of studies ``names`` in the database at ``url`` to ``out``
+    (atomically: a reader never sees half a file).
+
+    Returns:
+        The path written.
+
+    Raises:
+        ReportError: unknown study, or ``out`` cannot be written.
+        StorageError: the database cannot be opened.
+    """
+    if not names:
+        raise ReportError("name at least one study to report; see 'hpo32 list'.")
+    path = Path(out).expanduser()
+    if path.is_dir():
+        raise ReportError(f"'{path}' is a folder; name an .html file, e.g. --out report.html.")
+    if not path.parent.resolve().is_dir():
+        raise ReportError(f"folder '{path.parent}' does not exist; create it first.")
+    engine = engine if engine is not None else data.open_engine(url)
+    text = build_report(engine, names, source=url)
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".hpo32-report-", suffix=".html",
+                                   dir=path.parent.resolve())
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
+        raise ReportError(f"cannot write '{path}': {exc.strerror or exc}; pick another "
+                          "--out.") from None
+    return path

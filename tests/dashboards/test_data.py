@@ -1,0 +1,391 @@
+"""The figure data: pure helpers, and SQL over a generated database checked against the
+trials that were written."""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+import threading
+import time
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from dashboards import data
+from tests.dashboards.dbgen import HOSTILE_NAME, StudyPlan, bulk_write_study, write_study
+
+
+# -- pure helpers -------------------------------------------------------------------------------
+def test_best_so_far_is_a_running_maximum_that_skips_missing_values():
+    assert data.best_so_far([]) == []
+    assert data.best_so_far([None, 0.2, 0.1, None, 0.5, 0.4]) == [None, 0.2, 0.2, 0.2, 0.5, 0.5]
+
+
+def test_history_from_rows_orders_by_number_and_by_completion_time():
+    rows = [  # (number, state, value, start, complete): trial 1 finished before trial 0
+        (0, "COMPLETE", 0.5, 100.0, 400.0),
+        (1, "COMPLETE", 0.3, 110.0, 200.0),
+        (2, "PRUNED", 0.2, 120.0, 250.0),
+        (3, "FAIL", None, 130.0, 140.0),
+        (4, "RUNNING", None, 300.0, None),
+        (5, "COMPLETE", 0.7, 310.0, 350.0),
+        (6, "COMPLETE", float("inf"), 320.0, 360.0),  # never plotted
+    ]
+    h = data.history_from_rows(rows)
+    assert h["by_number"] == {"number": [0, 1, 5], "value": [0.5, 0.3, 0.7],
+                              "best": [0.5, 0.5, 0.7]}
+    assert h["by_time"]["number"] == [1, 5, 0]
+    assert h["by_time"]["best"] == [0.3, 0.7, 0.7]
+    assert h["counts"] == {"COMPLETE": 4, "PRUNED": 1, "FAIL": 1, "RUNNING": 1}
+    assert h["trials"]["value"][6] is None
+
+
+def test_active_time_leaves_out_gaps_and_counts_overlaps_once():
+    spent = data.active_time([(0, 10), (5, 20), (100, 110)])
+    assert spent(-5) == 0
+    assert spent(10) == 10
+    assert spent(20) == 20
+    assert spent(50) == 20  # paused between sessions
+    assert spent(105) == 25
+    assert spent(1000) == 30
+    assert data.active_time([])(5) == 0
+
+
+def test_even_sample_spreads_keeps_and_caps():
+    assert data.even_sample(range(5), 10) == [0, 1, 2, 3, 4]
+    idx = data.even_sample(range(1000), 100, keep=[999])
+    assert len(idx) == 100 and 999 in idx and idx == sorted(idx)
+    assert max(b - a for a, b in zip(idx, idx[1:], strict=False)) <= 12  # no big holes
+
+
+def test_select_curve_trials_keeps_every_state_within_the_cap():
+    rows = [(i, i, "COMPLETE", i / 1000) for i in range(300)]
+    rows += [(1000 + i, 300 + i, "PRUNED", 0.1) for i in range(100)]
+    rows += [(2000 + i, 400 + i, "FAIL", None) for i in range(50)]
+    rows += [(3000, 500, "RUNNING", None)]
+    chosen = data.select_curve_trials(rows, 100)
+    assert len(chosen) == len(set(chosen)) == 100
+    states = {tid: state for tid, _n, state, _v in rows}
+    picked = [states[t] for t in chosen]
+    assert picked.count("RUNNING") == 1
+    assert picked.count("FAIL") == 10 and picked.count("PRUNED") == 25
+    best = sorted((r for r in rows if r[2] == "COMPLETE"), key=lambda r: -r[3])[:64]
+    assert {r[0] for r in best} <= set(chosen)
+    few = [(i, i, "COMPLETE", 0.5) for i in range(3)] + [(10 + i, 10 + i, "FAIL", None)
+                                                        for i in range(30)]
+    assert len(data.select_curve_trials(few, 20)) == 20  # the complete ones' room is reused
+
+
+def test_spearman_with_ties_and_degenerate_inputs():
+    assert data.spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert data.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert data.spearman([1, 2, 2, 3], [1, 2, 3, 4]) == pytest.approx(0.9486833)
+    assert data.spearman([1, 2], [1, 2]) is None
+    assert data.spearman([1, 1, 1], [1, 2, 3]) is None
+
+
+def test_config_key_ignores_key_order_and_float_noise():
+    assert data.config_key({"a": 1, "b": 0.1 + 0.2}) == data.config_key({"b": 0.3, "a": 1})
+    assert data.config_key({"a": True}) != data.config_key({"a": 1.0})
+
+
+def test_parse_filter_and_page_rows():
+    assert data.parse_filter('{value} s> 0.5 && {optimizer} icontains "ad" && {x} = nope') == [
+        ("value", ">", 0.5), ("optimizer", "contains", "ad"), ("x", "=", "nope")]
+    assert data.parse_filter("garbage") == []
+    rows = [{"number": i, "value": None if i % 5 == 0 else i / 10,
+             "opt": ["adam", "sgd"][i % 2]} for i in range(23)]
+    page, matching, pages = data.page_rows(rows, 0, 5, [{"column_id": "value",
+                                                        "direction": "desc"}])
+    assert matching == 23 and pages == 5
+    assert [r["number"] for r in page] == [22, 21, 19, 18, 17]
+    last, _, _ = data.page_rows(rows, 4, 5, [{"column_id": "value", "direction": "desc"}])
+    assert all(r["value"] is None for r in last)  # empty cells last, both directions
+    page, matching, _ = data.page_rows(rows, 0, 50, None, "{opt} contains ADA && {value} >= 1")
+    assert matching == len(page) == 5 and all(r["opt"] == "adam" for r in page)
+    page, _, _ = data.page_rows(rows, 99, 10)  # a page past the end shows the last one
+    assert [r["number"] for r in page] == [20, 21, 22]
+
+
+def test_cache_computes_once_per_key_and_evicts_oldest():
+    cache = data.Cache(size=2)
+    calls = []
+    for key in ("a", "a", "b", "c", "a"):
+        cache.get(key, lambda k=key: calls.append(k) or k)
+    assert calls == ["a", "b", "c", "a"]
+
+
+# -- SQL over the generated database -------------------------------------------------------------
+def _complete(plan):
+    return [t for t in plan.trials if t.state == TrialState.COMPLETE]
+
+
+def test_list_studies_covers_hpo32_and_plain_optuna_studies(engine, plans):
+    rows = {r["name"]: r for r in data.list_studies(engine)}
+    assert set(rows) == set(plans)
+    cifar = rows["cifar-optuna"]
+    assert (cifar["dataset"], cifar["engine"]) == ("cifar10", "optuna")
+    assert cifar["states"]["COMPLETE"] == len(_complete(plans["cifar-optuna"]))
+    assert cifar["states"]["RUNNING"] == 2 and cifar["running"]
+    assert cifar["best_value"] == pytest.approx(max(t.value for t in
+                                                    _complete(plans["cifar-optuna"])))
+    assert rows["cifar-kt"]["engine"] == "keras-tuner:random"
+    assert rows["empty"]["n_trials"] == 0 and rows["empty"]["best_value"] is None
+    assert rows["all-failed"]["states"] == {"FAIL": 6}
+    plain = rows[HOSTILE_NAME]
+    assert plain["dataset"] is None and plain["engine"] is None and not plain["running"]
+    assert rows["cifar-optuna"]["space_key"] == rows["inet-optuna"]["space_key"]
+    assert data.default_dataset_pair(list(rows.values())) == ("inet-optuna", "cifar-optuna")
+
+
+def test_history_matches_the_written_trials(engine, plans):
+    plan = plans["cifar-optuna"]
+    h = data.history(engine, "cifar-optuna")
+    assert h["trials"]["number"] == list(range(len(plan.trials)))
+    assert h["trials"]["state"] == [t.state.name for t in plan.trials]
+    done = _complete(plan)
+    assert h["by_number"]["value"] == pytest.approx([t.value for t in done])
+    assert h["by_number"]["best"][-1] == pytest.approx(max(t.value for t in done))
+    by_time = sorted(done, key=lambda t: t.datetime_complete)
+    assert h["by_time"]["number"] == [t.number for t in by_time]
+    assert h["by_time"]["time"][0] == pytest.approx(by_time[0].datetime_complete.timestamp(),
+                                                    abs=1e-3)
+    running = [i for i, s in enumerate(h["trials"]["state"]) if s == "RUNNING"]
+    assert all(h["trials"]["complete"][i] is None for i in running)
+
+
+@pytest.mark.parametrize("name", ["empty", "all-failed"])
+def test_studies_without_complete_trials(engine, name):
+    h = data.history(engine, name)
+    assert h["by_number"]["value"] == [] and h["by_time"]["best"] == []
+    assert data.param_samples(engine, name)["trials"] == []
+    imp = data.importances(engine, name)
+    assert imp["params"] == [] and "at least 2" in imp["note"]
+    assert data.best_trial(engine, name) is None
+    assert data.categorical_effects(engine, name) == {p: [] for p in data.EFFECT_PARAMS} or \
+        all(e["count"] == 0 for v in data.categorical_effects(engine, name).values() for e in v)
+
+
+def test_unknown_study_is_an_error_naming_it(engine):
+    with pytest.raises(data.UnknownStudy, match="no-such"):
+        data.history(engine, "no-such")
+    with pytest.raises(data.UnknownStudy):
+        data.study_info(engine, "no-such")
+
+
+def test_learning_curves_keep_states_and_epochs(engine, plans):
+    plan = plans["cifar-optuna"]
+    lc = data.learning_curves(engine, "cifar-optuna")
+    with_curves = [t for t in plan.trials if t.intermediate_values]
+    assert lc["n_total"] == len(with_curves) == lc["n_shown"] and lc["note"] == ""
+    by_number = {c["number"]: c for c in lc["curves"]}
+    for t in with_curves:
+        curve = by_number[t.number]
+        assert curve["state"] == t.state.name
+        assert curve["steps"] == sorted(t.intermediate_values)
+        assert curve["values"] == pytest.approx([t.intermediate_values[s]
+                                                 for s in curve["steps"]])
+    assert {"PRUNED", "FAIL", "COMPLETE"} <= {c["state"] for c in lc["curves"]}
+    epoch1 = [t.intermediate_values[1] for t in with_curves if 1 in t.intermediate_values]
+    assert lc["mean"]["steps"][0] == 1 and lc["mean"]["counts"][0] == len(epoch1)
+    assert lc["mean"]["values"][0] == pytest.approx(sum(epoch1) / len(epoch1))
+    capped = data.learning_curves(engine, "cifar-optuna", cap=10)
+    assert capped["n_shown"] == 10 and "10 of" in capped["note"]
+
+
+def test_param_samples_keep_conditional_params_absent(engine, plans):
+    ps = data.param_samples(engine, "cifar-optuna")
+    specs = {p["name"]: p for p in ps["params"]}
+    assert specs["learning_rate"]["kind"] == "float" and specs["learning_rate"]["log"]
+    assert specs["filters_1"]["kind"] == "int" and specs["filters_1"]["log"]
+    assert specs["optimizer"]["kind"] == "categorical"
+    assert specs["batch_norm"]["choices"] == [False, True]
+    assert [p["name"] for p in ps["params"]][:2] == ["conv_blocks", "filters_1"]
+    written = {t.number: t.user_attrs["config"] for t in _complete(plans["cifar-optuna"])}
+    for t in ps["trials"]:
+        assert t["params"] == written[t["number"]]  # the config attr, inactive ones absent
+    assert any("filters_4" not in t["params"] for t in ps["trials"])
+    sampled = data.param_samples(engine, "cifar-optuna", cap=10)
+    best = max(written, key=lambda n: next(t.value for t in plans["cifar-optuna"].trials
+                                           if t.number == n))
+    assert sampled["n_used"] == 10 and best in [t["number"] for t in sampled["trials"]]
+    assert "10 of" in sampled["note"]
+    plain = data.param_samples(engine, HOSTILE_NAME)  # no config attr: Optuna's params
+    assert "momentum" in {p["name"] for p in plain["params"]}
+
+
+def test_importances_are_normalized_and_name_the_sample(engine):
+    imp = data.importances(engine, "cifar-optuna")
+    assert imp["method"] == "PED-ANOVA" and imp["params"]
+    assert imp["importances"] == sorted(imp["importances"], reverse=True)
+    assert sum(imp["importances"]) == pytest.approx(1.0)
+    assert imp["n_used"] == imp["n_complete"]
+    few = data.importances(engine, "cifar-optuna", cap=20)
+    assert few["n_used"] == 20 and "latest" in few["note"]
+
+
+def test_categorical_effects_aggregate_like_python(engine, plans):
+    effects = data.categorical_effects(engine, "cifar-optuna")
+    done = _complete(plans["cifar-optuna"])
+    for param in data.EFFECT_PARAMS:
+        for entry in effects[param]:
+            vals = [t.value for t in done if t.params.get(param) == entry["choice"]]
+            assert entry["count"] == len(vals)
+            if vals:
+                mean = sum(vals) / len(vals)
+                assert entry["mean"] == pytest.approx(mean)
+                assert entry["max"] == pytest.approx(max(vals))
+                std = math.sqrt(sum((v - mean) ** 2 for v in vals) / len(vals))
+                assert entry["std"] == pytest.approx(std, abs=1e-6)
+    assert [e["choice"] for e in effects["pooling"]] == ["max", "avg"]
+
+
+def test_rank_correlation_pairs_the_shared_configs(engine, plans):
+    rc = data.rank_correlation(engine, "inet-optuna", "cifar-optuna")
+    inet = {data.config_key(t.user_attrs["config"]): t.value
+            for t in _complete(plans["inet-optuna"])}
+    cifar = {data.config_key(t.user_attrs["config"]): t.value
+             for t in _complete(plans["cifar-optuna"])}
+    shared = set(inet) & set(cifar)
+    assert rc["n_pairs"] == len(shared) >= 3
+    assert sorted(rc["a"]) == pytest.approx(sorted(inet[k] for k in shared))
+    expected = data.spearman([inet[k] for k in sorted(shared)],
+                             [cifar[k] for k in sorted(shared)])
+    assert rc["spearman"] == pytest.approx(expected)
+    assert data.rank_correlation(engine, "cifar-kt", "cifar-ak")["n_pairs"] == 0
+
+
+def test_best_over_time_throughput_and_distribution(engine, plans):
+    series = data.best_over_time(engine, ["cifar-optuna", "cifar-kt", "empty"])
+    first = series[0]
+    assert first["best"] == data.best_so_far(first["value"])
+    assert first["hours"] == sorted(first["hours"]) and first["hours"][0] >= 0
+    assert first["span_hours"] >= first["hours"][-1]
+    assert series[2]["best"] == [] and series[2]["finished"] == []
+    tp = data.throughput(series, bins=6)
+    assert len(tp["hours"]) == 6
+    finished = [t for t in plans["cifar-kt"].trials if t.state != TrialState.RUNNING]
+    kt = tp["studies"][1]
+    assert kt["finished"] == len(finished)
+    width = tp["hours"][1] - tp["hours"][0]
+    assert sum(kt["per_hour"]) * width == pytest.approx(len(finished))
+    dist = data.value_distribution(series)
+    vals = sorted(t.value for t in _complete(plans["cifar-optuna"]))
+    assert dist[0]["n"] == len(vals) and dist[0]["min"] == pytest.approx(vals[0])
+    assert dist[0]["q1"] <= dist[0]["median"] <= dist[0]["q3"]
+    assert dist[2] == {"name": "empty", "engine": "optuna", "n": 0}
+
+
+def test_best_trial_has_config_and_test_accuracy(engine, plans):
+    best = data.best_trial(engine, "cifar-optuna")
+    top = max(_complete(plans["cifar-optuna"]), key=lambda t: t.value)
+    assert best["number"] == top.number and best["config"] == top.user_attrs["config"]
+    assert best["result"]["test_accuracy"] == pytest.approx(top.value - 0.01)
+    assert best["param_names"][0] == "conv_blocks"
+    plain = data.best_trial(engine, HOSTILE_NAME)
+    assert plain["result"] is None and "momentum" in plain["config"]
+
+
+def test_trial_table_rows_and_types(engine, plans):
+    table = data.trial_table(engine, "cifar-optuna")
+    plan = plans["cifar-optuna"]
+    assert [r["number"] for r in table["rows"]] == [t.number for t in plan.trials]
+    assert table["columns"][:3] == ["number", "state", "value"]
+    assert table["types"]["value"] == "numeric" and table["types"]["optimizer"] == "text"
+    assert table["types"]["batch_norm"] == "text"  # booleans shown as text
+    row = table["rows"][0]
+    assert row["optimizer"] == plan.trials[0].params["optimizer"]
+    assert all(r.get("filters_4") is None for r in table["rows"] if r["conv_blocks"] < 4)
+    page, matching, _ = data.page_rows(table["rows"], 0, 10,
+                                       [{"column_id": "value", "direction": "desc"}],
+                                       '{state} = "COMPLETE"')
+    assert matching == len(_complete(plan))
+    assert page[0]["value"] == pytest.approx(max(t.value for t in _complete(plan)))
+
+
+def test_bulk_writer_stores_what_optuna_stores(tmp_path):
+    """The benchmark's bulk insert and Optuna's own API give the same database content."""
+    plan = StudyPlan("same", 25, "cifar10", "optuna", seed=42, running=1)
+    by_api = f"sqlite:///{tmp_path}/api.db"
+    by_bulk = f"sqlite:///{tmp_path}/bulk.db"
+    trials = write_study(by_api, plan)
+    plan2 = StudyPlan("same", 25, "cifar10", "optuna", seed=42, running=1)
+    plan2.trials = trials
+    bulk_write_study(by_bulk, plan2)
+    a = optuna.load_study(study_name="same", storage=by_api).trials
+    b = optuna.load_study(study_name="same", storage=by_bulk).trials
+    for x, y in zip(a, b, strict=True):
+        assert (x.number, x.state, x.value, x.params, x.distributions, x.user_attrs,
+                x.intermediate_values, x.datetime_start, x.datetime_complete) == \
+               (y.number, y.state, y.value, y.params, y.distributions, y.user_attrs,
+                y.intermediate_values, y.datetime_start, y.datetime_complete)
+    ea, eb = data.open_engine(by_api), data.open_engine(by_bulk)
+    assert data.history(ea, "same") == data.history(eb, "same")
+    assert data.trial_table(ea, "same") == data.trial_table(eb, "same")
+
+
+# -- live data and read-only access ---------------------------------------------------------------
+def test_fingerprint_changes_only_when_the_study_changes(tmp_path):
+    url = f"sqlite:///{tmp_path}/live.db"
+    write_study(url, StudyPlan("a", 5, seed=1))
+    write_study(url, StudyPlan("b", 5, seed=2))
+    eng = data.open_engine(url)
+    fa, fb, fall = data.fingerprint(eng, ["a"]), data.fingerprint(eng, ["b"]), \
+        data.fingerprint(eng)
+    assert data.fingerprint(eng, ["a"]) == fa  # stable while nothing happens
+    study = optuna.load_study(study_name="b", storage=url)
+    trial = study.ask()
+    trial.suggest_float("learning_rate", 1e-4, 1e-1, log=True)
+    assert data.fingerprint(eng, ["a"]) == fa
+    assert data.fingerprint(eng, ["b"]) != fb and data.fingerprint(eng) != fall
+    fb = data.fingerprint(eng, ["b"])
+    trial.report(0.3, 1)  # a running trial's new epoch
+    assert data.fingerprint(eng, ["b"]) != fb
+    fb = data.fingerprint(eng, ["b"])
+    study.tell(trial, 0.4)
+    assert data.fingerprint(eng, ["b"]) != fb
+    eng.dispose()
+
+
+def test_engine_is_read_only_and_never_blocks_a_writer(tmp_path):
+    url = f"sqlite:///{tmp_path}/ro.db"
+    write_study(url, StudyPlan("a", 20, seed=3))
+    eng = data.open_engine(url)
+    import sqlalchemy as sa
+
+    with pytest.raises(sa.exc.OperationalError, match="readonly"):
+        with eng.begin() as con:
+            con.execute(sa.text("DELETE FROM trials"))
+    # a writer holds the write lock while the dashboard reads ...
+    writer = sqlite3.connect(str(tmp_path / "ro.db"), timeout=1)
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("UPDATE trials SET number = number WHERE trial_id = 1")
+    t0 = time.perf_counter()
+    assert data.history(eng, "a")["trials"]["number"]
+    assert time.perf_counter() - t0 < 1.0
+    # ... and readers in several threads never stop it from committing
+    stop = threading.Event()
+
+    def read() -> None:
+        while not stop.is_set():
+            data.fingerprint(eng, ["a"])
+            data.history(eng, "a")
+
+    threads = [threading.Thread(target=read) for _ in range(4)]
+    for th in threads:
+        th.start()
+    try:
+        writer.commit()
+        for k in range(20):
+            t0 = time.perf_counter()
+            writer.execute("INSERT INTO study_user_attributes (study_id, key, value_json) "
+                           "VALUES (1, ?, '1')", (f"k{k}",))
+            writer.commit()
+            assert time.perf_counter() - t0 < 0.5
+    finally:
+        stop.set()
+        for th in threads:
+            th.join()
+        writer.close()
+        eng.dispose()
