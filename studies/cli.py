@@ -108,12 +108,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.add_argument("--storage", help=storage_help)
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--no-model", action="store_true",
+                   help="skip the best model's summary and curves (no TensorFlow import)")
 
     p = sub.add_parser("export", help="export a study's trials")
     p.add_argument("name")
     p.add_argument("--format", choices=("csv", "json"), default="csv")
     p.add_argument("--out", help="file to write (default: stdout)")
     p.add_argument("--storage", help=storage_help)
+
+    p = sub.add_parser("predict", help="classify images with a study's best model")
+    p.add_argument("name")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--top", type=_positive_int, default=10, help="classes per image")
+    p.add_argument("--storage", help=storage_help)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
 
     sub.add_parser("presets", help="list the presets")
     return parser
@@ -148,10 +157,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _is_user_error(exc: BaseException) -> bool:
     from search.space import SpaceError
     from storage import StorageError
+    from studies.best import ImageError
     from studies.runner import StudyNotFound
 
     errors: tuple[type[BaseException], ...] = (UserError, SpecError, SpaceError, StorageError,
-                                               StudyNotFound)
+                                               StudyNotFound, ImageError)
     if "search.data" in sys.modules:
         errors += (sys.modules["search.data"].DataError,)
     return isinstance(exc, errors)
@@ -291,7 +301,7 @@ def study_details(records, name: str) -> dict[str, Any]:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    records, _ = _records(args.storage)
+    records, url = _records(args.storage)
     info = study_details(records, args.name)
     if args.json:
         print(json.dumps(info, indent=2, default=str))
@@ -313,6 +323,49 @@ def cmd_show(args: argparse.Namespace) -> int:
           f"{format_duration(best.get('duration_seconds'))}")
     for key, value in (best.get("config") or best.get("params") or {}).items():
         print(f"    {key}: {value}")
+    if not args.no_model and best["user_attrs"].get("model_path"):
+        _show_model(records, args.name, url)
+    return 0
+
+
+def _show_model(records, name: str, url: str) -> None:
+    from storage import artifact_root
+    from studies.best import load_best, plot_curves
+
+    try:
+        best = load_best(records, name, artifact_root(url))
+    except LookupError as exc:
+        print(f"  ({exc})")
+        return
+    model = best.load()
+    print("  best model:")
+    model.summary(print_fn=lambda line, **kw: print("    " + line))
+    png, html = plot_curves(best, artifact_root(url) / name / f"trial-{best.trial_number}")
+    print(f"  curves: {png}")
+    print(f"          {html}")
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from storage import artifact_root
+    from studies.best import load_best, predict_images
+
+    records, url = _records(args.storage)
+    study_details(records, args.name)  # a clear error for a missing study
+    try:
+        best = load_best(records, args.name, artifact_root(url))
+    except LookupError as exc:
+        raise UserError(str(exc)) from None
+    results = predict_images(best, args.images, args.top)
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    for result in results:
+        print(result["image"])
+        rows = [("RANK", "CLASS", "NAME", "PROBABILITY")]
+        for rank, p in enumerate(result["predictions"], start=1):
+            rows.append((rank, p["class_id"], p["class_name"], f"{p['probability']:.3f}"))
+        _print_table(rows)
+        print()
     return 0
 
 

@@ -100,6 +100,8 @@ def search(spec: StudySpec, name: str, storage_url: str | None = None,
                                 sampler=sampler, pruner=make_pruner(spec.pruner, spec.epochs))
     study.set_user_attr("dataset", spec.dataset)
     study.set_user_attr("engine", spec.engine)
+    study.set_user_attr("class_ids", list(splits.class_ids))  # for hpo32 predict
+    study.set_user_attr("class_names", list(splits.class_names))
     records = Records(engine)
     workdir = artifact_root(url) / name
     records.add_study(name, spec.engine, spec.dataset, spec.to_dict(), spec.budget,

@@ -73,7 +73,35 @@ def test_search_records_trials_then_resume_adds_more(tmp_path, cifar_dir, tiny_s
     assert info["best_trial"]["number"] == study.best_trial.number
     assert info["best_trial"]["config"] == study.best_trial.user_attrs["config"]
     res = run_hpo32("show", "tiny", "--storage", url, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
     assert "best trial" in res.stdout and "conv_blocks" in res.stdout
+    assert "Total params" in res.stdout  # the best model's summary
+    curves = tmp_path / "hpo32-artifacts" / "tiny" / f"trial-{study.best_trial.number}"
+    assert (curves / "curves.png").stat().st_size > 1000
+    assert "plotly" in (curves / "curves.html").read_text()[:100000]
+
+    # predict: PNG and JPEG of any size, a table per image whose probabilities sum to 1
+    from PIL import Image
+
+    Image.new("RGB", (50, 40), (200, 30, 30)).save(tmp_path / "red.png")
+    Image.new("RGB", (32, 32), (20, 30, 200)).save(tmp_path / "blue.jpg")
+    res = run_hpo32("predict", "tiny", tmp_path / "red.png", tmp_path / "blue.jpg", "--top", 3,
+                    "--json", "--storage", url, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    results = json.loads(res.stdout)
+    assert [r["image"] for r in results] == [str(tmp_path / "red.png"), str(tmp_path / "blue.jpg")]
+    for r in results:
+        assert r["total_probability"] == pytest.approx(1.0, abs=1e-4)
+        probs = [p["probability"] for p in r["predictions"]]
+        assert len(probs) == 3 and probs == sorted(probs, reverse=True)
+        assert {p["class_name"] for p in r["predictions"]} <= {
+            "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
+            "truck"}
+    res = run_hpo32("predict", "tiny", tmp_path / "red.png", "--storage", url, cwd=tmp_path)
+    assert "RANK" in res.stdout and "PROBABILITY" in res.stdout
+    res = run_hpo32("predict", "tiny", tmp_path / "nope.png", "--storage", url, cwd=tmp_path)
+    assert res.returncode == 2 and "image" in res.stderr and "nope.png" in res.stderr
+    assert "Traceback" not in res.stderr
     out = tmp_path / "trials.csv"
     res = run_hpo32("export", "tiny", "--format", "csv", "--out", out, "--storage", url,
                     cwd=tmp_path)

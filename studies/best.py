@@ -1,0 +1,162 @@
+"""The study's best model: load it, summarize it, plot its curves, predict with it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["BestModel", "ImageError", "load_best", "plot_curves", "predict_images"]
+
+
+class ImageError(ValueError):
+    """An image that cannot be read; the message names the file."""
+
+
+@dataclass
+class BestModel:
+    """The best trial's saved model and what it needs to name its classes."""
+
+    study: str
+    trial_number: int
+    model_path: Path
+    class_ids: list[str]
+    class_names: list[str]
+    history: dict[str, list[float]]
+
+    def load(self):
+        import keras
+
+        return keras.models.load_model(self.model_path)
+
+
+def load_best(records, study_name: str, artifact_root: Path) -> BestModel:
+    """Finds the best trial's model and the study's class names.
+
+    Raises:
+        LookupError: the study has no saved best model yet (one clear sentence).
+    """
+    import json
+
+    import sqlalchemy as sa
+
+    best = records.best_trial(study_name)
+    if best is None or not best["user_attrs"].get("model_path"):
+        raise LookupError(f"study '{study_name}' has no saved model yet; run a search first.")
+    path = artifact_root / best["user_attrs"]["model_path"]
+    if not path.is_file():
+        raise LookupError(f"the best model of '{study_name}' is missing at '{path}'; set "
+                          "HPO32_ARTIFACTS to the folder that holds it.")
+    attrs: dict[str, Any] = {}
+    with records.engine.connect() as con:
+        rows = con.execute(sa.text(
+            "SELECT a.key, a.value_json FROM study_user_attributes a "
+            "JOIN studies s ON s.study_id = a.study_id WHERE s.study_name = :n"),
+            {"n": study_name}).all()
+    attrs = {k: json.loads(v) for k, v in rows}
+    history = _trial_history(records, study_name, best["number"])
+    ids = attrs.get("class_ids") or []
+    return BestModel(study_name, best["number"], path, ids,
+                     attrs.get("class_names") or list(ids), history)
+
+
+def _trial_history(records, study_name: str, number: int) -> dict[str, list[float]]:
+    import json
+
+    import sqlalchemy as sa
+
+    with records.engine.connect() as con:
+        row = con.execute(sa.text(
+            "SELECT a.value_json FROM trial_user_attributes a "
+            "JOIN trials t ON t.trial_id = a.trial_id JOIN studies s ON s.study_id = t.study_id "
+            "WHERE s.study_name = :n AND t.number = :k AND a.key = 'history'"),
+            {"n": study_name, "k": number}).first()
+    return json.loads(row[0]) if row else {}
+
+
+def read_image(path: str | Path):
+    """An image file (PNG, JPEG, any size) as a uint8 32x32x3 array, resized as in training.
+
+    Raises:
+        ImageError: missing or unreadable.
+    """
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise ImageError(f"image '{path}' does not exist; give the path of a PNG or JPEG file.")
+    try:
+        with Image.open(path) as img:
+            img = img.convert("RGB")
+            if img.size != (32, 32):
+                img = img.resize((32, 32), Image.BILINEAR)
+            return np.asarray(img, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, ValueError):
+        raise ImageError(f"cannot read image '{path}'; give a PNG or JPEG file.") from None
+
+
+def predict_images(best: BestModel, paths: list[str], top: int = 10) -> list[dict[str, Any]]:
+    """Top-k predictions per image.
+
+    Returns:
+        One ``{"image", "predictions": [{"class_id", "class_name", "probability"}]}`` per image,
+        the predictions sorted by probability, over all classes summing to 1.
+    """
+    import numpy as np
+
+    from search.data import normalize
+
+    images = np.stack([read_image(p) for p in paths])  # every file is checked before loading
+    model = best.load()
+    probs = model.predict(normalize(images), verbose=0)
+    out = []
+    for path, p in zip(paths, probs, strict=True):
+        order = np.argsort(-p)[:top]
+        out.append({
+            "image": str(path),
+            "total_probability": float(p.sum()),
+            "predictions": [{
+                "class_id": best.class_ids[i] if i < len(best.class_ids) else str(i),
+                "class_name": best.class_names[i] if i < len(best.class_names) else str(i),
+                "probability": float(p[i]),
+            } for i in order],
+        })
+    return out
+
+
+def plot_curves(best: BestModel, out_dir: Path) -> tuple[Path, Path]:
+    """Writes the best trial's accuracy and loss per epoch as ``curves.png`` and ``curves.html``.
+
+    Returns:
+        The PNG and HTML paths.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    h = best.history
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    plotly_fig = make_subplots(rows=1, cols=2, subplot_titles=("accuracy", "loss"))
+    for col, metric in enumerate(("accuracy", "loss")):
+        for key, style in ((metric, "-o"), (f"val_{metric}", "--s")):
+            values = h.get(key) or []
+            epochs = list(range(1, len(values) + 1))
+            axes[col].plot(epochs, values, style, label=key)
+            plotly_fig.add_trace(go.Scatter(x=epochs, y=values, name=key, mode="lines+markers"),
+                                 row=1, col=col + 1)
+        axes[col].set_xlabel("epoch")
+        axes[col].set_title(metric)
+        axes[col].legend()
+    fig.suptitle(f"{best.study}: best trial {best.trial_number}")
+    fig.tight_layout()
+    png, html = out_dir / "curves.png", out_dir / "curves.html"
+    fig.savefig(png, dpi=100)
+    plt.close(fig)
+    plotly_fig.update_layout(title=f"{best.study}: best trial {best.trial_number}")
+    plotly_fig.write_html(html, include_plotlyjs=True)
+    return png, html
