@@ -27,6 +27,7 @@ __all__ = ["create_app", "study_path"]
 log = logging.getLogger(__name__)
 
 _PAGE_SIZE = 25
+_PARALLEL_LINES = 500  # an evenly spaced sample (best included) above this many trials
 _GRAPH_CONFIG = {"displaylogo": False, "responsive": True}
 _CARD = {"border": "1px solid #e3e3e3", "borderRadius": "6px", "padding": "8px 12px",
          "margin": "10px 0", "background": "white"}
@@ -85,12 +86,12 @@ def create_app(url: str, refresh_seconds: float = 5.0, engine=None) -> dash.Dash
             log.exception("figure %s failed", title)
             return figures.empty_figure(f"Cannot read the database: {exc}", title)
 
+    link = {"marginRight": "16px", "color": "#e6edf3", "textDecoration": "none"}
     nav = html.Div([
-        html.B("hpo32", style={"marginRight": "18px"}),
-        dcc.Link("Studies", href="/", id="nav-studies", style={"marginRight": "14px"}),
-        dcc.Link("Compare datasets", href="/compare/datasets", id="nav-datasets",
-                 style={"marginRight": "14px"}),
-        dcc.Link("Compare engines", href="/compare/engines", id="nav-engines"),
+        html.B("hpo32", style={"marginRight": "20px"}),
+        dcc.Link("Studies", href="/", id="nav-studies", style=link),
+        dcc.Link("Compare datasets", href="/compare/datasets", id="nav-datasets", style=link),
+        dcc.Link("Compare engines", href="/compare/engines", id="nav-engines", style=link),
     ], style={"padding": "10px 16px", "background": "#24292f", "color": "white"},
         className="hpo32-nav")
     app.layout = html.Div([
@@ -228,7 +229,10 @@ def create_app(url: str, refresh_seconds: float = 5.0, engine=None) -> dash.Dash
                 ], style=_CARD, className="hpo32-card"),
                 html.Div([
                     html.Span("Slice plot of ", style={"color": "#555"}),
-                    html.Div(dcc.Dropdown(id="slice-param", clearable=False),
+                    html.Div(dcc.Dropdown(id="slice-param", clearable=False,
+                                          value="learning_rate",
+                                          options=[{"label": "learning_rate",
+                                                    "value": "learning_rate"}]),
                              style={"width": "320px", "display": "inline-block",
                                     "verticalAlign": "middle"}),
                     dcc.Loading(dcc.Graph(id="g-slices", config=_GRAPH_CONFIG,
@@ -336,21 +340,27 @@ def create_app(url: str, refresh_seconds: float = 5.0, engine=None) -> dash.Dash
                   Input("pc-top", "value"), State("page-args", "data"))
     def g_parallel(fp, top, args):
         name = _study(args)
-        return guard(lambda: figures.parallel_figure(samples(name, fp), top or 1.0),
-                     "Parallel coordinates")
+        top = float(top or 1.0)
+        return guard(lambda: figures.parallel_figure(cached(
+            "parallel", (name, top), fp,
+            lambda: data.param_samples(engine, name, cap=_PARALLEL_LINES, top=top))),
+            "Parallel coordinates")
 
     @app.callback(Output("slice-param", "options"), Output("slice-param", "value"),
                   Input("fp", "data"), State("slice-param", "value"),
                   State("page-args", "data"))
     def slice_params(fp, current, args):
+        """The parameters to choose from; the choice changes only when it has to (so the
+        slice plot, drawn at once for the default, is not drawn twice)."""
         name = _study(args)
         try:
             names = [p["name"] for p in samples(name, fp)["params"]]
         except Exception:
-            return [], None
+            return [], dash.no_update
+        value = dash.no_update
         if current not in names:
-            current = "learning_rate" if "learning_rate" in names else (names or [None])[0]
-        return [{"label": n, "value": n} for n in names], current
+            value = "learning_rate" if "learning_rate" in names else (names or [None])[0]
+        return [{"label": n, "value": n} for n in names], value
 
     @app.callback(Output("g-slices", "figure"), Input("fp", "data"),
                   Input("slice-param", "value"), State("page-args", "data"))
@@ -384,7 +394,7 @@ def create_app(url: str, refresh_seconds: float = 5.0, engine=None) -> dash.Dash
             return [], [{"name": "number", "id": "number"}], 1, _error(str(exc))
         rows, matching, pages = data.page_rows(table["rows"], page or 0, size or _PAGE_SIZE,
                                                sort_by, filter_query)
-        columns = [{"name": c, "id": c, "type": table["types"][c]} for c in table["columns"]]
+        columns = [_column(c, table["types"][c]) for c in table["columns"]]
         count = (f"{matching:,} of {len(table['rows']):,} trials match; type in the row "
                  "under the headers to filter (e.g. > 0.5, adam), click a header to sort.")
         return rows, columns, pages, count
@@ -567,6 +577,17 @@ def create_app(url: str, refresh_seconds: float = 5.0, engine=None) -> dash.Dash
             engine_series(names, fp))), title)
 
     return app
+
+
+_FORMATS = {"value": ".4f", "duration_s": ".1f", "train_seconds": ".1f", "number": "d"}
+
+
+def _column(name: str, kind: str) -> dict[str, Any]:
+    """A DataTable column: numbers formatted (value to 4 decimals, others to 5 digits)."""
+    col: dict[str, Any] = {"name": name, "id": name, "type": kind}
+    if kind == "numeric":
+        col["format"] = {"specifier": _FORMATS.get(name, ".5~g")}
+    return col
 
 
 def _warm_imports() -> None:

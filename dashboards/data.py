@@ -546,6 +546,34 @@ def active_time(intervals: Sequence[tuple[float, float]]) -> Callable[[float], f
     return spent
 
 
+def _labels(con, names: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """``{name: {"dataset", "engine"}}`` from hpo32's rows, else the study's user attrs.
+
+    Raises:
+        UnknownStudy: a name is not a study.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    rows = con.execute(sa.select(o_studies.c.study_id, o_studies.c.study_name)
+                       .where(o_studies.c.study_name.in_(list(names)))).all()
+    found = {name for _sid, name in rows}
+    for name in names:
+        if name not in found:
+            raise UnknownStudy(f"no study named '{name}' in this database; see 'hpo32 list'.")
+        out[name] = {"dataset": None, "engine": None}
+    for name, key, value in con.execute(
+            sa.select(o_studies.c.study_name, o_study_attrs.c.key, o_study_attrs.c.value_json)
+            .join(o_study_attrs, o_study_attrs.c.study_id == o_studies.c.study_id)
+            .where(o_studies.c.study_name.in_(list(names)),
+                   o_study_attrs.c.key.in_(("dataset", "engine")))):
+        out[name][key] = _str_or_none(_json(value))
+    if _has_table(con, "hpo32_studies"):
+        for name, dataset, engine_name in con.execute(
+                sa.select(studies_table.c.name, studies_table.c.dataset, studies_table.c.engine)
+                .where(studies_table.c.name.in_(list(names)))):
+            out[name] = {"dataset": dataset, "engine": engine_name}
+    return out
+
+
 def _session_end(session: Any, now: float) -> float:
     """Where a session's stretch of search ends: its end, now while alive, else its last
     sign of life (the storage layer's rule when it has one)."""
@@ -584,15 +612,13 @@ def best_over_time(engine, names: Sequence[str], now: float | None = None) -> li
         completion order), n_complete, finished (hours of each finished trial), span_hours.
     """
     now = time.time() if now is None else now
-    info = {s["name"]: s for s in list_studies(engine)}
     records = Records(engine, create=False)
     with engine.connect() as con:
         have_sessions = _has_table(con, "hpo32_sessions")
+        info = _labels(con, names)
     out = []
     with engine.connect() as con:
         for name in names:
-            if name not in info:
-                raise UnknownStudy(f"no study named '{name}' in this database; see 'hpo32 list'.")
             hist = history_from_rows(_history_rows(con, _study_id(con, name)))
             sessions = records.sessions(name) if have_sessions else []
             spent = active_time(_search_intervals(sessions, hist, now))
@@ -935,7 +961,8 @@ def _complete_trials(con, sid: int) -> list[tuple[int, int, float]]:
         .order_by(t.c.number)).all() if math.isfinite(r[2])]
 
 
-def param_samples(engine, name: str, cap: int = 1000, order: str = "even") -> dict[str, Any]:
+def param_samples(engine, name: str, cap: int = 1000, order: str = "even",
+                  top: float = 1.0) -> dict[str, Any]:
     """Parameter values and objective of complete trials, for parallel coordinates, slice
     plots and importances.
 
@@ -944,35 +971,43 @@ def param_samples(engine, name: str, cap: int = 1000, order: str = "even") -> di
         cap: most trials returned.
         order: ``"even"`` spreads the sample over trial numbers (the best trial included);
             ``"latest"`` takes the most recent complete trials.
+        top: only the best fraction of the complete trials is sampled (1.0: all).
 
     Returns:
         ``params``: axis specs in space order (name, kind int/float/categorical, low, high,
         log, choices); ``trials``: ``{number, value, params, distributions}`` by number;
-        ``n_complete``; ``n_used``; ``note`` when sampled.
+        ``n_complete``; ``n_used``; ``note`` saying what was sampled, if anything.
     """
     with engine.connect() as con:
         sid = _study_id(con, name)
         done = _complete_trials(con, sid)
+        pool = done
+        if top < 1.0 and done:
+            keep = max(1, math.ceil(top * len(done)))
+            pool = sorted(sorted(done, key=lambda d: -d[2])[:keep], key=lambda d: d[1])
         if order == "latest":
-            idx = list(range(max(0, len(done) - cap), len(done)))
+            idx = list(range(max(0, len(pool) - cap), len(pool)))
         else:
-            best = max(range(len(done)), key=lambda i: done[i][2]) if done else None
-            idx = even_sample(done, cap, keep=[best] if best is not None else [])
-        picked = [done[i] for i in idx]
+            best = max(range(len(pool)), key=lambda i: pool[i][2]) if pool else None
+            idx = even_sample(pool, cap, keep=[best] if best is not None else [])
+        picked = [pool[i] for i in idx]
         configs, specs, dists = _configs(con, [p[0] for p in picked])
     trials = [{"number": num, "value": val, "params": configs.get(tid, {}),
                "distributions": dists.get(tid, {})} for tid, num, val in picked]
-    note = ""
-    if len(done) > len(picked):
+    parts = []
+    if top < 1.0:
+        parts.append(f"best {top:.0%}: {len(pool):,} of {len(done):,} complete trials")
+    if len(pool) > len(picked):
         how = "latest" if order == "latest" else "evenly spaced, best included"
-        note = f"{len(picked):,} of {len(done):,} complete trials ({how})"
+        of = "of those" if top < 1.0 else "complete trials"
+        parts.append(f"{len(picked):,} of {len(pool):,} {of} ({how})")
     return {
         "name": name,
         "params": [specs[n] for n in param_order(specs)],
         "trials": trials,
         "n_complete": len(done),
         "n_used": len(picked),
-        "note": note,
+        "note": "; ".join(parts),
     }
 
 
@@ -1089,14 +1124,19 @@ def _hashable(value: Any) -> Any:
 
 
 # -- rank correlation -------------------------------------------------------------------------
-def config_key(config: dict[str, Any]) -> str:
-    """A canonical text of a config: sorted keys, floats to 6 significant digits."""
-    def norm(v: Any) -> Any:
-        if isinstance(v, float) and not isinstance(v, bool):
-            return float(f"{v:.6g}")
-        return v
-
-    return json.dumps({k: norm(v) for k, v in config.items()}, sort_keys=True)
+def config_key(config: dict[str, Any]) -> tuple[Any, ...]:
+    """A hashable canonical form of a config: sorted keys, floats to 6 significant digits,
+    booleans kept apart from numbers."""
+    items = []
+    for k in sorted(config):
+        v = config[k]
+        kind = type(v)
+        if kind is float:
+            v = float(f"{v:.6g}")
+        elif kind not in (int, str, bool) and v is not None:
+            v = json.dumps(v, sort_keys=True)
+        items.append((k, kind is bool, v))
+    return tuple(items)
 
 
 def _ranks(values: Sequence[float]) -> list[float]:
@@ -1128,7 +1168,7 @@ def spearman(a: Sequence[float], b: Sequence[float]) -> float | None:
     return cov / math.sqrt(va * vb)
 
 
-def _values_by_config(con, name: str) -> dict[str, tuple[float, int, int]]:
+def _values_by_config(con, name: str) -> dict[tuple[Any, ...], tuple[float, int, int]]:
     """``{config_key: (mean value, count, first trial number)}`` of complete trials."""
     sid = _study_id(con, name)
     done = _complete_trials(con, sid)
@@ -1139,7 +1179,7 @@ def _values_by_config(con, name: str) -> dict[str, tuple[float, int, int]]:
     if lacking:
         for tid, params in _trial_params(con, lacking).items():
             configs[tid] = {n: v for n, (v, _d) in params.items()}
-    acc: dict[str, list[float]] = {}
+    acc: dict[tuple[Any, ...], list[float]] = {}
     for tid, number, value in done:
         cfg = configs.get(tid)
         if not cfg:
@@ -1259,8 +1299,8 @@ def trial_table(engine, name: str) -> dict[str, Any]:
                 seen_cols.add(key)
         rows.append(row)
     pnames = seen_cols - set(_ATTR_COLUMNS)
-    columns = ["number", "state", "value", "duration_s", "started", *_ATTR_COLUMNS,
-               *param_order(pnames)]
+    columns = ["number", "state", "value", "duration_s", "started",
+               *(a for a in _ATTR_COLUMNS if a in seen_cols), *param_order(pnames)]
     types = {col: "text" if col in text_cols else "numeric" for col in columns}
     return {"name": name, "columns": columns, "types": types, "rows": rows}
 

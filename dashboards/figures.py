@@ -132,9 +132,29 @@ def empty_figure(message: str, title: str = "") -> Figure:
 
 
 # -- one study ---------------------------------------------------------------------------------
-def history_figure(h: dict[str, Any], axis: str = "number") -> Figure:
+def _record_steps(x: Sequence[Any], best: Sequence[float | None]) -> tuple[list, list]:
+    """The best-so-far line reduced to where it changes (and its last point): the same
+    step line, a few points instead of one per trial."""
+    xs: list[Any] = []
+    ys: list[Any] = []
+    for i, b in enumerate(best):
+        if b is not None and (not ys or b != ys[-1]):
+            xs.append(x[i])
+            ys.append(b)
+    if ys and xs[-1] != x[-1]:
+        xs.append(x[-1])
+        ys.append(ys[-1])
+    return xs, ys
+
+
+def history_figure(h: dict[str, Any], axis: str = "number", max_points: int = 3000) -> Figure:
     """Each complete trial's value and the best so far against trial number (``axis=
-    "number"``) or finishing time (``"time"``); pruned trials' last values in orange."""
+    "number"``) or finishing time (``"time"``); pruned trials' last values in orange.
+
+    Above ``max_points`` complete trials, every trial is drawn as a density (a 2-D
+    histogram, one image instead of thousands of markers) with the best ``max_points // 6``
+    as points on top.
+    """
     counts = h["counts"]
     summary = ", ".join(f"{counts[s]} {s.lower()}" for s in ("COMPLETE", "PRUNED", "FAIL",
                                                              "RUNNING", "WAITING")
@@ -145,16 +165,30 @@ def history_figure(h: dict[str, Any], axis: str = "number") -> Figure:
     if not src["value"]:
         return empty_figure(f"No complete trials yet ({summary or 'no trials'}).", title)
     x = src["number"] if axis == "number" else [_iso(t) for t in src["time"]]
+    values = src["value"]
     trials = h["trials"]
+    traces: list[dict[str, Any]] = []
+    dense = len(values) > max_points
+    if dense:
+        top = sorted(sorted(range(len(values)), key=lambda i: -values[i])[:max_points // 6])
+        traces.append({
+            "type": "histogram2d", "x": x, "y": values, "nbinsx": 120, "nbinsy": 60,
+            "name": "all complete trials (density)", "showlegend": True, "showscale": False,
+            "colorscale": [[0, "rgba(255,255,255,0)"], [1e-6, "#deebf7"], [1, "#08306b"]],
+            "hovertemplate": "%{z} trials<extra></extra>"})
+        summary += f"; density of all, points for the best {len(top):,}"
+    else:
+        top = list(range(len(values)))
+    traces.append({
+        "type": "scatter", "x": [x[i] for i in top], "y": [values[i] for i in top],
+        "mode": "markers", "name": "best complete trials" if dense else "complete trial",
+        "customdata": [src["number"][i] for i in top],
+        "marker": {"color": STATE_COLORS["COMPLETE"], "size": 6, "opacity": 0.7},
+        "hovertemplate": "trial #%{customdata}<br>value %{y:.4f}<extra></extra>"})
     pruned = [i for i, s in enumerate(trials["state"]) if s == "PRUNED"
               and trials["value"][i] is not None
               and (axis == "number" or trials["complete"][i] is not None)]
-    traces = [{
-        "type": "scatter", "x": x, "y": src["value"], "mode": "markers",
-        "name": "complete trial", "customdata": src["number"],
-        "marker": {"color": STATE_COLORS["COMPLETE"], "size": 6, "opacity": 0.7},
-        "hovertemplate": "trial #%{customdata}<br>value %{y:.4f}<extra></extra>"}]
-    if pruned:
+    if pruned and not dense:
         traces.append({
             "type": "scatter", "mode": "markers", "name": "pruned (last epoch)",
             "x": ([trials["number"][i] for i in pruned] if axis == "number"
@@ -164,8 +198,9 @@ def history_figure(h: dict[str, Any], axis: str = "number") -> Figure:
             "marker": {"color": STATE_COLORS["PRUNED"], "size": 5, "symbol": "x",
                        "opacity": 0.6},
             "hovertemplate": "trial #%{customdata} (pruned)<br>value %{y:.4f}<extra></extra>"})
+    bx, by = _record_steps(x, src["best"])
     traces.append({
-        "type": "scatter", "x": x, "y": src["best"], "mode": "lines", "name": "best so far",
+        "type": "scatter", "x": bx, "y": by, "mode": "lines", "name": "best so far",
         "line": {"color": "#d62728", "width": 2, "shape": "hv"},
         "hovertemplate": "best so far %{y:.4f}<extra></extra>"})
     fig = _frame(_title_note(title, summary))
@@ -408,10 +443,11 @@ def importance_figure(results: Sequence[tuple[str, dict[str, Any]]]) -> Figure:
         why = "; ".join(f"{label}: {r['note']}" for label, r in results if r.get("note"))
         return empty_figure(why or "Not enough complete trials.", title)
     first = usable[0][1]
-    order = list(first["params"])
-    for _, r in usable[1:]:
-        order += [p for p in r["params"] if p not in order]
-    order = order[::-1]  # most important at the top
+    mean: dict[str, float] = {}
+    for _, r in usable:
+        for p, v in zip(r["params"], r["importances"], strict=True):
+            mean[p] = mean.get(p, 0.0) + v / len(usable)
+    order = sorted(mean, key=lambda p: (mean[p], p))  # most important (on average) on top
     traces = []
     notes = []
     for k, (label, r) in enumerate(usable):
@@ -518,13 +554,14 @@ def distribution_figure(stats: Sequence[dict[str, Any]], by_engine: bool = True)
 
 def categorical_effects_figure(effects: Sequence[tuple[str, dict[str, list[dict[str, Any]]]]]
                                ) -> Figure:
-    """Mean value (± standard deviation) per choice of each categorical parameter, one bar
-    color per study.
+    """Each categorical choice's mean value minus the study's mean (± standard error), one
+    bar color per study, so datasets of different difficulty compare on one scale.
 
     Args:
         effects: ``(label, categorical_effects data)`` per study.
     """
-    title = "Effect of each categorical choice (mean ± std of complete trials)"
+    title = ("Effect of each categorical choice: mean validation accuracy minus the "
+             "study's mean (± standard error)")
     params: list[str] = []
     for _, eff in effects:
         params += [p for p, entries in eff.items()
@@ -539,16 +576,21 @@ def categorical_effects_figure(effects: Sequence[tuple[str, dict[str, list[dict[
     for k, (label, eff) in enumerate(effects):
         for c, p in enumerate(params):
             entries = [e for e in eff.get(p, []) if e["count"]]
+            n = sum(e["count"] for e in entries)
+            base = sum(e["mean"] * e["count"] for e in entries) / n if n else 0.0
             traces.append({
                 "type": "bar", **_axes_of(fig, 1, c + 1), "name": esc(label),
                 "legendgroup": esc(label), "showlegend": c == 0,
-                "x": [esc(e["choice"]) for e in entries], "y": [e["mean"] for e in entries],
-                "error_y": {"type": "data", "array": [e["std"] for e in entries]},
+                "x": [esc(e["choice"]) for e in entries],
+                "y": [e["mean"] - base for e in entries],
+                "error_y": {"type": "data",
+                            "array": [e["std"] / math.sqrt(e["count"]) for e in entries]},
                 "marker": {"color": _PALETTE[k % len(_PALETTE)]},
-                "customdata": [[e["count"], e["max"]] for e in entries],
-                "hovertemplate": "%{x}: mean %{y:.4f}, best %{customdata[1]:.4f}, "
-                                 "%{customdata[0]} trials<extra>%{fullData.name}</extra>"})
-    fig.update_yaxes(title="validation accuracy", col=1)
+                "customdata": [[e["count"], e["max"], e["mean"]] for e in entries],
+                "hovertemplate": "%{x}: mean %{customdata[2]:.4f} (%{y:+.4f}), best "
+                                 "%{customdata[1]:.4f}, %{customdata[0]} trials"
+                                 "<extra>%{fullData.name}</extra>"})
+    fig.update_yaxes(title="difference from the study's mean", col=1, zeroline=True)
     return _done(fig, traces)
 
 

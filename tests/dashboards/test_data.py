@@ -211,6 +211,14 @@ def test_param_samples_keep_conditional_params_absent(engine, plans):
                                            if t.number == n))
     assert sampled["n_used"] == 10 and best in [t["number"] for t in sampled["trials"]]
     assert "10 of" in sampled["note"]
+    best4 = sorted(written, key=lambda n: -next(t.value for t in plans["cifar-optuna"].trials
+                                                  if t.number == n))[:4]
+    top = data.param_samples(engine, "cifar-optuna", cap=3, top=0.1)  # best 10%: 5 trials
+    assert top["n_used"] == 3 and best4[0] in [t["number"] for t in top["trials"]]
+    assert {t["number"] for t in top["trials"]} <= set(sorted(
+        written, key=lambda n: -next(t.value for t in plans["cifar-optuna"].trials
+                                     if t.number == n))[:5])
+    assert top["note"].startswith("best 10%: 5 of 44") and "3 of 5 of those" in top["note"]
     plain = data.param_samples(engine, HOSTILE_NAME)  # no config attr: Optuna's params
     assert "momentum" in {p["name"] for p in plain["params"]}
 

@@ -111,6 +111,10 @@ def test_comparison_figures(engine):
         ("ImageNet32", data.categorical_effects(engine, "inet-optuna")),
         ("CIFAR-10", data.categorical_effects(engine, "cifar-optuna"))]))
     assert len(eff["data"]) == 2 * len(data.EFFECT_PARAMS)
+    for trace in eff["data"]:  # differences from the study's mean, weighted by counts
+        counts = [c[0] for c in trace["customdata"]]
+        assert sum(y * n for y, n in zip(trace["y"], counts, strict=True)) == \
+            pytest.approx(0.0, abs=1e-9)
     rc = data.rank_correlation(engine, "inet-optuna", "cifar-optuna")
     fig = _valid(figures.rank_correlation_figure(rc, "ImageNet32", "CIFAR-10"))
     assert "Spearman" in fig["layout"]["title"]["text"] and len(fig["data"][0]["x"]) == \

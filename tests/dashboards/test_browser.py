@@ -1,0 +1,363 @@
+"""End to end in a real browser: the dashboard over a generated database, driven through
+Debian's headless chromium with selenium.
+
+Every page is opened by clicking through the app; each plot must render (plotly's SVG
+present, no "Loading..."), with no Dash error overlay, no error box and no severe console
+message. Screenshots go to ``test-artifacts/dashboards/`` (or ``$HPO32_TEST_ARTIFACTS``).
+Without selenium, chromium or chromedriver the tests skip and say which is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from dashboards.app import create_app, study_path
+from tests.dashboards.dbgen import HOSTILE_NAME, StudyPlan, write_study
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = os.environ.get("HPO32_CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
+CHROMEDRIVER = os.environ.get("HPO32_CHROMEDRIVER",
+                              shutil.which("chromedriver") or "/usr/bin/chromedriver")
+ARTIFACTS = Path(os.environ.get("HPO32_TEST_ARTIFACTS", ROOT / "test-artifacts")) / "dashboards"
+
+
+def _why_no_browser() -> str | None:
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        return "selenium is not installed (pip install 'selenium>=4.20')"
+    for what, path in (("chromium", CHROMIUM), ("chromedriver", CHROMEDRIVER)):
+        if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+            return (f"{what} not found at {path} (apt-get install chromium chromium-driver, "
+                    f"or set HPO32_{what.upper()})")
+    return None
+
+
+_missing = _why_no_browser()
+pytestmark = pytest.mark.skipif(_missing is not None, reason=_missing or "")
+
+
+# -- servers and the browser ----------------------------------------------------------------------
+class Server:
+    """The dashboard on a free local port, in a thread of this process."""
+
+    def __init__(self, url: str, refresh_seconds: float = 1.0) -> None:
+        from werkzeug.serving import make_server
+
+        app = create_app(url, refresh_seconds=refresh_seconds)
+        # Dash's dev tools show callback and property errors in an overlay the tests check
+        app.enable_dev_tools(debug=True, dev_tools_ui=True, dev_tools_props_check=True,
+                             dev_tools_hot_reload=False, dev_tools_disable_version_check=True)
+        self.httpd = make_server("127.0.0.1", 0, app.server, threaded=True)
+        self.base = f"http://127.0.0.1:{self.httpd.port}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def server(fixture_db):
+    srv = Server(fixture_db[0])
+    yield srv
+    srv.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    opts = Options()
+    opts.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                "--window-size=1400,1000", "--disable-extensions", "--no-first-run"):
+        opts.add_argument(arg)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(options=opts, service=Service(CHROMEDRIVER))
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()
+
+
+_STATE_JS = """
+const graphs = Array.from(document.querySelectorAll('.dash-graph'));
+const page = document.querySelector('#page');
+return {
+  page: page ? page.children.length : 0,
+  loading: document.querySelectorAll('[data-dash-is-loading="true"]').length,
+  graphs: graphs.length,
+  drawn: graphs.filter(g => g.querySelector('.main-svg')
+                            && !g.textContent.includes('Loading...')).length,
+  table: document.getElementById('trial-table')
+         ? document.getElementById('trial-table-count').textContent.length : -1,
+};
+"""
+
+
+def wait_rendered(driver, graphs: int | None = None, timeout: float = 45.0) -> dict:
+    """Waits until the page is built, nothing is loading and every plot is drawn."""
+    t0 = time.monotonic()
+    state: dict = {}
+    while time.monotonic() - t0 < timeout:
+        state = driver.execute_script(_STATE_JS)
+        if (state["page"] and not state["loading"] and state["drawn"] == state["graphs"]
+                and (graphs is None or state["graphs"] >= graphs) and state["table"] != 0):
+            time.sleep(0.2)  # one more look: a refresh may have just started
+            again = driver.execute_script(_STATE_JS)
+            if not again["loading"] and again["drawn"] == again["graphs"]:
+                return again
+        time.sleep(0.1)
+    shot(driver, "timeout")
+    raise AssertionError(f"page did not finish rendering in {timeout}s: {state}")
+
+
+def wait_for(driver, predicate, what: str, timeout: float = 30.0):
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    shot(driver, "timeout")
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def shot(driver, name: str, full: bool = True) -> Path:
+    """A screenshot (of the whole page unless ``full`` is false) under the artifacts folder."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / (re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:60] + ".png")
+    if not full:
+        driver.save_screenshot(str(path))
+        return path
+    height = driver.execute_script("return document.body.scrollHeight")
+    driver.set_window_size(1400, min(max(1000, height + 40), 7000))
+    time.sleep(0.3)
+    driver.save_screenshot(str(path))
+    driver.set_window_size(1400, 1000)
+    return path
+
+
+def assert_clean(driver) -> None:
+    """No Dash error overlay, no error box, no script from a name ran, no severe log."""
+    errors = driver.execute_script(
+        "return Array.from(document.querySelectorAll('.dash-fe-error__title, .hpo32-error'))"
+        ".map(e => e.textContent)")
+    assert errors == []
+    assert driver.execute_script("return window.__xss") is None
+    body = driver.find_element("tag name", "body").text
+    assert "Cannot read the database" not in body and "Traceback" not in body
+    severe = [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    assert severe == []
+
+
+def graph_text(driver, gid: str) -> str:
+    return driver.execute_script(f"return document.getElementById('{gid}').textContent")
+
+
+def click(driver, css: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    el = driver.find_element(By.CSS_SELECTOR, css)
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", el)
+    el.click()
+
+
+# -- the tests -------------------------------------------------------------------------------
+def test_studies_page_lists_every_study_as_text(server, browser, plans):
+    browser.get(server.base + "/")
+    wait_rendered(browser)
+    rows = browser.find_elements("css selector", "#studies tbody tr")
+    assert len(rows) == len(plans)
+    links = [a.text for a in browser.find_elements("css selector", "#studies a.study-link")]
+    assert sorted(links) == sorted(plans)  # the hostile name shown exactly as typed
+    assert browser.execute_script("return document.querySelectorAll('#page img, #page b "
+                                  "b').length") == 0
+    cifar = next(r.text for r in rows if r.text.startswith("cifar-optuna"))
+    assert "running" in cifar and "cifar10" in cifar and "of" in cifar
+    shot(browser, "01-studies")
+    assert_clean(browser)
+
+
+def test_click_through_one_study(server, browser, plans):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    browser.get(server.base + "/")
+    wait_rendered(browser)
+    browser.find_element(By.LINK_TEXT, "cifar-optuna").click()
+    wait_for(browser, lambda: browser.current_url.endswith("/study/cifar-optuna"), "the study")
+    state = wait_rendered(browser, graphs=2)
+    assert state["graphs"] == 2  # overview: history and learning curves
+    header = browser.find_element(By.ID, "study-summary").text
+    assert "60 trials" in header and "2 running" in header
+    assert "Best trial #" in browser.find_element(By.ID, "best-title").text
+    assert "test accuracy" in browser.find_element(By.ID, "best-facts").text
+    assert "trial number" in graph_text(browser, "g-history")
+    assert "pruned (9)" in graph_text(browser, "g-curves")
+    shot(browser, "02-study-overview")
+    browser.find_element(By.XPATH, "//label[contains(., 'wall-clock time')]").click()
+    wait_for(browser, lambda: "finished at" in graph_text(browser, "g-history"), "time axis")
+    wait_rendered(browser, graphs=2)
+    assert_clean(browser)
+
+    click(browser, "#tab-params")
+    wait_rendered(browser, graphs=3)
+    assert "learning_rate" in graph_text(browser, "g-parallel")
+    assert "Slice plot" in graph_text(browser, "g-slices")
+    click(browser, "#btn-importance")
+    wait_for(browser, lambda: "PED-ANOVA" in graph_text(browser, "g-importance"),
+             "importances")
+    wait_rendered(browser, graphs=3)
+    bars = browser.execute_script(
+        "return document.querySelectorAll('#g-importance .bars .point').length")
+    assert bars >= 20
+    browser.find_element(By.XPATH, "//label[contains(., 'best 10%')]").click()
+    wait_for(browser, lambda: "best 10%:" in graph_text(browser, "g-parallel"), "top 10%")
+    wait_rendered(browser, graphs=3)
+    shot(browser, "03-study-parameters")
+    assert_clean(browser)
+
+    click(browser, "#tab-trials")
+    wait_rendered(browser)
+    count = browser.find_element(By.ID, "trial-table-count")
+    assert count.text.startswith("60 of 60 trials match")
+    rows = browser.find_elements(By.CSS_SELECTOR,
+                                 "#trial-table tr td[data-dash-column='number']")
+    assert len(rows) == 25  # first page
+    click(browser, "th.dash-header[data-dash-column='value'] .column-header--sort")
+    click(browser, "th.dash-header[data-dash-column='value'] .column-header--sort")  # desc
+    best = max(t.value for t in plans["cifar-optuna"].trials
+               if t.state.name == "COMPLETE")
+    wait_for(browser, lambda: browser.find_element(
+        By.CSS_SELECTOR, "#trial-table td[data-dash-column='value'][data-dash-row='0']"
+    ).text.startswith(f"{best:.6f}"[:6]), "sorted by value")
+    box = browser.find_element(By.CSS_SELECTOR,
+                               "th.dash-filter[data-dash-column='state'] input[type=text]")
+    box.send_keys("PRUNED", Keys.ENTER)
+    pruned = sum(t.state.name == "PRUNED" for t in plans["cifar-optuna"].trials)
+    wait_for(browser, lambda: count.text.startswith(f"{pruned} of 60"), "the filter")
+    shot(browser, "04-study-trials")
+    assert_clean(browser)
+
+
+def test_click_through_both_comparison_pages(server, browser):
+    from selenium.webdriver.common.by import By
+
+    browser.get(server.base + "/")
+    wait_rendered(browser)
+    browser.find_element(By.ID, "nav-datasets").click()
+    wait_rendered(browser, graphs=4)
+    assert "inet-optuna" in browser.find_element(By.ID, "ds-inet").text
+    assert "cifar-optuna" in browser.find_element(By.ID, "ds-cifar").text
+    assert "same space" in browser.find_element(By.ID, "ds-note").text
+    assert "Spearman rank correlation" in graph_text(browser, "g-ds-rank")
+    assert "optimizer" in graph_text(browser, "g-ds-effects")
+    click(browser, "#btn-ds-importance")
+    wait_for(browser, lambda: "PED-ANOVA" in graph_text(browser, "g-ds-importance"),
+             "importances on both datasets")
+    wait_rendered(browser, graphs=4)
+    legend = graph_text(browser, "g-ds-importance")
+    assert "ImageNet32: inet-optuna" in legend and "CIFAR-10: cifar-optuna" in legend
+    shot(browser, "05-compare-datasets")
+    assert_clean(browser)
+
+    browser.find_element(By.ID, "nav-engines").click()
+    wait_rendered(browser, graphs=3)
+    best = graph_text(browser, "g-en-best")
+    for name in ("cifar-optuna", "cifar-kt", "cifar-ak"):
+        assert name in best
+    assert "/h overall" in graph_text(browser, "g-en-throughput")
+    assert "n=" in graph_text(browser, "g-en-dist")
+    shot(browser, "06-compare-engines")
+    assert_clean(browser)
+
+
+@pytest.mark.parametrize("name", ["empty", "all-failed", HOSTILE_NAME])
+def test_edge_case_studies_render(server, browser, name):
+    from selenium.webdriver.common.by import By
+
+    browser.get(server.base + study_path(name))
+    wait_rendered(browser, graphs=2)
+    assert browser.find_element(By.ID, "study-name").text == name
+    click(browser, "#tab-params")
+    wait_rendered(browser, graphs=3)
+    click(browser, "#tab-trials")
+    wait_rendered(browser)
+    shot(browser, f"07-edge-{name}")
+    assert_clean(browser)
+
+
+def test_unknown_pages_say_so(server, browser):
+    browser.get(server.base + "/study/no-such-study")
+    wait_rendered(browser)
+    body = browser.find_element("tag name", "body").text
+    assert "Study not found" in body and "no-such-study" in body
+    browser.get(server.base + "/nowhere")
+    wait_rendered(browser)
+    assert "Page not found" in browser.find_element("tag name", "body").text
+
+
+def test_report_opens_offline_in_the_browser(fixture_db, engine, browser, tmp_path):
+    from dashboards.report import write_report
+
+    out = write_report(fixture_db[0], [HOSTILE_NAME], tmp_path / "report.html", engine=engine)
+    browser.get(out.as_uri())
+    plots = wait_for(browser, lambda: browser.execute_script(
+        "const p = document.querySelectorAll('.plotly-graph-div');"
+        "const d = Array.from(p).filter(x => x.querySelector('.main-svg'));"
+        "return p.length && p.length === d.length ? p.length : 0"), "the report's plots")
+    assert plots == 6
+    assert HOSTILE_NAME in browser.find_element("tag name", "body").text
+    shot(browser, "08-report", full=False)
+    assert browser.execute_script("return window.__xss") is None
+    assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
+
+
+def test_live_refresh_while_a_search_writes(tmp_path, browser):
+    """A writer adds trials to the same SQLite file; the open page follows without a
+    reload, and the writer is never blocked."""
+    import optuna
+    from selenium.webdriver.common.by import By
+
+    url = f"sqlite:///{tmp_path}/live.db"
+    trials = write_study(url, StudyPlan("live", 5, seed=9, live_session=True))
+    done = sum(t.state.name == "COMPLETE" for t in trials)
+    srv = Server(url, refresh_seconds=1.0)
+    try:
+        browser.get(srv.base + study_path("live"))
+        wait_rendered(browser, graphs=2)
+        def summary() -> str:  # re-rendered on each refresh: look it up each time
+            return browser.find_element(By.ID, "study-summary").text
+
+        assert summary().split(" · ")[2].startswith("5 trials")
+        browser.execute_script("window.__noReload = 1")
+        study = optuna.load_study(study_name="live", storage=url)
+        for k in range(3):
+            t0 = time.perf_counter()
+            trial = study.ask()
+            trial.suggest_float("learning_rate", 1e-4, 1e-1, log=True)
+            trial.report(0.5, 1)
+            study.tell(trial, 0.9 + k / 100)
+            assert time.perf_counter() - t0 < 2.0
+            time.sleep(0.3)
+        wait_for(browser, lambda: "8 trials" in summary(), "the new trials", timeout=20)
+        wait_for(browser, lambda: "best 0.9200" in summary(), "the new best", timeout=20)
+        wait_rendered(browser, graphs=2)
+        wait_for(browser, lambda: f"{done + 3} complete" in graph_text(browser, "g-history"),
+                 "the history plot to follow")
+        assert browser.execute_script("return window.__noReload") == 1
+        shot(browser, "09-live-refresh")
+        assert_clean(browser)
+    finally:
+        srv.close()
