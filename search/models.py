@@ -4,11 +4,52 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-__all__ = ["InvalidConfig", "build_model", "build_optimizer", "compile_model"]
+__all__ = [
+    "DENSENET_WEIGHTS_FILE",
+    "InvalidConfig",
+    "WeightsMissing",
+    "build_model",
+    "build_optimizer",
+    "compile_model",
+    "resolve_weights",
+]
+
+#: The file Keras' DenseNet121 loads its ImageNet weights (without the top) from.
+DENSENET_WEIGHTS_FILE = "densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5"
+_IMAGENET_MEAN = (0.485, 0.456, 0.406)
+_IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class InvalidConfig(ValueError):
     """A config that cannot be built (e.g. the image shrinks to nothing); the trial fails."""
+
+
+class WeightsMissing(FileNotFoundError):
+    """Pretrained weights are needed but not found; the message names the file and where."""
+
+
+def resolve_weights(path: str | None = None) -> str:
+    """The DenseNet121 ImageNet weights file: ``path`` if given, else the Keras cache.
+
+    Raises:
+        WeightsMissing: the file is not there (hpo32 never downloads it during a search).
+    """
+    import os
+    from pathlib import Path
+
+    if path:
+        if not Path(path).is_file():
+            raise WeightsMissing(f"weights file '{path}' does not exist; pass the path of "
+                                 f"{DENSENET_WEIGHTS_FILE} to --weights.")
+        return str(path)
+    home = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras"))
+    cached = home / "models" / DENSENET_WEIGHTS_FILE
+    if cached.is_file():
+        return str(cached)
+    raise WeightsMissing(
+        f"pretrained DenseNet121 weights not found: put {DENSENET_WEIGHTS_FILE} (from the "
+        f"Keras applications release) in {cached.parent} or pass --weights PATH."
+    )
 
 
 def _activation(name: str):
@@ -19,7 +60,35 @@ def _activation(name: str):
     return keras.layers.Activation(name)
 
 
-def build_model(config: Mapping[str, Any], input_shape: tuple[int, ...], num_classes: int):
+def build_model(config: Mapping[str, Any], input_shape: tuple[int, ...], num_classes: int,
+                weights: str | None = None):
+    """Builds the network a config describes: its ``family`` picks the builder.
+
+    Args:
+        config: plain values for the space's parameters (see :func:`search.space.default_space`).
+        input_shape: e.g. ``(32, 32, 3)``.
+        num_classes: size of the softmax output.
+        weights: the DenseNet121 ImageNet weights file for transfer and fine-tuning (else the
+            Keras cache, see :func:`resolve_weights`).
+
+    Returns:
+        An uncompiled ``keras.Model``.
+
+    Raises:
+        InvalidConfig: the config cannot be built.
+        WeightsMissing: pretrained weights are needed and not found.
+    """
+    family = config.get("family", "cnn")
+    if family == "cnn":
+        return build_cnn(config, input_shape, num_classes)
+    if family == "alexnet":
+        return build_alexnet(config, input_shape, num_classes)
+    if family == "densenet121":
+        return build_densenet121(config, input_shape, num_classes, weights)
+    raise InvalidConfig(f"unknown model family '{family}'; use cnn, alexnet or densenet121.")
+
+
+def build_cnn(config: Mapping[str, Any], input_shape: tuple[int, ...], num_classes: int):
     """Builds the conv-block network a config describes.
 
     Each block holds ``convs_per_block`` convolutions (conv, optional batch norm, activation);
@@ -71,12 +140,87 @@ def build_model(config: Mapping[str, Any], input_shape: tuple[int, ...], num_cla
             size //= 2
         x = layers.Dropout(float(config.get(f"block_dropout_{block}", 0.0)))(x)
     x = layers.Flatten()(x)
+    return keras.Model(inputs, _head(x, config, num_classes), name="hpo32_cnn")
+
+
+def _head(x, config: Mapping[str, Any], num_classes: int):
+    """FC layers ``fc_units_k`` with activation and ``fc_dropout_k``, then the softmax."""
+    from keras import layers
+
     for k in range(1, int(config.get("fc_layers", 0)) + 1):
         x = layers.Dense(int(config[f"fc_units_{k}"]))(x)
         x = _activation(config["activation"])(x)
         x = layers.Dropout(float(config.get(f"fc_dropout_{k}", 0.0)))(x)
+    return layers.Dense(num_classes, activation="softmax", dtype="float32", name="classes")(x)
+
+
+def build_alexnet(config: Mapping[str, Any], input_shape: tuple[int, ...], num_classes: int):
+    """The report's AlexNet: images resized to 224x224 inside the model; conv 96 11x11
+    stride 4, 256 11x11, 384 3x3, 384 3x3, 256 3x3 (all padded) with 2x2 max-pools after the
+    1st, 2nd and 5th; FC 4096, 4096, 1000 each with ``alexnet_dropout``; then the classes."""
+    import keras
+    from keras import layers
+
+    inputs = keras.Input(shape=input_shape, name="image")
+    x = layers.Resizing(224, 224, name="resize_224")(inputs)
+    for filters, kernel, stride, pool in ((96, 11, 4, True), (256, 11, 1, True),
+                                          (384, 3, 1, False), (384, 3, 1, False),
+                                          (256, 3, 1, True)):
+        x = layers.Conv2D(filters, kernel, strides=stride, padding="same")(x)
+        x = _activation(config["activation"])(x)
+        if pool:
+            x = layers.MaxPooling2D(pool_size=2)(x)
+    x = layers.Flatten()(x)
+    for units in (4096, 4096, 1000):
+        x = layers.Dense(units)(x)
+        x = _activation(config["activation"])(x)
+        x = layers.Dropout(float(config.get("alexnet_dropout", 0.4)))(x)
     outputs = layers.Dense(num_classes, activation="softmax", dtype="float32", name="classes")(x)
-    return keras.Model(inputs, outputs, name="hpo32_cnn")
+    return keras.Model(inputs, outputs, name="hpo32_alexnet")
+
+
+def build_densenet121(config: Mapping[str, Any], input_shape: tuple[int, ...],
+                      num_classes: int, weights: str | None = None):
+    """DenseNet121 from scratch, as frozen transfer base, or fine-tuned.
+
+    Images are upscaled to ``densenet_input_size`` (DenseNet121 needs at least 32x32) and,
+    for the pretrained modes, normalized as ImageNet was. ``transfer`` keeps the first
+    ``densenet_keep_layers`` layers of the base, frozen; ``finetune`` also unfreezes the top
+    ``densenet_unfreeze_fraction`` of them (its learning rate is scaled by
+    ``finetune_lr_scale`` in :func:`compile_model`). A global average pool and the FC head
+    (``fc_layers``...) follow.
+    """
+    import keras
+    from keras import layers
+
+    mode = config.get("densenet_mode", "scratch")
+    size = int(config.get("densenet_input_size", 32))
+    inputs = keras.Input(shape=input_shape, name="image")
+    x = inputs
+    if size != input_shape[0]:
+        x = layers.Resizing(size, size, name=f"resize_{size}")(x)
+    if mode == "scratch":
+        base = keras.applications.DenseNet121(include_top=False, weights=None,
+                                              input_shape=(size, size, 3))
+    else:
+        x = layers.Normalization(mean=_IMAGENET_MEAN,
+                                 variance=[s * s for s in _IMAGENET_STD], name="imagenet")(x)
+        base = keras.applications.DenseNet121(include_top=False,
+                                              weights=resolve_weights(weights),
+                                              input_shape=(size, size, 3))
+        keep = min(int(config.get("densenet_keep_layers", len(base.layers))), len(base.layers))
+        if keep < len(base.layers):
+            base = keras.Model(base.input, base.layers[keep - 1].output, name="densenet_part")
+        unfrozen = 0
+        if mode == "finetune":
+            unfrozen = round(float(config.get("densenet_unfreeze_fraction", 0.0))
+                             * len(base.layers))
+        for i, layer in enumerate(base.layers):
+            layer.trainable = i >= len(base.layers) - unfrozen if unfrozen else False
+    x = base(x, training=False if mode != "scratch" else None)
+    x = layers.GlobalAveragePooling2D()(x)
+    outputs = _head(x, config, num_classes)
+    return keras.Model(inputs, outputs, name=f"hpo32_densenet121_{mode}")
 
 
 def build_optimizer(config: Mapping[str, Any]):
@@ -90,6 +234,8 @@ def build_optimizer(config: Mapping[str, Any]):
     import keras
 
     lr = float(config["learning_rate"])
+    if config.get("densenet_mode") == "finetune":
+        lr *= float(config.get("finetune_lr_scale", 1.0))
     name = config["optimizer"]
     makers = {
         "adamax": lambda: keras.optimizers.Adamax(learning_rate=lr),

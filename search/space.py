@@ -614,33 +614,59 @@ MAX_CONV_BLOCKS = 4
 MAX_FC_LAYERS = 3
 
 
+FAMILIES = ("cnn", "alexnet", "densenet121")
+DENSENET_LAYERS = 427  # layers of Keras' DenseNet121 without its top
+
+
 def default_space() -> SearchSpace:
-    """The default CNN space of the product (see README: "The search space").
+    """The default space of the product (see README: "The search space").
 
     Returns:
-        conv blocks 1-4 with per-block filters (16-512, log) and dropout (0-0.5); convs per
-        block 1-3; kernel 3/5; padding; batch norm; pooling; FC layers 0-3 with per-layer
-        widths (64-4096, log) and dropout (0-0.6); activation; optimizer; learning rate;
-        batch size; label smoothing; flip and crop augmentation.
+        ``family`` (fixed to ``cnn``; a spec may open it to ``alexnet`` and ``densenet121``),
+        then for ``cnn``: conv blocks 1-4 with per-block filters (16-512, log) and dropout
+        (0-0.5), convs per block 1-3, kernel 3/5, padding, batch norm, pooling; for ``cnn``
+        and ``densenet121``: FC layers 0-3 with per-layer widths (64-4096, log) and dropout
+        (0-0.6); for ``alexnet``: its dropout; for ``densenet121``: mode (scratch, transfer,
+        finetune), input size, layers kept, the share unfrozen and the fine-tuning learning
+        rate scale; for all: activation, optimizer, learning rate, batch size, label
+        smoothing, flip and crop augmentation.
     """
-    params: list[Param] = [Int("conv_blocks", low=1, high=MAX_CONV_BLOCKS)]
+    cnn = Condition("family", values=("cnn",))
+    params: list[Param] = [
+        Fixed("family", value="cnn"),
+        Int("conv_blocks", low=1, high=MAX_CONV_BLOCKS, condition=cnn),
+    ]
     for k in range(1, MAX_CONV_BLOCKS + 1):
-        when = Condition("conv_blocks", min=k) if k > 1 else None
+        when = Condition("conv_blocks", min=k)
         params.append(Int(f"filters_{k}", low=16, high=512, log=True, condition=when))
         params.append(Float(f"block_dropout_{k}", low=0.0, high=0.5, condition=when))
     params += [
-        Int("convs_per_block", low=1, high=3),
-        Categorical("kernel_size", choices=(3, 5)),
-        Categorical("padding", choices=("same", "valid_last")),
-        Categorical("batch_norm", choices=(False, True)),
-        Categorical("pooling", choices=("max", "avg")),
-        Int("fc_layers", low=0, high=MAX_FC_LAYERS),
+        Int("convs_per_block", low=1, high=3, condition=cnn),
+        Categorical("kernel_size", choices=(3, 5), condition=cnn),
+        Categorical("padding", choices=("same", "valid_last"), condition=cnn),
+        Categorical("batch_norm", choices=(False, True), condition=cnn),
+        Categorical("pooling", choices=("max", "avg"), condition=cnn),
+        Int("fc_layers", low=0, high=MAX_FC_LAYERS,
+            condition=Condition("family", values=("cnn", "densenet121"))),
     ]
     for k in range(1, MAX_FC_LAYERS + 1):
         when = Condition("fc_layers", min=k)
         params.append(Int(f"fc_units_{k}", low=64, high=4096, log=True, condition=when))
         params.append(Float(f"fc_dropout_{k}", low=0.0, high=0.6, condition=when))
+    dense = Condition("family", values=("densenet121",))
+    pretrained = Condition("densenet_mode", values=("transfer", "finetune"))
     params += [
+        Float("alexnet_dropout", low=0.0, high=0.6, condition=Condition("family",
+                                                                         values=("alexnet",))),
+        Categorical("densenet_mode", choices=("scratch", "transfer", "finetune"),
+                    condition=dense),
+        Categorical("densenet_input_size", choices=(32, 64, 96), condition=dense),
+        Int("densenet_keep_layers", low=12, high=DENSENET_LAYERS, log=True,
+            condition=pretrained),
+        Float("densenet_unfreeze_fraction", low=0.0, high=1.0,
+              condition=Condition("densenet_mode", values=("finetune",))),
+        Float("finetune_lr_scale", low=0.01, high=1.0, log=True,
+              condition=Condition("densenet_mode", values=("finetune",))),
         Categorical("activation", choices=("relu", "swish", "elu", "gelu", "leaky_relu")),
         Categorical("optimizer", choices=("adamax", "adam", "adamw", "sgd", "rmsprop")),
         Float("learning_rate", low=1e-4, high=1e-1, log=True),
@@ -654,6 +680,7 @@ def default_space() -> SearchSpace:
 
 #: The report's network ("MaxNet") as one config of the default space.
 MAXNET_CONFIG: dict[str, Value] = {
+    "family": "cnn",
     "conv_blocks": 3,
     "filters_1": 64,
     "block_dropout_1": 0.25,

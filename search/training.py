@@ -26,9 +26,9 @@ class TrialResult:
         history: every Keras metric per epoch (loss, accuracy, val_loss, val_accuracy).
         epochs_completed: full epochs trained.
         stopped_by: None when all epochs ran, else ``"pruned"``, ``"trial_budget"`` or
-            ``"search_budget"``. A budget stop cuts the epoch in flight; after a trial-budget
-            cut the model is still validated (so the trial has a value), after a
-            search-budget cut it is not (the search must end on time).
+            ``"search_budget"``. A budget stop cuts the epoch in flight early enough for the
+            validation that follows to end about at the deadline; should the search budget
+            be over all the same, that validation is skipped (the search must end on time).
         train_seconds: seconds inside training steps (validation excluded).
         images_per_second: training images processed per training second.
         eval_seconds: seconds spent on validation.
@@ -79,7 +79,7 @@ def current_rss_mb() -> float:
 
 
 def _budget_callback(deadlines: list[tuple[float, str]], report: EpochReport | None,
-                     n_train: int, batch_size: int, val_ds):
+                     n_train: int, batch_size: int, val_ds, n_val: int):
     import keras
 
     class Budget(keras.callbacks.Callback):
@@ -106,8 +106,13 @@ def _budget_callback(deadlines: list[tuple[float, str]], report: EpochReport | N
             if self._steps % 20 == 0:
                 self.peak_rss = max(self.peak_rss, current_rss_mb())
             now = time.monotonic()
+            # Stop early enough for the validation to fit: it costs about a third of a
+            # training step per image (forward only); the first epoch's estimate, which
+            # includes tracing, errs on the safe side.
+            per_image = (time.perf_counter() - self._t0) / (self._steps * batch_size)
+            eval_estimate = n_val * per_image / 3
             for deadline, reason in deadlines:
-                if now >= deadline:
+                if now + eval_estimate >= deadline:
                     self.stopped_by = reason
                     self.model.stop_training = True
                     break
@@ -116,7 +121,9 @@ def _budget_callback(deadlines: list[tuple[float, str]], report: EpochReport | N
             self.train_seconds += time.perf_counter() - self._t0
             self.images += min(self._steps * batch_size, n_train)
             self.peak_rss = max(self.peak_rss, current_rss_mb())
-            if self.stopped_by == "search_budget":
+            search_over = any(r == "search_budget" and time.monotonic() >= d
+                              for d, r in deadlines)
+            if search_over:
                 return  # no validation past the search budget: the epoch stays unmeasured
             t_eval = time.perf_counter()
             val = self.model.evaluate(val_ds, verbose=0, return_dict=True)
@@ -142,6 +149,7 @@ def train_config(
     report: EpochReport | None = None,
     seed: int = 0,
     verbose: int = 0,
+    weights: str | None = None,
 ) -> TrialResult:
     """Builds, compiles and trains one config; validates after every epoch.
 
@@ -154,6 +162,7 @@ def train_config(
         report: called after each epoch with the validation accuracy; True prunes.
         seed: seeds Keras and the input pipeline.
         verbose: Keras ``fit`` verbosity.
+        weights: pretrained weights file (DenseNet121 transfer and fine-tuning).
 
     Returns:
         A :class:`TrialResult` holding the trained model.
@@ -181,12 +190,13 @@ def train_config(
     ).map(one_hot)
     val_ds = make_tf_dataset(splits.x_val, splits.y_val, 256, training=False).map(one_hot)
 
-    model = build_model(config, splits.input_shape, num_classes)
+    model = build_model(config, splits.input_shape, num_classes, weights=weights)
     compile_model(model, config)
     deadlines = [(d, r) for d, r in ((search_deadline, "search_budget"),
                                      (trial_deadline, "trial_budget")) if d is not None]
     deadlines.sort()
-    budget = _budget_callback(deadlines, report, len(splits.x_train), batch_size, val_ds)
+    budget = _budget_callback(deadlines, report, len(splits.x_train), batch_size, val_ds,
+                              len(splits.x_val))
     if deadlines and time.monotonic() >= deadlines[0][0]:
         budget.stopped_by = deadlines[0][1]
         hist: dict[str, list[float]] = {}

@@ -82,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-limit", type=_positive_int, help="at most N training images")
     p.add_argument("--val-limit", type=_positive_int, help="at most N validation images")
     p.add_argument("--seed", type=int, help="random seed")
+    p.add_argument("--weights", help="DenseNet121 ImageNet weights file (transfer, finetune)")
     p.add_argument("--storage", help=storage_help)
     p.add_argument("--workers", type=_positive_int, default=1,
                    help="run N worker processes on this host")
@@ -184,6 +185,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         sampler=args.sampler, pruner=args.pruner, budget=args.budget,
         trial_budget=args.trial_budget, n_trials=args.n_trials, epochs=args.epochs,
         train_limit=args.train_limit, val_limit=args.val_limit, seed=args.seed,
+        weights=args.weights,
     )
     if spec.budget is None and spec.n_trials is None:
         spec = spec.with_overrides(budget=600.0)

@@ -40,6 +40,29 @@ class Outcome:
     test_accuracy: float | None
 
 
+def check_weights(spec: StudySpec, space) -> None:
+    """Fails before anything is written when the space can ask for pretrained weights that
+    are not there.
+
+    Raises:
+        SpecError: the weights file is missing (one sentence naming it and where it goes).
+    """
+    from search.models import WeightsMissing, resolve_weights
+
+    def choices(name: str) -> set:
+        if name not in space:
+            return set()
+        p = space[name]
+        return {p.value} if hasattr(p, "value") else set(getattr(p, "choices", ()))
+
+    if "densenet121" in choices("family") and choices("densenet_mode") & {"transfer",
+                                                                          "finetune"}:
+        try:
+            resolve_weights(spec.weights)
+        except WeightsMissing as exc:
+            raise SpecError(str(exc)) from None
+
+
 def _load_splits(spec: StudySpec):
     from search.data import load_dataset, make_splits
 
@@ -82,6 +105,7 @@ def search(spec: StudySpec, name: str, storage_url: str | None = None,
         sampler = make_sampler(spec.sampler, spec.seed, space)
     except ValueError as exc:
         raise SpecError(str(exc)) from None
+    check_weights(spec, space)
     url = resolve_url(storage_url)
     path = sqlite_path(url)
     if path is None or path.exists():  # a new SQLite file is created only once all is checked
@@ -196,6 +220,7 @@ def resume(name: str, storage_url: str | None = None, extra_budget: float | None
     spec = spec.with_overrides(data_dir=data_dir, n_trials=n_trials, trial_budget=trial_budget)
     spec = spec.with_overrides(budget=budget)
     space = spec.build_space()
+    check_weights(spec, space)
     if spec.budget is not None and spec.budget - used <= 0:
         return Outcome(name, "budget_spent", 0, None, None)
     splits = _load_splits(spec)
@@ -271,6 +296,7 @@ def _run_session(records: Records, study, spec: StudySpec, space, splits, url: s
         seed=spec.seed + 1000 * (len(records.sessions(name)) - 1),
         search_deadline=deadline, trial_budget=spec.trial_budget, n_trials=spec.n_trials,
         artifact_dir=root / name, artifact_root=root, dataset=spec.dataset,
+        weights=spec.weights,
     )
     ctx.on_event = on_event or (lambda e: None)
     trials_run = 0

@@ -100,6 +100,7 @@ class StudySpec:
         train_limit, val_limit: stratified subsets of the training and validation images.
         val_fraction: share of the training images held out for validation.
         seed: base random seed.
+        weights: DenseNet121 ImageNet weights file for transfer learning and fine-tuning.
         space: ``{"base": "default", "params": {...}}`` or a full ``{"params": {...}}``.
     """
 
@@ -118,6 +119,7 @@ class StudySpec:
     val_limit: int | None = None
     val_fraction: float = 0.1
     seed: int = 0
+    weights: str | None = None
     space: dict[str, Any] = field(default_factory=lambda: {"base": "default"})
 
     @classmethod

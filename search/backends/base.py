@@ -41,6 +41,7 @@ class SearchContext:
         artifact_dir: folder for this study's artifacts (models, engine project dirs).
         artifact_root: the root that recorded artifact paths are relative to.
         dataset: the dataset's name, recorded with every trial.
+        weights: pretrained weights file for the model families that use one.
         on_event: receives progress events.
     """
 
@@ -54,6 +55,7 @@ class SearchContext:
     artifact_dir: Path = Path("hpo32-artifacts")
     artifact_root: Path = Path(".")
     dataset: str = ""
+    weights: str | None = None
     on_event: Callable[[Event], None] = field(default=lambda event: None)
 
     def trial_deadline(self) -> float | None:

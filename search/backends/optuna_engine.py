@@ -171,7 +171,7 @@ def train_trial(trial, ctx: SearchContext, engine_name: str = "optuna") -> float
         result = train_config(config, ctx.splits, epochs=ctx.epochs,
                               trial_deadline=ctx.trial_deadline(),
                               search_deadline=ctx.search_deadline, report=report,
-                              seed=ctx.seed + trial.number)
+                              seed=ctx.seed + trial.number, weights=ctx.weights)
     except InvalidConfig as exc:
         trial.set_user_attr("fail_reason", str(exc))
         ctx.on_event({"kind": "trial_end", "number": trial.number, "value": None,

@@ -22,7 +22,9 @@ from search.space import (
 
 def test_default_space_covers_the_documented_parameters():
     space = default_space()
-    assert space["conv_blocks"] == Int("conv_blocks", low=1, high=4)
+    cnn = Condition("family", values=("cnn",))
+    assert space["family"] == Fixed("family", value="cnn")
+    assert space["conv_blocks"] == Int("conv_blocks", low=1, high=4, condition=cnn)
     assert space["filters_3"].log and (space["filters_3"].low, space["filters_3"].high) == (16, 512)
     assert space["filters_3"].condition == Condition("conv_blocks", min=3)
     assert set(space["activation"].choices) == {"relu", "swish", "elu", "gelu", "leaky_relu"}
@@ -51,6 +53,23 @@ def test_conditions_follow_their_parent():
 
 def _low(p):
     return p.choices[0] if isinstance(p, Categorical) else p.low
+
+
+def test_families_switch_their_own_parameters():
+    space = default_space().override({"family": {"type": "categorical",
+                                                 "choices": ["cnn", "alexnet", "densenet121"]}})
+    pick = {"family": "alexnet"}
+    config = space.sample(lambda p, v: pick.get(p.name, _low(p)))
+    assert "conv_blocks" not in config and "fc_layers" not in config
+    assert "alexnet_dropout" in config and "densenet_mode" not in config
+    pick = {"family": "densenet121", "densenet_mode": "finetune"}
+    config = space.sample(lambda p, v: pick.get(p.name, _low(p)))
+    assert {"fc_layers", "densenet_keep_layers", "densenet_unfreeze_fraction",
+            "finetune_lr_scale"} <= set(config)
+    assert "conv_blocks" not in config and "alexnet_dropout" not in config
+    pick = {"family": "densenet121", "densenet_mode": "scratch"}
+    config = space.sample(lambda p, v: pick.get(p.name, _low(p)))
+    assert "densenet_keep_layers" not in config
 
 
 def test_nested_conditions_need_the_parent_active():
@@ -102,7 +121,8 @@ def test_override_narrows_fixes_replaces_adds_and_removes():
                      "when": {"parent": "optimizer", "values": ["sgd"]}},
         "fc_layers": None,
     })
-    assert space["conv_blocks"] == Int("conv_blocks", low=2, high=3)
+    assert space["conv_blocks"] == Int("conv_blocks", low=2, high=3,
+                                       condition=Condition("family", values=("cnn",)))
     assert space["activation"] == Fixed("activation", value="relu")
     assert space["optimizer"].choices == ("adam", "sgd")
     assert not space["learning_rate"].log

@@ -59,7 +59,7 @@ def test_maxnet_preset_is_one_fixed_trial():
 
 def test_overrides_win_and_are_validated():
     spec = load_preset("cifar10-cnn").with_overrides(budget=90.0, epochs=None, sampler="random")
-    assert spec.budget == 90.0 and spec.sampler == "random" and spec.epochs == 8
+    assert spec.budget == 90.0 and spec.sampler == "random" and spec.epochs == 5
     with pytest.raises(SpecError, match="unknown sampler 'annealing'"):
         spec.with_overrides(sampler="annealing")
     with pytest.raises(SpecError, match="unknown dataset 'mnist'"):
@@ -87,3 +87,38 @@ def test_bad_spec_files(tmp_path, text, fragment):
 def test_spec_round_trips_through_its_dict():
     spec = load_preset("imagenet32-cnn")
     assert StudySpec.from_dict(spec.to_dict()) == spec
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("densenet121-transfer-cifar10", {"family": "densenet121", "densenet_mode": "transfer",
+                                      "activation": "swish", "batch_size": 16,
+                                      "fc_units_1": 512, "fc_units_2": 512,
+                                      "fc_dropout_1": 0.35, "densenet_keep_layers": 12}),
+    ("alexnet-imagenet32", {"family": "alexnet", "alexnet_dropout": 0.4, "batch_size": 128,
+                            "optimizer": "adamax"}),
+    ("densenet121-imagenet32", {"family": "densenet121", "densenet_mode": "scratch",
+                                "fc_units_1": 1024, "fc_dropout_1": 0.2}),
+    ("densenet121-finetune-cifar10", {"densenet_mode": "finetune", "batch_size": 16}),
+])
+def test_report_presets_are_fixed_trials_with_the_reports_settings(name, expected):
+    spec = load_preset(name)
+    assert spec.n_trials == 1
+    config = spec.build_space().sample(lambda p, v: pytest.fail(f"{p.name} should be fixed"))
+    assert {k: config[k] for k in expected} == expected
+
+
+def test_search_presets_search_one_family_each():
+    for family in ("cnn", "alexnet", "densenet121"):
+        space = load_preset(f"search-{family}").build_space()
+        assert space["family"].value == family
+
+
+def test_pretrained_presets_need_weights(tmp_path, monkeypatch, capsys):
+    from studies.cli import main
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    code = main(["search", "--study", "t", "--preset", "densenet121-transfer-cifar10"])
+    err = capsys.readouterr().err
+    assert code == 2 and "densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5" in err
+    assert not (tmp_path / "hpo32.db").exists()
