@@ -126,6 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
     sub.add_parser("presets", help="list the presets")
+
+    from dashboards.cli import add_parsers as add_dashboard_parsers
+
+    add_dashboard_parsers(sub, storage_help)
     return parser
 
 
@@ -413,6 +417,18 @@ def cmd_export(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     return 0
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from dashboards.cli import cmd_dashboard as serve
+
+    return serve(args)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from dashboards.cli import cmd_report as write
+
+    return write(args)
 
 
 def cmd_presets(args: argparse.Namespace) -> int:
