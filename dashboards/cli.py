@@ -146,6 +146,9 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     shown = f"[{args.host}]" if ":" in args.host else args.host
     print(f"hpo32 dashboard: {_display(url)} (read-only) at http://{shown}:{server.port}/ "
           "- Ctrl+C to stop", flush=True)
+    note = _journal_note(url)
+    if note:
+        print(f"hpo32 dashboard: note: {note}", file=sys.stderr, flush=True)
     if not _is_loopback(args.host):
         print(f"hpo32 dashboard: warning: listening on {args.host}: anyone who can reach "
               "this machine can read these studies.", file=sys.stderr, flush=True)
@@ -156,6 +159,30 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     finally:
         server.server_close()
     return 0
+
+
+def _journal_note(url: str) -> str | None:
+    """Why a SQLite file not in WAL mode can make a writer wait, or None."""
+    import sqlite3
+
+    from storage import sqlite_path
+
+    path = sqlite_path(url)
+    if path is None:
+        return None
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        try:
+            mode = str(con.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return None
+    if mode == "wal":
+        return None
+    return (f"'{path.name}' is in {mode} journal mode, not WAL: a search writing to it waits "
+            "while a page reads (a fraction of a second); any hpo32 search switches it to "
+            "WAL for good.")
 
 
 def _display(url: str) -> str:

@@ -140,6 +140,12 @@ o_attrs = sa.Table(
 )
 
 
+def _state_is(state: str):
+    """``trials.state = state`` on every database: PostgreSQL stores the state as an enum,
+    which a text parameter cannot be compared with, so the column is read as text."""
+    return sa.cast(o_trials.c.state, sa.String(16)) == state
+
+
 class UnknownStudy(LookupError):
     """No study of that name in the database."""
 
@@ -176,12 +182,13 @@ def open_engine(url: str):
     }.get(engine.dialect.name)
     if statement:
         @sa.event.listens_for(engine, "connect")
-        def _read_only(dbapi_con, _record) -> None:  # pragma: no cover - needs a server
+        def _read_only(dbapi_con, _record) -> None:
             cur = dbapi_con.cursor()
             try:
                 cur.execute(statement)
             finally:
                 cur.close()
+            dbapi_con.commit()  # a SET inside a transaction that rolls back would not stick
 
         engine.dispose()  # connections opened before the listener existed
     return engine
@@ -299,9 +306,9 @@ def fingerprint(engine, names: Sequence[str] | None = None) -> str:
         q = sa.select(
             sa.func.count(), sa.func.max(t.c.trial_id), sa.func.max(t.c.datetime_start),
             sa.func.max(t.c.datetime_complete),
-            sa.func.sum(sa.case((t.c.state == "RUNNING", 1), else_=0)))
+            sa.func.sum(sa.case((_state_is("RUNNING"), 1), else_=0)))
         iq = (sa.select(sa.func.max(o_inter.c.trial_intermediate_value_id))
-              .join(t, t.c.trial_id == o_inter.c.trial_id).where(t.c.state == "RUNNING"))
+              .join(t, t.c.trial_id == o_inter.c.trial_id).where(_state_is("RUNNING")))
         if sids is not None:
             q = q.where(t.c.study_id.in_(sids))
             iq = iq.where(t.c.study_id.in_(sids))
@@ -351,7 +358,7 @@ def completed_key(engine, name: str) -> str:
         row = con.execute(
             sa.select(sa.func.count(), sa.func.max(o_trials.c.trial_id),
                       sa.func.max(o_trials.c.datetime_complete))
-            .where(o_trials.c.study_id == sid, o_trials.c.state == "COMPLETE")).one()
+            .where(o_trials.c.study_id == sid, _state_is("COMPLETE"))).one()
     return json.dumps([name, *row], default=str)
 
 
@@ -379,9 +386,22 @@ def list_studies(engine, now: float | None = None) -> list[dict[str, Any]]:
             for name, spec in con.execute(sa.select(studies_table.c.name,
                                                     studies_table.c.spec_json)):
                 specs[name] = _json(spec)
+        # trials' times are naive UTC in Optuna's tables; read here as such
+        last_trial = {name: _ts(last) for name, last in con.execute(
+            sa.select(o_studies.c.study_name, sa.func.max(sa.func.coalesce(
+                o_trials.c.datetime_complete, o_trials.c.datetime_start)))
+            .join(o_trials, o_trials.c.study_id == o_studies.c.study_id)
+            .group_by(o_studies.c.study_name))}
+        last_seen: dict[str, float] = {}
+        if _has_table(con, "hpo32_sessions"):
+            last_seen = dict(con.execute(
+                sa.select(sessions_table.c.study_name, sa.func.max(sessions_table.c.last_seen))
+                .group_by(sessions_table.c.study_name)).all())
     out = []
     for s in summaries:
         row = s.to_dict()
+        moments = [m for m in (last_trial.get(s.name), last_seen.get(s.name)) if m is not None]
+        row["last_activity"] = max(moments) if moments else None
         extra = attrs.get(s.name, {})
         row["dataset"] = row["dataset"] or _str_or_none(extra.get("dataset"))
         row["engine"] = row["engine"] or _str_or_none(extra.get("engine"))
@@ -647,8 +667,12 @@ def best_over_time(engine, names: Sequence[str], now: float | None = None) -> li
     return out
 
 
-def throughput(series: Sequence[dict[str, Any]], bins: int = 24) -> dict[str, Any]:
+def throughput(series: Sequence[dict[str, Any]], bins: int | None = None) -> dict[str, Any]:
     """Finished trials per hour of search for each study of :func:`best_over_time`.
+
+    Args:
+        bins: how many time bins; default one per hour of search (at most 48), or 6 for
+            searches shorter than 2 hours.
 
     Returns:
         ``hours``: bin centers shared by all studies; per study ``name``, ``engine``,
@@ -657,6 +681,8 @@ def throughput(series: Sequence[dict[str, Any]], bins: int = 24) -> dict[str, An
     span = max((s["span_hours"] for s in series), default=0.0)
     if span <= 0:
         span = max((max(s["finished"], default=0.0) for s in series), default=0.0) or 1.0
+    if bins is None:
+        bins = min(48, math.ceil(span)) if span >= 2 else 6
     width = span / bins
     out = []
     for s in series:
@@ -957,7 +983,7 @@ def _complete_trials(con, sid: int) -> list[tuple[int, int, float]]:
     return [(r[0], r[1], float(r[2])) for r in con.execute(
         sa.select(t.c.trial_id, t.c.number, v.c.value)
         .join(v, sa.and_(v.c.trial_id == t.c.trial_id, v.c.objective == 0))
-        .where(t.c.study_id == sid, t.c.state == "COMPLETE", v.c.value.is_not(None))
+        .where(t.c.study_id == sid, _state_is("COMPLETE"), v.c.value.is_not(None))
         .order_by(t.c.number)).all() if math.isfinite(r[2])]
 
 
@@ -1079,7 +1105,7 @@ def categorical_effects(engine, name: str,
                       sa.func.max(v.c.value))
             .join(t, t.c.trial_id == p.c.trial_id)
             .join(v, sa.and_(v.c.trial_id == t.c.trial_id, v.c.objective == 0))
-            .where(t.c.study_id == sid, t.c.state == "COMPLETE", v.c.value.is_not(None),
+            .where(t.c.study_id == sid, _state_is("COMPLETE"), v.c.value.is_not(None),
                    p.c.param_name.in_(list(params)))
             .group_by(p.c.param_name, p.c.param_value, p.c.distribution_json)).all()
     acc: dict[str, dict[Any, list[float]]] = {}

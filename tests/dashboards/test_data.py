@@ -155,6 +155,24 @@ def test_history_matches_the_written_trials(engine, plans):
     assert all(h["trials"]["complete"][i] is None for i in running)
 
 
+def test_times_do_not_depend_on_the_local_time_zone(engine, plans, monkeypatch):
+    """Optuna stores naive UTC; the dashboards read it as UTC in any zone."""
+    plan = plans[HOSTILE_NAME]
+    last = max(t.datetime_complete.timestamp() for t in plan.trials)  # in the writer's zone
+    first = min(t.datetime_complete.timestamp() for t in plan.trials
+                if t.state == TrialState.COMPLETE)
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        row = next(r for r in data.list_studies(engine) if r["name"] == HOSTILE_NAME)
+        assert row["last_activity"] == pytest.approx(last, abs=1e-3)
+        assert data.history(engine, HOSTILE_NAME)["by_time"]["time"][0] == pytest.approx(
+            first, abs=1e-3)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
 @pytest.mark.parametrize("name", ["empty", "all-failed"])
 def test_studies_without_complete_trials(engine, name):
     h = data.history(engine, name)
@@ -396,4 +414,58 @@ def test_engine_is_read_only_and_never_blocks_a_writer(tmp_path):
         for th in threads:
             th.join()
         writer.close()
+        eng.dispose()
+
+
+# -- every database kind ---------------------------------------------------------------------------
+@pytest.fixture(params=["sqlite", "postgresql", "mysql"])
+def any_db(request, tmp_path):
+    from tests.databases import fresh_database
+
+    with fresh_database(request.param, tmp_path) as url:
+        yield url
+
+
+def test_every_query_on_every_database_kind(any_db):
+    """SQLite, PostgreSQL and MySQL/MariaDB give the same figure data, read-only."""
+    import random
+
+    import sqlalchemy as sa
+
+    from dashboards import figures
+    from search.space import default_space
+    from tests.dashboards.dbgen import sample_config
+
+    shared = [sample_config(default_space(), random.Random(70 + i)) for i in range(6)]
+    a = write_study(any_db, StudyPlan("c", 10, "cifar10", seed=5, configs=shared, running=1))
+    write_study(any_db, StudyPlan("i", 6, "imagenet32", seed=6, configs=shared))
+    write_study(any_db, StudyPlan(HOSTILE_NAME, 3, None, None, seed=7, hpo32=False))
+    eng = data.open_engine(any_db)
+    try:
+        assert {r["name"] for r in data.list_studies(eng)} == {"c", "i", HOSTILE_NAME}
+        h = data.history(eng, "c")
+        done = [t for t in a if t.state == TrialState.COMPLETE]
+        assert h["by_number"]["value"] == pytest.approx([t.value for t in done])
+        assert h["trials"]["state"] == [t.state.name for t in a]
+        assert h["by_time"]["time"][0] == pytest.approx(
+            min(t.datetime_complete for t in done).timestamp(), abs=1.0)
+        lc = data.learning_curves(eng, "c")
+        assert lc["n_shown"] == sum(bool(t.intermediate_values) for t in a)
+        assert len(data.param_samples(eng, "c")["trials"]) == len(done)
+        assert data.importances(eng, "c")["params"]
+        effects = data.categorical_effects(eng, "c")
+        assert sum(e["count"] for e in effects["pooling"]) == len(done)
+        assert data.rank_correlation(eng, "i", "c")["n_pairs"] >= 1
+        series = data.best_over_time(eng, ["c", "i"])
+        figures.best_over_time_figure(series)
+        assert len(data.trial_table(eng, "c")["rows"]) == len(a)
+        assert data.best_trial(eng, "c")["result"]["test_accuracy"] is not None
+        before = data.fingerprint(eng, ["c"])
+        study = optuna.load_study(study_name="c", storage=any_db)
+        study.tell(study.ask(), 0.5)
+        assert data.fingerprint(eng, ["c"]) != before
+        with pytest.raises(sa.exc.DBAPIError):  # the dashboards' engine cannot write
+            with eng.begin() as con:
+                con.execute(sa.text("DELETE FROM trial_values"))
+    finally:
         eng.dispose()
