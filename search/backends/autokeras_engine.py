@@ -4,20 +4,21 @@ The AutoKeras model is ``image input -> space block -> ClassificationHead``. The
 ``build(hp, inputs)`` reads a config with :func:`~search.backends.keras_tuner_engine.hp_config`
 and applies the network body of :func:`search.models.build_model` (everything but its
 softmax layer) to its input; the head adds the softmax layer. So AutoKeras searches hpo32's
-space, not its own, and builds the same network as the other engines.
+space, not its own, and its graph builds hpo32's network layer for layer (the head's
+``Dense`` + ``Softmax`` stand for ``build_model``'s softmax ``Dense``; the tests compare them).
 
 AutoKeras scopes a block's hyperparameters by the block's name (``hpo32_space/filters_1``)
 and adds its own: the optimizer and learning rate of ``Graph.build`` are pinned to fixed
-values (hpo32's config decides both, and every trial's model is recompiled with
-:func:`search.models.compile_model`), and the head's dropout is set to 0 (the space has its
-own dropouts). Mirrored trials carry the space's own names only.
+values (hpo32's config decides both), and the head's dropout is set to 0 (the space has its
+own dropouts). Mirrored trials carry the space's own names only: :func:`space_config` reads
+the block's scoped values back into a config.
 
-Each trial builds AutoKeras' model for the trial's hyperparameters and trains it with hpo32's
-input pipeline and budget callback, exactly as :func:`search.training.train_config` trains
-its own build. Budgets, mirroring, resume and the project folder
-(``ctx.artifact_dir / "autokeras"``) work as for the KerasTuner engine (see
-:mod:`search.backends.mirror`); AutoKeras' final refit of the best model is skipped, each
-new best trial's model is saved as it finishes.
+AutoKeras proposes each trial's hyperparameters; the trial then trains that config with
+:func:`search.training.train_config`, the routine every engine shares (same network, input
+pipeline, budgets and measurements), and is mirrored into the Optuna study like a KerasTuner
+trial (see :mod:`search.backends.mirror`). Budgets, resume and the project folder
+(``ctx.artifact_dir / "autokeras"``) work as for the KerasTuner engine; AutoKeras' final
+refit of the best model is skipped, each new best trial's model is saved as it finishes.
 
 This module imports autokeras only inside functions.
 """
@@ -27,18 +28,16 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
-import time
 from typing import Any, Mapping
 
 from search.backends.base import SearchContext
 from search.backends.keras_tuner_engine import declare_space, hp_config
 from search.backends.mirror import (
+    ProjectBusy,
     ProjectMissing,
-    SearchStopped,
-    TrialMirror,
-    prepare_project,
     require_sklearn,
-    run_tuner_search,
+    run_search,
+    rung_of,
     tuner_mixin,
 )
 from search.space import SearchSpace
@@ -46,6 +45,7 @@ from search.space import SearchSpace
 __all__ = [
     "BLOCK_NAME",
     "PROJECT_NAME",
+    "ProjectBusy",
     "ProjectMissing",
     "TUNERS",
     "build_autokeras_model",
@@ -214,55 +214,6 @@ def build_autokeras_model(space: SearchSpace, hp, input_shape: tuple[int, ...],
     return graph.build(hp)
 
 
-def _fit(model, config: Mapping[str, Any], splits, *, epochs: int, trial_deadline, search_deadline,
-         report, seed: int):
-    """Compiles ``model`` for ``config`` and trains it exactly as
-    :func:`search.training.train_config` trains its own build (same input pipeline, budget
-    callback and measurements)."""
-    import tensorflow as tf
-
-    from search.data import make_tf_dataset
-    from search.models import compile_model
-    from search.training import TrialResult, _budget_callback
-
-    num_classes = splits.num_classes
-    batch_size = int(config["batch_size"])
-
-    def one_hot(x, y):
-        return x, tf.one_hot(y, num_classes)
-
-    train_ds = make_tf_dataset(
-        splits.x_train, splits.y_train, batch_size, training=True, seed=seed,
-        augment_flip=bool(config.get("augment_flip")),
-        augment_crop=bool(config.get("augment_crop")),
-    ).map(one_hot)
-    val_ds = make_tf_dataset(splits.x_val, splits.y_val, 256, training=False).map(one_hot)
-    compile_model(model, config)
-    deadlines = sorted((d, r) for d, r in ((search_deadline, "search_budget"),
-                                           (trial_deadline, "trial_budget")) if d is not None)
-    budget = _budget_callback(deadlines, report, len(splits.x_train), batch_size)
-    if deadlines and time.monotonic() >= deadlines[0][0]:
-        budget.stopped_by = deadlines[0][1]
-        hist: dict[str, list[float]] = {}
-    else:
-        hist = model.fit(train_ds, validation_data=val_ds, epochs=epochs, verbose=0,
-                         callbacks=[budget]).history
-    epochs_run = len(budget.val_accuracy)
-    partial = budget.stopped_by in ("trial_budget", "search_budget")
-    return TrialResult(
-        value=budget.val_accuracy[-1] if epochs_run else None,
-        val_accuracy=budget.val_accuracy,
-        history={k: [float(v) for v in vs] for k, vs in hist.items()},
-        epochs_completed=epochs_run - 1 if partial and epochs_run else epochs_run,
-        stopped_by=budget.stopped_by,
-        train_seconds=budget.train_seconds,
-        images_per_second=budget.images / budget.train_seconds if budget.train_seconds else 0.0,
-        eval_seconds=budget.eval_seconds,
-        peak_rss_mb=budget.peak_rss,
-        model=model,
-    )
-
-
 def _analysis_sample(splits):
     """One image per class (float32 in [0, 1]) and one-hot labels: what AutoKeras analyses
     to learn the input shape and the number of classes. Trials train on ``splits``."""
@@ -280,11 +231,14 @@ def _analysis_sample(splits):
 def run_autokeras(study, ctx: SearchContext, tuner: str, on_trial_done=None) -> str:
     """Runs an AutoKeras search over ``ctx.space`` until the budget or the trial count.
 
-    Each trial builds AutoKeras' model for its hyperparameters, recompiles it with the
-    config's optimizer and learning rate, and trains it with hpo32's input pipeline under
-    ``ctx``'s trial and search deadlines; it is mirrored into ``study`` as an Optuna trial
-    (engine ``autokeras:<tuner>``, the tuner's trial id in ``kt_trial_id``, params under the
-    space's own names). A new best model is saved as ``.keras`` holding Keras layers only.
+    AutoKeras' tuner proposes each trial through the space block; the trial's config (read
+    back under the space's own names) trains with :func:`search.training.train_config` under
+    ``ctx``'s trial and search deadlines, exactly like the Optuna engine, and is mirrored
+    into ``study`` as an Optuna trial (engine ``autokeras:<tuner>``, the tuner's trial id in
+    ``kt_trial_id``). The optimizer and learning rate are the config's; AutoKeras' own are
+    pinned. A new best model is saved as ``.keras`` holding Keras layers only. Budgets,
+    resume and Hyperband rungs behave as in
+    :func:`~search.backends.keras_tuner_engine.run_keras_tuner`.
 
     Args:
         study: an ``optuna.Study`` on an RDB storage, direction maximize.
@@ -301,6 +255,7 @@ def run_autokeras(study, ctx: SearchContext, tuner: str, on_trial_done=None) -> 
         ValueError: unknown tuner, fewer than 3 classes, or scikit-learn missing for the
             bayesian tuner.
         ProjectMissing: the study holds AutoKeras trials but the project folder is gone.
+        ProjectBusy: another process is running this study's AutoKeras search.
     """
     if tuner not in TUNERS:
         raise ValueError(f"unknown AutoKeras tuner '{tuner}'; use one of {', '.join(TUNERS)}.")
@@ -313,51 +268,35 @@ def run_autokeras(study, ctx: SearchContext, tuner: str, on_trial_done=None) -> 
     if tuner == "bayesian":
         require_sklearn("autokeras:bayesian")
 
-    engine = f"autokeras:{tuner}"
-    overwrite = prepare_project(study, engine, ctx.artifact_dir / PROJECT_NAME, "AutoKeras")
-    mirror = TrialMirror(study, ctx, engine, on_trial_done)
-    try:
-        mirror.check_continue()
-    except SearchStopped as stop:
-        return stop.reason
-    auto_model = make_auto_model(ctx.space, ctx.splits.num_classes, tuner,
-                                 directory=ctx.artifact_dir, overwrite=overwrite,
-                                 seed=ctx.seed, max_epochs=ctx.epochs)
-    ak_tuner = auto_model.tuner
-    ak_tuner._hpo32 = mirror
+    from search.training import train_config
 
-    def run_trial(tuner, trial) -> float:
-        import keras
-
+    def run_trial(ak_tuner, trial) -> float:
         hp = trial.hyperparameters
         config = space_config(hp, ctx.space)
-        epochs = full = ctx.epochs
-        extra: dict[str, Any] = {}
-        if "tuner/epochs" in hp.values:  # a Hyperband rung
-            full = int(tuner.oracle.max_epochs)
-            epochs = int(hp.values["tuner/epochs"])
-            extra = {"kt_bracket": int(hp.values["tuner/bracket"]),
-                     "kt_round": int(hp.values["tuner/round"])}
-            if "tuner/trial_id" in hp.values:
-                extra["kt_promoted_from"] = str(hp.values["tuner/trial_id"])
+        epochs, full, extra = rung_of(hp, ctx.epochs, ak_tuner.oracle)
 
         def train(config: Mapping[str, Any], report, seed: int):
-            keras.backend.clear_session()
-            keras.utils.set_random_seed(seed)
-            model = tuner.hypermodel.build(hp)
-            return _fit(model, config, ctx.splits, epochs=epochs,
-                        trial_deadline=ctx.trial_deadline(),
-                        search_deadline=ctx.search_deadline, report=report, seed=seed)
+            return train_config(config, ctx.splits, epochs=epochs,
+                                trial_deadline=ctx.trial_deadline(),
+                                search_deadline=ctx.search_deadline, report=report, seed=seed)
 
-        return mirror.run(trial.trial_id, config, train, epochs=epochs, full_epochs=full,
-                          extra_attrs=extra)
+        return ak_tuner._hpo32.run(trial.trial_id, config, train, epochs=epochs,
+                                   full_epochs=full, extra_attrs=extra)
 
-    ak_tuner._hpo32_trial = run_trial
+    def make_tuner(overwrite: bool):
+        auto_model = make_auto_model(ctx.space, ctx.splits.num_classes, tuner,
+                                     directory=ctx.artifact_dir, overwrite=overwrite,
+                                     seed=ctx.seed, max_epochs=ctx.epochs)
+        auto_model.tuner._hpo32_auto_model = auto_model
+        return auto_model.tuner
+
     x, y = _analysis_sample(ctx.splits)
 
-    def search() -> None:
-        auto_model.fit(x, y, validation_data=(x, y), epochs=ctx.epochs, batch_size=len(x),
-                       verbose=0)
+    def search(ak_tuner) -> None:
+        ak_tuner._hpo32_auto_model.fit(x, y, validation_data=(x, y), epochs=ctx.epochs,
+                                        batch_size=len(x), verbose=0)
 
-    return run_tuner_search(mirror, search)
+    return run_search(study, ctx, f"autokeras:{tuner}", project=PROJECT_NAME,
+                      library="AutoKeras", make_tuner=make_tuner, run_trial=run_trial,
+                      search=search, on_trial_done=on_trial_done)
 

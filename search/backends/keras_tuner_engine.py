@@ -18,12 +18,11 @@ from typing import Any, Mapping
 
 from search.backends.base import SearchContext
 from search.backends.mirror import (
+    ProjectBusy,
     ProjectMissing,
-    SearchStopped,
-    TrialMirror,
-    prepare_project,
     require_sklearn,
-    run_tuner_search,
+    run_search,
+    rung_of,
     tuner_mixin,
 )
 from search.space import Categorical, Fixed, Float, Int, Param, SearchSpace
@@ -31,6 +30,7 @@ from search.space import Categorical, Fixed, Float, Int, Param, SearchSpace
 __all__ = [
     "ORACLES",
     "PROJECT_NAME",
+    "ProjectBusy",
     "ProjectMissing",
     "declare_space",
     "hp_config",
@@ -234,8 +234,14 @@ def run_keras_tuner(study, ctx: SearchContext, oracle: str, on_trial_done=None) 
     ``ctx``'s trial and search deadlines, exactly like the Optuna engine, and is mirrored
     into ``study`` as an Optuna trial (engine ``keras-tuner:<oracle>``, the tuner's trial id
     in the user attribute ``kt_trial_id``). The KerasTuner project lives in
-    ``ctx.artifact_dir / "keras_tuner"``; a later call reloads it and continues. A Hyperband
-    trial that trains fewer epochs than its full fidelity is recorded as PRUNED.
+    ``ctx.artifact_dir / "keras_tuner"``; a later call reloads it and continues.
+
+    Budgets hold as for the Optuna engine: before the oracle creates each trial the search
+    deadline and ``ctx.n_trials`` (finished trials of the study, across resumes) are checked,
+    so no trial starts after the budget; a running trial is cut between batches at the
+    search or trial deadline and recorded with ``stopped_by``. A Hyperband rung trains from
+    scratch for its epochs; one below the full fidelity is recorded as PRUNED, so only
+    full-fidelity trials compete for the study's best model.
 
     Args:
         study: an ``optuna.Study`` on an RDB storage, direction maximize.
@@ -251,6 +257,7 @@ def run_keras_tuner(study, ctx: SearchContext, oracle: str, on_trial_done=None) 
     Raises:
         ValueError: unknown oracle, or scikit-learn missing for the bayesian oracle.
         ProjectMissing: the study holds KerasTuner trials but the project folder is gone.
+        ProjectBusy: another process is running this study's KerasTuner search.
     """
     if oracle not in ORACLES:
         raise ValueError(f"unknown KerasTuner oracle '{oracle}'; use one of "
@@ -259,36 +266,21 @@ def run_keras_tuner(study, ctx: SearchContext, oracle: str, on_trial_done=None) 
         require_sklearn("keras-tuner:bayesian")
     from search.training import train_config
 
-    engine = f"keras-tuner:{oracle}"
-    overwrite = prepare_project(study, engine, ctx.artifact_dir / PROJECT_NAME, "KerasTuner")
-    mirror = TrialMirror(study, ctx, engine, on_trial_done)
-    try:
-        mirror.check_continue()
-    except SearchStopped as stop:
-        return stop.reason
-    tuner = _make_tuner(oracle, ctx, overwrite)
-    tuner._hpo32 = mirror
-
     def run_trial(tuner, trial) -> float:
         hp = trial.hyperparameters
         config = hp_config(hp, ctx.space)
-        epochs = full = ctx.epochs
-        extra: dict[str, Any] = {}
-        if "tuner/epochs" in hp.values:  # a Hyperband rung
-            full = int(tuner.oracle.max_epochs)
-            epochs = int(hp.values["tuner/epochs"])
-            extra = {"kt_bracket": int(hp.values["tuner/bracket"]),
-                     "kt_round": int(hp.values["tuner/round"])}
-            if "tuner/trial_id" in hp.values:
-                extra["kt_promoted_from"] = str(hp.values["tuner/trial_id"])
+        epochs, full, extra = rung_of(hp, ctx.epochs, tuner.oracle)
 
         def train(config: Mapping[str, Any], report, seed: int):
             return train_config(config, ctx.splits, epochs=epochs,
                                 trial_deadline=ctx.trial_deadline(),
                                 search_deadline=ctx.search_deadline, report=report, seed=seed)
 
-        return mirror.run(trial.trial_id, config, train, epochs=epochs, full_epochs=full,
-                          extra_attrs=extra)
+        return tuner._hpo32.run(trial.trial_id, config, train, epochs=epochs,
+                                full_epochs=full, extra_attrs=extra)
 
-    tuner._hpo32_trial = run_trial
-    return run_tuner_search(mirror, lambda: tuner.search(verbose=0))
+    return run_search(study, ctx, f"keras-tuner:{oracle}", project=PROJECT_NAME,
+                      library="KerasTuner",
+                      make_tuner=lambda overwrite: _make_tuner(oracle, ctx, overwrite),
+                      run_trial=run_trial, search=lambda tuner: tuner.search(verbose=0),
+                      on_trial_done=on_trial_done)

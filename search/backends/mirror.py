@@ -19,8 +19,11 @@ This module imports no ML framework at import time.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
+import os
+import socket
 import time
 from datetime import datetime
 from pathlib import Path
@@ -31,15 +34,19 @@ from search.space import Categorical, Fixed, Float, Int, Param, SearchSpace
 
 __all__ = [
     "ENGINE_TRIAL_ATTR",
+    "ProjectBusy",
     "ProjectMissing",
     "SearchStopped",
     "TrialMirror",
     "engine_trials",
+    "forget_custom_gradients",
     "optuna_distribution",
     "optuna_params",
     "prepare_project",
+    "project_lock",
     "require_sklearn",
-    "run_tuner_search",
+    "rung_of",
+    "run_search",
     "tuner_mixin",
 ]
 
@@ -250,6 +257,7 @@ class TrialMirror:
         t0 = time.perf_counter()
         attrs: dict[str, Any] = {"engine": self.engine, "dataset": ctx.dataset,
                                  "epochs": epochs, "config": dict(config),
+                                 "worker": f"{socket.gethostname()}:{os.getpid()}",
                                  ENGINE_TRIAL_ATTR: trial_id, **(extra_attrs or {})}
         measured: list[float] = []
         ctx.on_event({"kind": "trial_start", "number": number, "config": dict(config),
@@ -270,7 +278,7 @@ class TrialMirror:
             attrs["fail_reason"] = str(exc)
             record(TrialState.FAIL)
             ctx.on_event({"kind": "trial_end", "number": number, "value": None,
-                          "stopped_by": None})
+                          "stopped_by": "invalid config"})
             raise FailedTrialError(str(exc)) from None
         except KeyboardInterrupt:
             attrs["stopped_by"] = "interrupt"
@@ -300,6 +308,7 @@ class TrialMirror:
         finally:
             ctx.on_event({"kind": "trial_end", "number": number, "value": result.value,
                           "stopped_by": result.stopped_by})
+            forget_custom_gradients()
             result.release()
 
     # -- recording -----------------------------------------------------------------------
@@ -328,6 +337,27 @@ class TrialMirror:
         trial.datetime_start = started
         trial.datetime_complete = datetime.now()
         self.study.add_trial(trial)
+
+
+def forget_custom_gradients() -> None:
+    """Drops TensorFlow's registered gradients of ``tf.custom_gradient`` calls in traced graphs.
+
+    In graph mode every trace of a ``tf.custom_gradient`` function registers a
+    ``CustomGradient-N`` entry in TensorFlow's global gradient registry and never removes it;
+    Keras' optimizer step uses one (its gradient all-reduce), so every trial's training graph
+    stayed in memory (about 5 MB a trial on the tiny test network, more on real ones). The
+    entries are only read while the graph that registered them is traced, so dropping them
+    once a trial has finished training is safe. Call it before releasing the trial's model.
+    A TensorFlow without that registry makes this a no-op.
+    """
+    try:
+        from tensorflow.python.framework import ops
+
+        registry = ops.gradient_registry._registry
+    except (ImportError, AttributeError):
+        return
+    for name in [n for n in registry if str(n).startswith("CustomGradient-")]:
+        registry.pop(name, None)
 
 
 def _best_value(study) -> float | None:
@@ -374,21 +404,116 @@ def tuner_mixin():
     return MirroredTuner
 
 
-def run_tuner_search(mirror: TrialMirror, search: Callable[[], Any]) -> str:
-    """Runs a tuner's search loop until :class:`SearchStopped`; returns its reason.
+def rung_of(hp, epochs: int, oracle) -> tuple[int, int, dict[str, Any]]:
+    """The epochs a tuner trial trains, its full fidelity and the attributes that say so.
 
-    Re-raises the unexpected exception that ended a trial (KerasTuner would only log it).
+    A Hyperband oracle sets ``tuner/epochs`` (this rung's epochs) and the bracket and round;
+    a promoted trial names the trial it continues in ``tuner/trial_id``. hpo32 trains every
+    trial from scratch for its rung's epochs (the training routine does not warm-start).
+
+    Args:
+        hp: the trial's ``keras_tuner.HyperParameters``.
+        epochs: the search's epochs per trial (``ctx.epochs``).
+        oracle: the tuner's oracle (Hyperband's ``max_epochs`` is the full fidelity).
+
+    Returns:
+        ``(epochs, full_epochs, extra_attrs)``.
+    """
+    values = hp.values
+    if "tuner/epochs" not in values:
+        return epochs, epochs, {}
+    extra: dict[str, Any] = {"kt_bracket": int(values["tuner/bracket"]),
+                             "kt_round": int(values["tuner/round"])}
+    if values.get("tuner/trial_id") is not None:
+        extra["kt_promoted_from"] = str(values["tuner/trial_id"])
+    return int(values["tuner/epochs"]), int(oracle.max_epochs), extra
+
+
+class ProjectBusy(RuntimeError):
+    """Another process is running the same study's tuner project."""
+
+
+@contextlib.contextmanager
+def project_lock(path: Path, library: str, study_name: str):
+    """Holds an exclusive lock on ``path`` while a tuner project is in use.
+
+    A KerasTuner or AutoKeras project takes one worker at a time: two processes would hand
+    out the same trial ids and overwrite each other's oracle state.
+
+    Raises:
+        ProjectBusy: another process holds the lock.
+    """
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): one worker is the documented rule
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise ProjectBusy(
+                f"another process is running the {library} search of study '{study_name}' "
+                f"(lock {path}); a {library} search takes one worker at a time, so wait for "
+                "it to end or stop it."
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def run_search(study, ctx: SearchContext, engine: str, *, project: str, library: str,
+               make_tuner: Callable[[bool], Any], run_trial: Callable[[Any, Any], float],
+               search: Callable[[Any], Any], on_trial_done=None) -> str:
+    """The run of a tuner engine, shared by KerasTuner and AutoKeras.
+
+    Returns at once when the budget is spent or ``n_trials`` reached; else, holding the
+    project lock, decides whether the project folder ``ctx.artifact_dir / project`` is
+    reloaded or started afresh (:func:`prepare_project`), builds the tuner, and runs its
+    search loop until :class:`SearchStopped`.
+
+    Args:
+        study: the Optuna study.
+        ctx: the search context.
+        engine: the engine name recorded with every trial.
+        project: the project folder's name.
+        library: "KerasTuner" or "AutoKeras", for messages.
+        make_tuner: ``make_tuner(overwrite)`` builds the tuner (its class from
+            :func:`tuner_mixin`).
+        run_trial: ``run_trial(tuner, trial)`` runs one trial through the tuner's
+            :class:`TrialMirror` (``tuner._hpo32``) and returns its value.
+        search: ``search(tuner)`` starts the tuner's search loop.
+        on_trial_done: called with no arguments after each trial.
+
+    Returns:
+        ``"budget"``, ``"n_trials"`` or ``"exhausted"``.
+
+    Raises:
+        ProjectMissing, ProjectBusy: see :func:`prepare_project`, :func:`project_lock`.
+        The unexpected exception that ended a trial (KerasTuner would only log it).
     """
     import keras_tuner as kt
 
+    mirror = TrialMirror(study, ctx, engine, on_trial_done)
     try:
-        search()
+        mirror.check_continue()
     except SearchStopped as stop:
         return stop.reason
-    except kt.errors.FatalError:
-        if mirror.error is not None:
-            raise mirror.error from None
-        raise
+    with project_lock(ctx.artifact_dir / f"{project}.lock", library, study.study_name):
+        overwrite = prepare_project(study, engine, ctx.artifact_dir / project, library)
+        tuner = make_tuner(overwrite)
+        tuner._hpo32 = mirror
+        tuner._hpo32_trial = run_trial
+        try:
+            search(tuner)
+        except SearchStopped as stop:
+            return stop.reason
+        except kt.errors.FatalError:
+            if mirror.error is not None:
+                raise mirror.error from None
+            raise
     return "exhausted"
 
 

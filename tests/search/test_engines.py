@@ -1,0 +1,393 @@
+"""One contract suite for every search engine: Optuna, KerasTuner and AutoKeras.
+
+Each engine runs real trials on tiny generated CIFAR-10 files into a real SQLite study and
+must record them the same way: params under the space's own names and inside the space,
+per-epoch intermediate values, the same user attributes, budgets kept, resumes without
+duplicates, and a best model that loads back with plain Keras.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import shutil
+import time
+
+import keras
+import keras_tuner as kt
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from search.backends.autokeras_engine import (
+    BLOCK_NAME,
+    build_autokeras_model,
+    run_autokeras,
+    space_config,
+)
+from search.backends.keras_tuner_engine import (
+    ProjectBusy,
+    ProjectMissing,
+    declare_space,
+    hp_config,
+    make_hypermodel,
+    run_keras_tuner,
+)
+from search.backends.mirror import (
+    ENGINE_TRIAL_ATTR,
+    optuna_distribution,
+    optuna_params,
+    project_lock,
+)
+from search.backends.optuna_engine import finished_count, suggest_config
+from search.data import load_dataset, make_splits
+from search.models import build_model
+from search.space import (
+    MAXNET_CONFIG,
+    Categorical,
+    Condition,
+    Fixed,
+    Float,
+    Int,
+    SearchSpace,
+    default_space,
+)
+from tests.fixtures import write_cifar10
+from tests.search.engine_helpers import (
+    ENGINES,
+    layer_types,
+    make_ctx,
+    new_study,
+    run_engine,
+    saved_modules,
+    tiny_space,
+)
+
+optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+ATTRS = ("train_seconds", "images_per_second", "eval_seconds", "peak_rss_mb",
+         "epochs_completed", "stopped_by", "history", "trial_seconds")
+
+
+@pytest.fixture(scope="module")
+def splits(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cifar")
+    write_cifar10(root, n_per_batch=40, n_test=20)
+    dataset = load_dataset("cifar10", data_dir=root, download=False)
+    return make_splits(dataset, val_fraction=0.2, seed=0)
+
+
+@pytest.fixture
+def url(tmp_path):
+    return f"sqlite:///{tmp_path}/hpo32.db"
+
+
+def check_recorded(study, ctx, engine: str) -> None:
+    """What every engine must record for every trial."""
+    space = ctx.space
+    sampled = {p.name for p in space.params if not isinstance(p, Fixed)}
+    for t in study.get_trials():
+        assert t.user_attrs["engine"] == engine
+        assert t.user_attrs["dataset"] == "cifar10"
+        assert t.user_attrs["worker"]
+        config = t.user_attrs["config"]
+        space.check_config(config)
+        # the space's own names, nothing the library added (no scopes, no tuner/* values)
+        assert set(t.params) == {n for n in config if n in sampled}
+        assert set(t.params) <= set(space.names)
+        for name, value in t.params.items():
+            assert space[name].contains(value), (name, value)
+            assert t.distributions[name] == optuna_distribution(space[name])
+            assert value == pytest.approx(config[name])
+        assert config["pooling"] == "max" and "pooling" not in t.params  # the fixed one
+        if engine != "optuna":
+            assert isinstance(t.user_attrs[ENGINE_TRIAL_ATTR], str)
+        if t.state in FINISHED:
+            epochs = t.user_attrs["epochs"]
+            steps = sorted(t.intermediate_values)
+            if t.user_attrs["stopped_by"] == "search_budget":  # cut: fewer epochs ran
+                assert 1 <= len(steps) <= epochs
+            else:
+                assert len(steps) == epochs
+            assert steps == list(range(1, len(steps) + 1))
+            assert t.value == pytest.approx(t.intermediate_values[steps[-1]])
+            assert 0.0 <= t.value <= 1.0
+            for attr in ATTRS:
+                assert attr in t.user_attrs, attr
+            assert t.user_attrs["peak_rss_mb"] > 0 and t.user_attrs["train_seconds"] > 0
+        if t.state == TrialState.PRUNED:
+            assert engine.endswith("hyperband") and t.user_attrs["epochs"] < ctx.epochs
+
+
+def check_best_model(study, ctx) -> None:
+    """The best trial's model is a plain Keras file compiled with the config's optimizer."""
+    best = study.best_trial
+    path = ctx.artifact_root / best.user_attrs["model_path"]
+    assert path.is_file()
+    assert all(m.split(".")[0] == "keras" for m in saved_modules(path)), saved_modules(path)
+    model = keras.models.load_model(path)
+    config = best.user_attrs["config"]
+    assert type(model.optimizer).__name__.lower() == config["optimizer"]
+    learning_rate = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+    assert learning_rate == pytest.approx(config["learning_rate"])
+    assert model.output_shape == (None, ctx.splits.num_classes)
+    keras.backend.clear_session()
+
+
+def final_ids(study) -> list[str]:
+    return [t.user_attrs[ENGINE_TRIAL_ATTR] for t in study.get_trials(states=FINISHED)]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_engine_contract_records_then_resumes(engine, splits, tmp_path, url):
+    study = new_study(url)
+    done = []
+    ctx = make_ctx(tiny_space(), splits, tmp_path / "art", n_trials=2)
+    assert run_engine(engine, study, ctx, on_trial_done=lambda: done.append(1)) == "n_trials"
+    assert finished_count(study) == 2 and len(done) == len(study.trials)
+    check_recorded(study, ctx, engine)
+    check_best_model(study, ctx)
+    before = {t.number: (t.params, t.value, t.user_attrs) for t in study.get_trials()}
+
+    # resume: a new context, the same study and artifact folder, one trial more
+    study = optuna.load_study(study_name="s", storage=url,
+                              sampler=optuna.samplers.RandomSampler(seed=1))
+    ctx = make_ctx(tiny_space(), splits, tmp_path / "art", n_trials=3, seed=1000)
+    assert run_engine(engine, study, ctx) == "n_trials"
+    assert finished_count(study) == 3
+    after = {t.number: (t.params, t.value, t.user_attrs) for t in study.get_trials()}
+    assert {k: after[k] for k in before} == before  # recorded trials are never touched
+    check_recorded(study, ctx, engine)
+    if engine != "optuna":
+        ids = final_ids(study)
+        assert len(ids) == len(set(ids)) == 3  # the tuner continued: no duplicate trial
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_engine_keeps_the_search_budget(engine, splits, tmp_path, url):
+    study = new_study(url)
+    budget = 5.0
+    wall_deadline = time.time() + budget
+    ctx = make_ctx(tiny_space(), splits, tmp_path / "art", epochs=200, budget=budget)
+    assert run_engine(engine, study, ctx) == "budget"
+    trials = study.get_trials()
+    assert trials, "the first trial should start well inside the budget"
+    for t in trials:
+        assert t.datetime_start.timestamp() <= wall_deadline  # no trial starts after it
+    epoch_seconds = max(
+        (t.user_attrs["train_seconds"] + t.user_attrs["eval_seconds"])
+        / max(1, len(t.intermediate_values))
+        for t in trials if "train_seconds" in t.user_attrs
+    )
+    last = max(trials, key=lambda t: t.datetime_complete)
+    if not engine.endswith("hyperband"):  # (a short Hyperband rung may end on its own)
+        # the running trial is cut at the budget and recorded honestly
+        assert last.user_attrs["stopped_by"] == "search_budget"
+    overrun = last.datetime_complete.timestamp() - wall_deadline
+    info = {k: v for k, v in last.user_attrs.items() if k not in ("config", "history")}
+    assert overrun <= epoch_seconds + 3.0, (overrun, epoch_seconds, info)  # + save, noise
+    check_recorded(study, ctx, engine)
+    # the budget is spent: another run starts nothing
+    assert run_engine(engine, study, ctx) == "budget"
+    assert len(study.get_trials()) == len(trials)
+
+
+def test_keras_tuner_hyperband_rungs_are_pruned_and_promotions_complete(splits, tmp_path,
+                                                                        url):
+    study = new_study(url)
+    ctx = make_ctx(tiny_space(), splits, tmp_path / "art", epochs=3, n_trials=4)
+    assert run_keras_tuner(study, ctx, "hyperband") == "n_trials"
+    check_recorded(study, ctx, "keras-tuner:hyperband")
+    trials = study.get_trials()
+    rungs = [t for t in trials if t.state == TrialState.PRUNED]
+    [top] = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert len(rungs) == 3 and all(t.user_attrs["epochs"] == 1 for t in rungs)
+    assert top.user_attrs["epochs"] == 3 and sorted(top.intermediate_values) == [1, 2, 3]
+    parent = {t.user_attrs[ENGINE_TRIAL_ATTR]: t for t in rungs}[
+        top.user_attrs["kt_promoted_from"]]
+    assert parent.value == max(t.value for t in rungs)  # the best rung was promoted
+    assert top.user_attrs["config"] == parent.user_attrs["config"]
+    assert study.best_trial.number == top.number  # rungs never compete for the best model
+
+
+@pytest.mark.parametrize("engine", ["keras-tuner:random", "autokeras:greedy"])
+def test_missing_project_folder_on_resume_is_refused(engine, splits, tmp_path, url):
+    study = new_study(url)
+    ctx = make_ctx(tiny_space(), splits, tmp_path / "art", n_trials=1)
+    run_engine(engine, study, ctx)
+    before = [(t.number, t.state, t.value, t.params) for t in study.get_trials()]
+    project = ctx.artifact_dir / ("keras_tuner" if engine.startswith("keras") else "autokeras")
+    shutil.rmtree(project)
+    ctx = make_ctx(tiny_space(), splits, tmp_path / "art", n_trials=2)
+    with pytest.raises(ProjectMissing, match="project folder .* is missing.*intact"):
+        run_engine(engine, study, ctx)
+    assert [(t.number, t.state, t.value, t.params) for t in study.get_trials()] == before
+    assert not project.exists()
+
+
+def test_a_second_worker_on_the_same_tuner_project_is_refused(splits, tmp_path, url):
+    study = new_study(url)
+    ctx = make_ctx(tiny_space(), splits, tmp_path / "art", n_trials=1)
+    with project_lock(ctx.artifact_dir / "keras_tuner.lock", "KerasTuner", "s"):
+        with pytest.raises(ProjectBusy, match="one worker at a time"):
+            run_keras_tuner(study, ctx, "random")
+    assert not study.get_trials() and not (ctx.artifact_dir / "keras_tuner").exists()
+
+
+def test_interrupted_trial_is_recorded_then_retried_once(splits, tmp_path, url):
+    study = new_study(url)
+
+    def interrupt(event):
+        if event["kind"] == "epoch":
+            raise KeyboardInterrupt
+
+    ctx = make_ctx(tiny_space(), splits, tmp_path / "art", n_trials=1, on_event=interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        run_keras_tuner(study, ctx, "random")
+    [failed] = study.get_trials()
+    assert failed.state == TrialState.FAIL and failed.user_attrs["stopped_by"] == "interrupt"
+    assert sorted(failed.intermediate_values) == [1]  # what it measured is kept
+
+    ctx = make_ctx(tiny_space(), splits, tmp_path / "art", n_trials=1)
+    assert run_keras_tuner(study, ctx, "random") == "n_trials"
+    [_, retried] = study.get_trials()
+    assert retried.state == TrialState.COMPLETE
+    assert retried.user_attrs[ENGINE_TRIAL_ATTR] == failed.user_attrs[ENGINE_TRIAL_ATTR]
+    assert retried.params == failed.params
+
+
+def test_invalid_configs_fail_their_trial_and_the_search_goes_on(splits, tmp_path, url):
+    # 4 blocks whose last 5x5 convolution is unpadded shrink a 32x32 image away
+    space = default_space().override({
+        "conv_blocks": 4, "kernel_size": 5, "padding": "valid_last", "fc_layers": 0,
+        **{f"filters_{k}": {"low": 8, "high": 8} for k in range(1, 5)},
+    })
+    study = new_study(url)
+    ctx = make_ctx(space, splits, tmp_path / "art", n_trials=1, budget=3)
+    assert run_keras_tuner(study, ctx, "random") == "budget"
+    fails = study.get_trials(states=(TrialState.FAIL,))
+    assert len(fails) >= 4  # more than KerasTuner's default limit of 3 in a row
+    assert all("below one pixel" in t.user_attrs["fail_reason"] for t in fails)
+
+
+# -- translation: fixed choices build the same model through every engine ----------------
+TINY_CONFIG = {
+    "conv_blocks": 2, "filters_1": 9, "block_dropout_1": 0.1, "filters_2": 16,
+    "block_dropout_2": 0.2, "convs_per_block": 2, "kernel_size": 5, "padding": "valid_last",
+    "batch_norm": True, "pooling": "max", "fc_layers": 1, "fc_units_1": 20,
+    "fc_dropout_1": 0.3, "activation": "leaky_relu", "optimizer": "sgd",
+    "learning_rate": 0.01, "batch_size": 64, "label_smoothing": 0.1, "augment_flip": False,
+    "augment_crop": True,
+}
+
+
+def test_tuner_values_always_fit_the_optuna_distributions():
+    # steps, logs and conditions as KerasTuner samples them (float steps round: 0.1 + 3*0.05)
+    space = SearchSpace([
+        Int("blocks", low=1, high=4), Int("width", low=8, high=64, step=8),
+        Int("filters", low=16, high=512, log=True),
+        Float("smoothing", low=0.1, high=0.3, step=0.05), Float("lr", low=1e-4, high=0.1,
+                                                                log=True),
+        Categorical("bn", choices=(False, True)), Categorical("size", choices=(32, 64)),
+        Float("extra", low=0.0, high=1.0, condition=Condition("blocks", min=3)),
+        Fixed("pool", value="max"),
+    ])
+    declared = kt.HyperParameters()
+    declare_space(declared, space)
+    for seed in range(40):
+        hp = kt.HyperParameters()
+        declare_space(hp, space)
+        for one in declared.space:
+            if hp.is_active(one):
+                hp.values[one.name] = one.random_sample(seed)
+        config = hp_config(hp, space)
+        space.check_config(config)
+        params, dists = optuna_params(space, config)
+        assert set(params) == set(config) - {"pool"}
+        # create_trial validates every param against its distribution
+        optuna.trial.create_trial(params=params, distributions=dists, value=0.0)
+
+
+@pytest.mark.parametrize("space, config", [(default_space(), MAXNET_CONFIG),
+                                           (tiny_space(), TINY_CONFIG)],
+                         ids=["maxnet", "tiny"])
+def test_fixed_choices_build_the_same_model_through_every_engine(space, config):
+    shape, classes = (32, 32, 3), 10
+    config = space.sample(lambda param, _values: config[param.name])  # fixed ones filled in
+    sampled = {k: v for k, v in config.items() if not isinstance(space[k], Fixed)}
+
+    via_optuna = suggest_config(optuna.trial.FixedTrial(sampled), space)
+    reference = build_model(via_optuna, shape, classes)
+
+    hp = kt.HyperParameters()
+    declare_space(hp, space)
+    hp.values.update(sampled)
+    assert hp_config(hp, space) == config
+    via_kt = make_hypermodel(space, shape, classes).build(hp)
+
+    hp = kt.HyperParameters()
+    with hp.name_scope(BLOCK_NAME):
+        declare_space(hp, space)
+    hp.values.update({f"{BLOCK_NAME}/{k}": v for k, v in sampled.items()})
+    assert space_config(hp, space) == config
+    via_ak = build_autokeras_model(space, hp, shape, classes)
+
+    assert via_optuna == config
+    assert layer_types(via_kt) == layer_types(reference)
+    # AutoKeras' head is a Dense layer and a Softmax layer where build_model has one layer
+    assert layer_types(via_ak) == layer_types(reference) + ["Softmax"]
+    assert via_kt.count_params() == via_ak.count_params() == reference.count_params()
+    if config is MAXNET_CONFIG:
+        assert reference.count_params() == 1_584_648 - 190 * 513  # 10 classes, not 200
+    # the config's optimizer, not AutoKeras' pinned one, compiles the KerasTuner model
+    assert type(via_kt.optimizer).__name__.lower() == config["optimizer"]
+    keras.backend.clear_session()
+
+
+def test_autokeras_names_map_back_and_its_own_choices_are_pinned(splits, tmp_path, url):
+    study = new_study(url)
+    ctx = make_ctx(tiny_space(), splits, tmp_path / "art", epochs=1, n_trials=1)
+    assert run_autokeras(study, ctx, "greedy") == "n_trials"
+    [trial] = study.get_trials()
+    saved = kt.engine.trial.Trial.load(
+        str(ctx.artifact_dir / "autokeras" / f"trial_{trial.user_attrs[ENGINE_TRIAL_ATTR]}"
+            / "trial.json"))
+    values = saved.hyperparameters.values
+    assert values["optimizer"] == "adam" and values["learning_rate"] == 1e-3  # pinned
+    assert not any(name.startswith("classes/") for name in values)  # no head dropout
+    scoped = {k.split("/", 1)[1]: v for k, v in values.items() if k.startswith(BLOCK_NAME)}
+    assert {k: v for k, v in scoped.items() if k in trial.params} == trial.params
+    assert set(trial.params) <= set(ctx.space.names)
+
+
+@pytest.mark.parametrize("engine", ["keras-tuner:bayesian", "autokeras:bayesian"])
+def test_bayesian_needs_scikit_learn(engine, splits, tmp_path, url):
+    if importlib.util.find_spec("sklearn") is not None:
+        pytest.skip("scikit-learn is installed: the bayesian oracle can run")
+    study = new_study(url)
+    ctx = make_ctx(tiny_space(), splits, tmp_path / "art", n_trials=1)
+    with pytest.raises(ValueError, match="needs scikit-learn"):
+        run_engine(engine, study, ctx)
+    assert not study.get_trials() and not ctx.artifact_dir.exists()
+
+
+def test_unknown_engine_variants_are_refused(splits, tmp_path, url):
+    study = new_study(url)
+    ctx = make_ctx(tiny_space(), splits, tmp_path / "art", n_trials=1)
+    with pytest.raises(ValueError, match="unknown KerasTuner oracle 'grid'"):
+        run_keras_tuner(study, ctx, "grid")
+    with pytest.raises(ValueError, match="unknown AutoKeras tuner 'tpe'"):
+        run_autokeras(study, ctx, "tpe")
+
+
+@pytest.mark.slow
+def test_memory_stays_flat_across_trials(splits, tmp_path, url):
+    # every trial traces a new training graph; TensorFlow keeps some of each unless freed
+    study = new_study(url)
+    ctx = make_ctx(tiny_space(), splits, tmp_path / "art", epochs=1, n_trials=8)
+    run_autokeras(study, ctx, "greedy")
+    rss = [t.user_attrs["peak_rss_mb"] for t in study.get_trials(states=FINISHED)]
+    assert len(rss) == 8 and all(not math.isnan(v) for v in rss)
+    # after a warm-up, further trials leave the process's memory about where it was
+    assert max(rss[3:]) - rss[2] < 100, rss
