@@ -11,6 +11,7 @@ Times are seconds since the epoch (UTC); Optuna stores trial datetimes as naive 
 
 from __future__ import annotations
 
+import bisect
 import datetime as _dt
 import functools
 import json
@@ -554,8 +555,6 @@ def active_time(intervals: Sequence[tuple[float, float]]) -> Callable[[float], f
         before.append(total)
         total += end - start
 
-    import bisect
-
     def spent(t: float) -> float:
         i = bisect.bisect_right(starts, t) - 1
         if i < 0:
@@ -617,8 +616,9 @@ def _search_intervals(sessions: Sequence[Any], hist: dict[str, Any],
             if s is not None:
                 intervals.append((s, c if c is not None else (now if state == "RUNNING" else s)))
     else:  # trials outside every session (mirrored late, clock skew) still count
+        covered = list(intervals)
         for s, c in zip(trials["start"], trials["complete"], strict=True):
-            if s is not None and c is not None and not any(a <= c <= b for a, b in intervals):
+            if s is not None and c is not None and not any(a <= c <= b for a, b in covered):
                 intervals.append((s, c))
     return intervals
 

@@ -152,3 +152,22 @@ def test_names_from_the_database_are_escaped_everywhere(engine):
         html = pio.to_html(fig, include_plotlyjs=False, full_html=False, validate=False)
         assert "<img src=x" not in html and "</script>x" not in html
     assert "&lt;img src=x onerror" in _texts(figs[2])  # the name, escaped, in the legend
+
+
+def test_history_of_a_large_study_is_a_density_with_the_best_points():
+    rows = [(k, "COMPLETE", (k * 37 % 101) / 100, 10.0 * k, 10.0 * k + 5) for k in range(60)]
+    rows.append((60, "PRUNED", 0.3, 600.0, 605.0))
+    h = data.history_from_rows(rows)
+    small = _valid(figures.history_figure(h))
+    assert [t["type"] for t in small["data"]] == ["scatter", "scatter", "scatter"]
+    dense = _valid(figures.history_figure(h, max_points=30))
+    kinds = [t["type"] for t in dense["data"]]
+    assert kinds == ["histogram2d", "scatter", "scatter"]
+    assert len(dense["data"][0]["x"]) == 60  # every trial in the density
+    best_points = dense["data"][1]
+    assert len(best_points["y"]) == 5 and min(best_points["y"]) >= sorted(
+        h["by_number"]["value"])[-5]
+    line = dense["data"][2]  # best so far, one point per change (and the last trial)
+    assert sorted(set(line["y"])) == sorted(set(h["by_number"]["best"]))
+    assert line["y"] == sorted(line["y"]) and len(line["y"]) <= len(set(line["y"])) + 1
+    assert line["x"][-1] == 59 and "density of all" in dense["layout"]["title"]["text"]
