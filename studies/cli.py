@@ -72,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", help="cifar10, imagenet32 or folder:PATH")
     p.add_argument("--classes", type=_positive_int, help="ImageNet32: use the first N classes")
     p.add_argument("--data-dir", help="where the data lies (else $HPO32_DATA_DIR, Keras cache)")
-    p.add_argument("--engine", help="search engine (optuna)")
+    p.add_argument("--engine", help="optuna, keras-tuner:random|bayesian|hyperband, "
+                   "autokeras:greedy|bayesian|hyperband|random")
     p.add_argument("--sampler", help="tpe, random, cmaes, gp, grid")
     p.add_argument("--pruner", help="median, hyperband, none")
     p.add_argument("--budget", type=_duration("budget"), help="search budget: 90s, 10m, 2h")
@@ -117,6 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("csv", "json"), default="csv")
     p.add_argument("--out", help="file to write (default: stdout)")
     p.add_argument("--storage", help=storage_help)
+
+    p = sub.add_parser("compare", help="compare studies (engines) side by side")
+    p.add_argument("names", nargs="+", metavar="STUDY")
+    p.add_argument("--storage", help=storage_help)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
 
     p = sub.add_parser("predict", help="classify images with a study's best model")
     p.add_argument("name")
@@ -416,6 +422,37 @@ def cmd_export(args: argparse.Namespace) -> int:
             raise UserError(f"cannot write '{args.out}': {exc.strerror}.") from None
     else:
         sys.stdout.write(text)
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from studies.compare import compare_studies
+
+    records, _ = _records(args.storage)
+    try:
+        rows = compare_studies(records, args.names)
+    except LookupError as exc:
+        raise UserError(str(exc)) from None
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if len({r["dataset"] for r in rows}) > 1:
+        print("hpo32: note: these studies use different datasets: "
+              + ", ".join(sorted(str(r["dataset"]) for r in rows)))
+
+    def num(value, fmt):
+        return format(value, fmt) if value is not None else "-"
+
+    table = [("STUDY", "ENGINE", "DATASET", "TRIALS (C/P/F)", "BEST VAL", "TEST",
+              "TO 95% OF BEST", "PER TRIAL")]
+    for r in rows:
+        s = r["states"]
+        table.append((r["study"], r["engine"] or "-", r["dataset"] or "-",
+                      f"{s.get('complete', 0)}/{s.get('pruned', 0)}/{s.get('fail', 0)}",
+                      num(r["best_val_accuracy"], ".4f"), num(r["test_accuracy"], ".4f"),
+                      format_duration(r["seconds_to_95pct_of_best"]),
+                      format_duration(r["median_seconds_per_trial"])))
+    _print_table(table)
     return 0
 
 

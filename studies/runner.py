@@ -63,6 +63,27 @@ def check_weights(spec: StudySpec, space) -> None:
             raise SpecError(str(exc)) from None
 
 
+def check_engine(spec: StudySpec, workers: int = 1, gpus: list[str] | None = None) -> None:
+    """Refuses engine settings that cannot work, before anything is written.
+
+    Raises:
+        SpecError: several workers for a KerasTuner/AutoKeras study (its oracle lives in one
+            project folder), or a Bayesian tuner without scikit-learn.
+    """
+    if spec.engine == "optuna":
+        return
+    if workers > 1 or gpus:
+        raise SpecError(f"the {spec.engine} engine runs one worker per study (its oracle "
+                        "lives in one project folder); use --engine optuna for several.")
+    if spec.engine.endswith(":bayesian"):
+        from search.backends.mirror import require_sklearn
+
+        try:
+            require_sklearn(spec.engine)
+        except ValueError as exc:
+            raise SpecError(str(exc)) from None
+
+
 def _load_splits(spec: StudySpec):
     from search.data import load_dataset, make_splits
 
@@ -106,6 +127,7 @@ def search(spec: StudySpec, name: str, storage_url: str | None = None,
     except ValueError as exc:
         raise SpecError(str(exc)) from None
     check_weights(spec, space)
+    check_engine(spec, workers, gpus)
     url = resolve_url(storage_url)
     path = sqlite_path(url)
     if path is None or path.exists():  # a new SQLite file is created only once all is checked
@@ -114,6 +136,9 @@ def search(spec: StudySpec, name: str, storage_url: str | None = None,
                 f"study '{name}' already exists; continue it with: hpo32 resume {name}"
             )
     splits = _load_splits(spec)
+    if spec.engine.startswith("autokeras") and splits.num_classes < 3:
+        raise SpecError("the autokeras engine needs at least 3 classes (AutoKeras turns two "
+                        "into one sigmoid output); use --engine optuna or keras-tuner.")
     engine = make_engine(url)
 
     import optuna
@@ -309,8 +334,18 @@ def _run_session(records: Records, study, spec: StudySpec, space, splits, url: s
     reason = "error"
     try:
         with _sigterm_as_interrupt(), SessionHeartbeat(records, session):
-            reason = run_optuna(study, ctx, on_trial_done=trial_done,
-                                lock=lambda: study_lock(records.engine, url, name))
+            family, _, variant = spec.engine.partition(":")
+            if family == "keras-tuner":
+                from search.backends.keras_tuner_engine import run_keras_tuner
+
+                reason = run_keras_tuner(study, ctx, variant, on_trial_done=trial_done)
+            elif family == "autokeras":
+                from search.backends.autokeras_engine import run_autokeras
+
+                reason = run_autokeras(study, ctx, variant, on_trial_done=trial_done)
+            else:
+                reason = run_optuna(study, ctx, on_trial_done=trial_done,
+                                    lock=lambda: study_lock(records.engine, url, name))
     except KeyboardInterrupt:
         reason = "interrupted"
         raise

@@ -23,7 +23,11 @@ __all__ = [
 ]
 
 PRESET_DIR = Path(__file__).parent / "presets"
-ENGINES = ("optuna",)
+ENGINES = (
+    "optuna",
+    "keras-tuner:random", "keras-tuner:bayesian", "keras-tuner:hyperband",
+    "autokeras:greedy", "autokeras:bayesian", "autokeras:hyperband", "autokeras:random",
+)
 DATASETS = ("cifar10", "imagenet32")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _DURATION_RE = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?$")

@@ -39,7 +39,6 @@ __all__ = [
     "SearchStopped",
     "TrialMirror",
     "engine_trials",
-    "forget_custom_gradients",
     "optuna_distribution",
     "optuna_params",
     "prepare_project",
@@ -308,7 +307,6 @@ class TrialMirror:
         finally:
             ctx.on_event({"kind": "trial_end", "number": number, "value": result.value,
                           "stopped_by": result.stopped_by})
-            forget_custom_gradients()
             result.release()
 
     # -- recording -----------------------------------------------------------------------
@@ -337,27 +335,6 @@ class TrialMirror:
         trial.datetime_start = started
         trial.datetime_complete = datetime.now()
         self.study.add_trial(trial)
-
-
-def forget_custom_gradients() -> None:
-    """Drops TensorFlow's registered gradients of ``tf.custom_gradient`` calls in traced graphs.
-
-    In graph mode every trace of a ``tf.custom_gradient`` function registers a
-    ``CustomGradient-N`` entry in TensorFlow's global gradient registry and never removes it;
-    Keras' optimizer step uses one (its gradient all-reduce), so every trial's training graph
-    stayed in memory (about 5 MB a trial on the tiny test network, more on real ones). The
-    entries are only read while the graph that registered them is traced, so dropping them
-    once a trial has finished training is safe. Call it before releasing the trial's model.
-    A TensorFlow without that registry makes this a no-op.
-    """
-    try:
-        from tensorflow.python.framework import ops
-
-        registry = ops.gradient_registry._registry
-    except (ImportError, AttributeError):
-        return
-    for name in [n for n in registry if str(n).startswith("CustomGradient-")]:
-        registry.pop(name, None)
 
 
 def _best_value(study) -> float | None:

@@ -47,7 +47,8 @@ def test_grid_needs_steps_on_floats():
 @pytest.mark.parametrize("name", PRUNERS)
 def test_pruners(name):
     pruner = make_pruner(name, epochs=9)
-    study = optuna.create_study(direction="maximize", pruner=pruner)
+    # a fixed name: Hyperband assigns brackets by hashing the study name
+    study = optuna.create_study(study_name="pruners", direction="maximize", pruner=pruner)
     for k in range(6):
         trial = study.ask()
         for step in range(1, 4):
