@@ -201,15 +201,8 @@ def run_workers(records: Records, study, url: str, workers: int,
     failed = [p.returncode for p in procs if p.returncode > 0]
     if failed:
         raise RuntimeError(f"{len(failed)} of {len(procs)} workers failed (exit {failed[0]}).")
-    from search.backends.optuna_engine import finished_count
-
     result = records.result(name) or {}
-    best = None
-    if finished_count(study):
-        try:
-            best = study.best_value
-        except ValueError:
-            best = None
+    best = _best_value(study)
     reasons = sorted({s.exit_reason or "?" for s in sessions})
     return Outcome(name, "/".join(reasons), sum(s.trials_run for s in sessions), best,
                    result.get("test_accuracy"))
@@ -309,7 +302,7 @@ def _sigterm_as_interrupt():
 def _run_session(records: Records, study, spec: StudySpec, space, splits, url: str,
                  on_event) -> Outcome:
     from search.backends.base import SearchContext
-    from search.backends.optuna_engine import finished_count, run_optuna
+    from search.backends.optuna_engine import run_optuna
 
     name = study.study_name
     session = records.begin_session(name)
@@ -352,13 +345,19 @@ def _run_session(records: Records, study, spec: StudySpec, space, splits, url: s
     finally:
         records.end_session(session, reason, trials_run)
     test_acc = evaluate_best(records, study, splits, root)
-    best = None
-    if finished_count(study):
-        try:
-            best = study.best_value
-        except ValueError:
-            best = None
-    return Outcome(name, reason, trials_run, best, test_acc)
+    return Outcome(name, reason, trials_run, _best_value(study), test_acc)
+
+
+def _best_value(study) -> float | None:
+    """The study's best validation accuracy, or None before its first complete trial."""
+    from search.backends.optuna_engine import finished_count
+
+    if not finished_count(study):
+        return None
+    try:
+        return study.best_value
+    except ValueError:  # only pruned trials so far
+        return None
 
 
 def evaluate_best(records: Records, study, splits, root: Path) -> float | None:

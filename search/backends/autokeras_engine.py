@@ -37,7 +37,7 @@ from search.backends.mirror import (
     ProjectMissing,
     require_sklearn,
     run_search,
-    rung_of,
+    trial_runner,
     tuner_mixin,
 )
 from search.space import SearchSpace
@@ -268,20 +268,7 @@ def run_autokeras(study, ctx: SearchContext, tuner: str, on_trial_done=None) -> 
     if tuner == "bayesian":
         require_sklearn("autokeras:bayesian")
 
-    from search.training import train_config
-
-    def run_trial(ak_tuner, trial) -> float:
-        hp = trial.hyperparameters
-        config = space_config(hp, ctx.space)
-        epochs, full, extra = rung_of(hp, ctx.epochs, ak_tuner.oracle)
-
-        def train(config: Mapping[str, Any], report, seed: int):
-            return train_config(config, ctx.splits, epochs=epochs,
-                                trial_deadline=ctx.trial_deadline(),
-                                search_deadline=ctx.search_deadline, report=report, seed=seed)
-
-        return ak_tuner._hpo32.run(trial.trial_id, config, train, epochs=epochs,
-                                   full_epochs=full, extra_attrs=extra)
+    run_trial = trial_runner(ctx, space_config)
 
     def make_tuner(overwrite: bool):
         auto_model = make_auto_model(ctx.space, ctx.splits.num_classes, tuner,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
-from typing import Any, Mapping
+from typing import Any
 
 from search.backends.base import SearchContext
 from search.backends.mirror import (
@@ -22,7 +22,7 @@ from search.backends.mirror import (
     ProjectMissing,
     require_sklearn,
     run_search,
-    rung_of,
+    trial_runner,
     tuner_mixin,
 )
 from search.space import Categorical, Fixed, Float, Int, Param, SearchSpace
@@ -264,21 +264,7 @@ def run_keras_tuner(study, ctx: SearchContext, oracle: str, on_trial_done=None) 
                          f"{', '.join(ORACLES)}.")
     if oracle == "bayesian":
         require_sklearn("keras-tuner:bayesian")
-    from search.training import train_config
-
-    def run_trial(tuner, trial) -> float:
-        hp = trial.hyperparameters
-        config = hp_config(hp, ctx.space)
-        epochs, full, extra = rung_of(hp, ctx.epochs, tuner.oracle)
-
-        def train(config: Mapping[str, Any], report, seed: int):
-            return train_config(config, ctx.splits, epochs=epochs,
-                                trial_deadline=ctx.trial_deadline(),
-                                search_deadline=ctx.search_deadline, report=report, seed=seed)
-
-        return tuner._hpo32.run(trial.trial_id, config, train, epochs=epochs,
-                                full_epochs=full, extra_attrs=extra)
-
+    run_trial = trial_runner(ctx, hp_config)
     return run_search(study, ctx, f"keras-tuner:{oracle}", project=PROJECT_NAME,
                       library="KerasTuner",
                       make_tuner=lambda overwrite: _make_tuner(oracle, ctx, overwrite),

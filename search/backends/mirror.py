@@ -45,6 +45,7 @@ __all__ = [
     "project_lock",
     "require_sklearn",
     "rung_of",
+    "trial_runner",
     "run_search",
     "tuner_mixin",
 ]
@@ -379,6 +380,30 @@ def tuner_mixin():
             raise SearchStopped("exhausted")
 
     return MirroredTuner
+
+
+def trial_runner(ctx: SearchContext,
+                 config_of: Callable[[Any, SearchSpace], dict[str, Any]]):
+    """The ``run_trial(tuner, trial)`` both tuner engines use: read the trial's config with
+    ``config_of(hp, space)``, train it with hpo32's routine for its rung's epochs under the
+    budgets, and record it through the tuner's mirror."""
+    from search.training import train_config
+
+    def run_trial(tuner, trial) -> float:
+        hp = trial.hyperparameters
+        config = config_of(hp, ctx.space)
+        epochs, full, extra = rung_of(hp, ctx.epochs, tuner.oracle)
+
+        def train(config: Mapping[str, Any], report, seed: int):
+            return train_config(config, ctx.splits, epochs=epochs,
+                                trial_deadline=ctx.trial_deadline(),
+                                search_deadline=ctx.search_deadline, report=report, seed=seed,
+                                weights=ctx.weights)
+
+        return tuner._hpo32.run(trial.trial_id, config, train, epochs=epochs,
+                                full_epochs=full, extra_attrs=extra)
+
+    return run_trial
 
 
 def rung_of(hp, epochs: int, oracle) -> tuple[int, int, dict[str, Any]]:

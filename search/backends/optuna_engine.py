@@ -158,6 +158,8 @@ def train_trial(trial, ctx: SearchContext, engine_name: str = "optuna") -> float
     trial.set_user_attr("epochs", ctx.epochs)
     trial.set_user_attr("config", config)
     trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+    if os.environ.get("CUDA_VISIBLE_DEVICES"):  # the GPU this worker was given (--gpus)
+        trial.set_user_attr("gpu", os.environ["CUDA_VISIBLE_DEVICES"])
     ctx.on_event({"kind": "trial_start", "number": trial.number, "config": config})
 
     def report(epoch: int, acc: float) -> bool:

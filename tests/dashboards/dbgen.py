@@ -22,14 +22,12 @@ import optuna
 import sqlalchemy as sa
 from optuna.distributions import (
     BaseDistribution,
-    CategoricalDistribution,
     FloatDistribution,
-    IntDistribution,
     distribution_to_json,
 )
 from optuna.trial import FrozenTrial, TrialState
 
-from search.space import Categorical, Float, Int, SearchSpace, default_space
+from search.space import Float, Int, SearchSpace, default_space
 from storage import Records, make_engine, optuna_storage
 from storage.records import sessions_table
 
@@ -42,14 +40,14 @@ _BASE = {"cifar10": 0.66, "imagenet32": 0.32}
 
 
 def distribution_of(param) -> BaseDistribution | None:
-    """The Optuna distribution ``suggest_config`` records for one space parameter."""
-    if isinstance(param, Int):
-        return IntDistribution(param.low, param.high, log=param.log, step=param.step)
-    if isinstance(param, Float):
-        return FloatDistribution(param.low, param.high, log=param.log, step=param.step)
-    if isinstance(param, Categorical):
-        return CategoricalDistribution(list(param.choices))
-    return None
+    """The Optuna distribution ``suggest_config`` records for one space parameter (None for
+    fixed parameters, which live in the config only)."""
+    from search.backends.mirror import optuna_distribution
+
+    try:
+        return optuna_distribution(param)
+    except TypeError:
+        return None
 
 
 def sample_config(space: SearchSpace, rng: random.Random) -> dict[str, Any]:

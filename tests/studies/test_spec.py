@@ -41,7 +41,10 @@ def test_study_names_are_restricted(name):
 
 def test_every_preset_loads_and_validates():
     presets = list_presets()
-    assert {"cifar10-cnn", "imagenet32-cnn", "maxnet-imagenet32"} <= set(presets)
+    assert {"cifar10-cnn", "imagenet32-cnn", "maxnet-imagenet32", "alexnet-imagenet32",
+            "densenet121-imagenet32", "densenet121-transfer-cifar10",
+            "densenet121-finetune-cifar10", "autokeras-imagenet32", "autokeras-cifar10",
+            "search-cnn", "search-alexnet", "search-densenet121"} <= set(presets)
     for name, description in presets.items():
         spec = load_preset(name)
         assert description

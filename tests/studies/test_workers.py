@@ -128,3 +128,22 @@ def test_worker_joins_an_existing_study_and_stops_when_the_budget_is_spent(
     assert len(optuna.load_study(study_name="spent", storage=url).trials) == before
     res = run_hpo32("worker", "ghost", "--storage", url, cwd=tmp_path)
     assert res.returncode == 2 and "no study named 'ghost'" in res.stderr
+
+
+def test_gpus_start_one_worker_per_gpu_each_seeing_only_its_own(tmp_path, cifar_dir,
+                                                                 tiny_spec):
+    # On a machine without GPUs TensorFlow falls back to the CPU; what matters here is that
+    # each worker process was given exactly one of the listed devices.
+    url = f"sqlite:///{tmp_path}/hpo32.db"
+    res = run_hpo32("search", "--study", "g", "--spec", tiny_spec, "--data-dir", cifar_dir,
+                    "--n-trials", 4, "--epochs", 1, "--gpus", "0,1", "--storage", url,
+                    cwd=tmp_path, timeout=600)
+    assert res.returncode == 0, res.stdout + res.stderr
+    trials = optuna.load_study(study_name="g", storage=url).get_trials()
+    assert len(trials) == 4
+    by_worker = {}
+    for t in trials:
+        by_worker.setdefault(t.user_attrs["worker"], set()).add(t.user_attrs["gpu"])
+    assert all(len(gpus) == 1 for gpus in by_worker.values())
+    assert set().union(*by_worker.values()) <= {"0", "1"}
+    assert len(Records(make_engine(url), create=False).sessions("g")) == 2
