@@ -295,7 +295,7 @@ class Records:
             duration = _timestamp(row.datetime_complete) - _timestamp(row.datetime_start)
         return {
             "number": row.number,
-            "value": row.value,
+            "value": float(row.value),
             "duration_seconds": duration,
             "config": attrs.pop("config", None) or _decode_params(params),
             "user_attrs": {k: v for k, v in attrs.items() if k != "history"},
@@ -349,7 +349,7 @@ class Records:
                 dataset=row.dataset if row else None,
                 engine=row.engine if row else None,
                 states=by_study.get(sid, {}),
-                best_value=best.get(sid),
+                best_value=float(best[sid]) if best.get(sid) is not None else None,
                 budget_seconds=row.budget_seconds if row else None,
                 used_seconds=round(self.used_seconds(name, now), 1) if have_sessions else 0.0,
                 last_activity=max(activity) if activity else None,

@@ -64,21 +64,23 @@ def test_four_workers_finish_exactly_n_trials(db_url, tmp_path, cifar_dir, tiny_
 
 
 def _wait_for_running_trial_with_epoch(url: str, timeout: float = 180.0):
+    """(number, worker pid) of a running trial that has reported an epoch."""
     engine = sa.create_engine(url)
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
-            with engine.connect() as con:
-                row = con.execute(sa.text(
-                    "SELECT t.number, a.value_json FROM trials t "
-                    "JOIN trial_intermediate_values v ON v.trial_id = t.trial_id "
-                    "JOIN trial_user_attributes a ON a.trial_id = t.trial_id "
-                    "WHERE t.state = 'RUNNING' AND a.key = 'worker' LIMIT 1")).first()
+            try:
+                with engine.connect() as con:
+                    row = con.execute(sa.text(
+                        "SELECT t.number, a.value_json FROM trials t "
+                        "JOIN trial_intermediate_values v ON v.trial_id = t.trial_id "
+                        "JOIN trial_user_attributes a ON a.trial_id = t.trial_id "
+                        "WHERE t.state = 'RUNNING' AND a.key = 'worker' LIMIT 1")).first()
+            except sa.exc.DBAPIError:  # the tables are not created yet
+                row = None
             if row is not None:
                 return row.number, int(row.value_json.strip('"').rsplit(":", 1)[1])
             time.sleep(0.2)
-    except sa.exc.OperationalError:
-        pass
     finally:
         engine.dispose()
     raise AssertionError("no trial reached its first epoch in time")
