@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 
 __all__ = ["HEARTBEAT_S", "Records", "Session", "SessionHeartbeat", "StudySummary",
-           "consumed_seconds"]
+           "consumed_seconds", "to_timestamp"]
 
 metadata = sa.MetaData()
 
@@ -292,7 +292,7 @@ class Records:
                                  .where(tp.c.trial_id == row.trial_id)).all()
         duration = None
         if row.datetime_start is not None and row.datetime_complete is not None:
-            duration = _timestamp(row.datetime_complete) - _timestamp(row.datetime_start)
+            duration = to_timestamp(row.datetime_complete) - to_timestamp(row.datetime_start)
         return {
             "number": row.number,
             "value": float(row.value),
@@ -343,7 +343,7 @@ class Records:
             running = any(s.alive(now) for s in sessions)
             activity = [s.last_seen for s in sessions]
             if last.get(sid) is not None:
-                activity.append(_timestamp(last[sid]))
+                activity.append(to_timestamp(last[sid]))
             out.append(StudySummary(
                 name=name,
                 dataset=row.dataset if row else None,
@@ -366,7 +366,7 @@ def _decode_params(rows) -> dict[str, Any]:
             for name, value, dist in rows}
 
 
-def _timestamp(value: Any) -> float:
+def to_timestamp(value: Any) -> float:
     """Optuna stores naive local datetimes; SQLite hands them back as strings."""
     import datetime as dt
 

@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 import sqlalchemy as sa
 
+from storage.records import to_timestamp as _ts
+
 __all__ = ["compare_studies"]
-
-
-def _ts(value: Any) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = dt.datetime.fromisoformat(value)
-    return value.timestamp()
 
 
 def compare_studies(records, names: list[str]) -> list[dict[str, Any]]:
