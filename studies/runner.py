@@ -202,7 +202,9 @@ def run_workers(records: Records, study, url: str, workers: int,
     if failed:
         raise RuntimeError(f"{len(failed)} of {len(procs)} workers failed (exit {failed[0]}).")
     result = records.result(name) or {}
-    best = _best_value(study)
+    from search.backends.base import best_value
+
+    best = best_value(study)
     reasons = sorted({s.exit_reason or "?" for s in sessions})
     return Outcome(name, "/".join(reasons), sum(s.trials_run for s in sessions), best,
                    result.get("test_accuracy"))
@@ -301,7 +303,7 @@ def _sigterm_as_interrupt():
 
 def _run_session(records: Records, study, spec: StudySpec, space, splits, url: str,
                  on_event) -> Outcome:
-    from search.backends.base import SearchContext
+    from search.backends.base import SearchContext, best_value
     from search.backends.optuna_engine import run_optuna
 
     name = study.study_name
@@ -345,19 +347,7 @@ def _run_session(records: Records, study, spec: StudySpec, space, splits, url: s
     finally:
         records.end_session(session, reason, trials_run)
     test_acc = evaluate_best(records, study, splits, root)
-    return Outcome(name, reason, trials_run, _best_value(study), test_acc)
-
-
-def _best_value(study) -> float | None:
-    """The study's best validation accuracy, or None before its first complete trial."""
-    from search.backends.optuna_engine import finished_count
-
-    if not finished_count(study):
-        return None
-    try:
-        return study.best_value
-    except ValueError:  # only pruned trials so far
-        return None
+    return Outcome(name, reason, trials_run, best_value(study), test_acc)
 
 
 def evaluate_best(records: Records, study, splits, root: Path) -> float | None:

@@ -8,6 +8,8 @@ trial records are the same for all engines and live here.
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +17,7 @@ from typing import Any, Callable
 
 from search.space import SearchSpace
 
-__all__ = ["Event", "SearchContext", "TrialFailed", "save_model"]
+__all__ = ["Event", "SearchContext", "TrialFailed", "best_value", "save_model", "worker_id"]
 
 
 class TrialFailed(RuntimeError):
@@ -69,14 +71,28 @@ class SearchContext:
         return self.search_deadline - time.monotonic()
 
 
-def save_model(model, ctx: SearchContext, trial_number: int) -> str:
-    """Saves ``model`` as ``<artifact_dir>/trial-N/model.keras``.
+def save_model(model, ctx: SearchContext, folder_name: str) -> str:
+    """Saves ``model`` as ``<artifact_dir>/<folder_name>/model.keras`` (``trial-N`` for
+    Optuna trials, ``<engine>-trial-<id>`` for tuner trials).
 
     Returns:
         The path relative to ``ctx.artifact_root`` (what the database records).
     """
-    folder = ctx.artifact_dir / f"trial-{trial_number}"
+    folder = ctx.artifact_dir / folder_name
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "model.keras"
     model.save(path)
     return str(path.relative_to(ctx.artifact_root))
+
+
+def best_value(study) -> float | None:
+    """The study's best validation accuracy (the highest complete trial), or None."""
+    from optuna.trial import TrialState
+
+    values = [t.value for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+    return max(values) if values else None
+
+
+def worker_id() -> str:
+    """``host:pid`` of this process, recorded with every trial it runs."""
+    return f"{socket.gethostname()}:{os.getpid()}"

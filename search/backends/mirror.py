@@ -22,14 +22,12 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
-import os
-import socket
 import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from search.backends.base import SearchContext
+from search.backends.base import SearchContext, best_value, save_model, worker_id
 from search.space import Categorical, Fixed, Float, Int, Param, SearchSpace
 
 __all__ = [
@@ -257,7 +255,7 @@ class TrialMirror:
         t0 = time.perf_counter()
         attrs: dict[str, Any] = {"engine": self.engine, "dataset": ctx.dataset,
                                  "epochs": epochs, "config": dict(config),
-                                 "worker": f"{socket.gethostname()}:{os.getpid()}",
+                                 "worker": worker_id(),
                                  ENGINE_TRIAL_ATTR: trial_id, **(extra_attrs or {})}
         measured: list[float] = []
         ctx.on_event({"kind": "trial_start", "number": number, "config": dict(config),
@@ -297,7 +295,7 @@ class TrialMirror:
                 raise FailedTrialError(f"trial {trial_id} stopped before its first epoch")
             state = TrialState.PRUNED if epochs < full_epochs else TrialState.COMPLETE
             if state == TrialState.COMPLETE:
-                best = _best_value(self.study)
+                best = best_value(self.study)
                 if best is None or result.value > best:
                     t_save = time.perf_counter()
                     attrs["model_path"] = self._save(result.model, trial_id)
@@ -318,11 +316,7 @@ class TrialMirror:
         once the finished trial is added, and finished trials are immutable.
         """
         family = self.engine.split(":", 1)[0]
-        folder = self.ctx.artifact_dir / f"{family}-trial-{trial_id}"
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / "model.keras"
-        model.save(path)
-        return str(path.relative_to(self.ctx.artifact_root))
+        return save_model(model, self.ctx, f"{family}-trial-{trial_id}")
 
     def _add(self, config: Mapping[str, Any], attrs: Mapping[str, Any], state,
              value: float | None, measured: list[float], started: datetime) -> None:
@@ -336,13 +330,6 @@ class TrialMirror:
         trial.datetime_start = started
         trial.datetime_complete = datetime.now()
         self.study.add_trial(trial)
-
-
-def _best_value(study) -> float | None:
-    from optuna.trial import TrialState
-
-    values = [t.value for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
-    return max(values) if values else None
 
 
 @functools.cache

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import os
-import socket
 import time
 import warnings
 from typing import Any, Mapping
 
-from search.backends.base import SearchContext, TrialFailed, save_model
+from search.backends.base import (
+    SearchContext,
+    TrialFailed,
+    best_value,
+    save_model,
+    worker_id,
+)
 from search.space import Categorical, Float, Int, Param, SearchSpace
 
 __all__ = ["PRUNERS", "SAMPLERS", "make_pruner", "make_sampler", "run_optuna", "suggest_config"]
@@ -129,13 +134,6 @@ def finished_count(study) -> int:
     return counts.get("COMPLETE", 0) + counts.get("PRUNED", 0)
 
 
-def _best_value(study) -> float | None:
-    from optuna.trial import TrialState
-
-    values = [t.value for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
-    return max(values) if values else None
-
-
 def train_trial(trial, ctx: SearchContext, engine_name: str = "optuna") -> float:
     """Samples a config through ``trial``, trains it under the budgets and records it.
 
@@ -157,7 +155,7 @@ def train_trial(trial, ctx: SearchContext, engine_name: str = "optuna") -> float
     trial.set_user_attr("dataset", ctx.dataset)
     trial.set_user_attr("epochs", ctx.epochs)
     trial.set_user_attr("config", config)
-    trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+    trial.set_user_attr("worker", worker_id())
     if os.environ.get("CUDA_VISIBLE_DEVICES"):  # the GPU this worker was given (--gpus)
         trial.set_user_attr("gpu", os.environ["CUDA_VISIBLE_DEVICES"])
     ctx.on_event({"kind": "trial_start", "number": trial.number, "config": config})
@@ -192,10 +190,11 @@ def train_trial(trial, ctx: SearchContext, engine_name: str = "optuna") -> float
             raise TrialFailed(f"trial {trial.number} stopped before its first epoch")
         if result.stopped_by == "pruned":
             raise optuna.TrialPruned(f"pruned at epoch {len(result.val_accuracy)}")
-        best = _best_value(trial.study)
+        best = best_value(trial.study)
         if best is None or result.value > best:
             t_save = time.perf_counter()
-            trial.set_user_attr("model_path", save_model(result.model, ctx, trial.number))
+            path = save_model(result.model, ctx, f"trial-{trial.number}")
+            trial.set_user_attr("model_path", path)
             trial.set_user_attr("save_seconds", round(time.perf_counter() - t_save, 3))
         trial.set_user_attr("trial_seconds", round(time.perf_counter() - t0, 3))
         return result.value
