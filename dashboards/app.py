@@ -606,16 +606,7 @@ def best_trial_card(best: dict[str, Any] | None) -> html.Div:
     """The best trial's value, test accuracy and config as Dash components (escaped)."""
     if best is None:
         return html.Div([html.H3("Best trial"), html.P("No complete trial yet.")])
-    result = best.get("result")
-    facts = [f"validation accuracy {figures.fmt_value(best['value'])}"]
-    if result and result.get("test_accuracy") is not None:
-        which = ("" if result["trial_number"] == best["number"]
-                 else f" (evaluated for trial #{result['trial_number']})")
-        facts.append(f"test accuracy {figures.fmt_value(result['test_accuracy'])}{which}")
-    else:
-        facts.append("test accuracy not evaluated yet")
-    if best.get("duration_seconds") is not None:
-        facts.append(f"took {figures.fmt_duration(best['duration_seconds'])}")
+    facts = figures.best_trial_facts(best)
     attrs = best.get("user_attrs") or {}
     for key, label in (("images_per_second", "images/s"), ("peak_rss_mb", "peak RSS MB")):
         if attrs.get(key) is not None:

@@ -71,6 +71,22 @@ def fmt_duration(seconds: float | None) -> str:
     return f"{s}s"
 
 
+def best_trial_facts(best: dict[str, Any]) -> list[str]:
+    """The best trial's facts as short phrases: validation accuracy, test accuracy (or that
+    it is not evaluated yet, or for which trial it was), and how long it took."""
+    facts = [f"validation accuracy {fmt_value(best['value'])}"]
+    result = best.get("result")
+    if result and result.get("test_accuracy") is not None:
+        which = ("" if result["trial_number"] == best["number"]
+                 else f" (evaluated for trial #{result['trial_number']})")
+        facts.append(f"test accuracy {fmt_value(result['test_accuracy'])}{which}")
+    else:
+        facts.append("test accuracy not evaluated yet")
+    if best.get("duration_seconds") is not None:
+        facts.append(f"took {fmt_duration(best['duration_seconds'])}")
+    return facts
+
+
 def fmt_time(ts: float | None) -> str:
     """A local ``YYYY-MM-DD HH:MM:SS`` for epoch seconds; ``-`` for None."""
     if ts is None:

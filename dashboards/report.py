@@ -94,16 +94,7 @@ def _summary_table(rows: Sequence[dict[str, Any]]) -> str:
 def _best_html(best: dict[str, Any] | None) -> str:
     if best is None:
         return "<h3>Best trial</h3><p class='muted'>No complete trial yet.</p>"
-    facts = [f"validation accuracy {figures.fmt_value(best['value'])}"]
-    result = best.get("result")
-    if result and result.get("test_accuracy") is not None:
-        which = ("" if result["trial_number"] == best["number"]
-                 else f" (evaluated for trial #{result['trial_number']})")
-        facts.append(f"test accuracy {figures.fmt_value(result['test_accuracy'])}{which}")
-    else:
-        facts.append("test accuracy not evaluated yet")
-    if best.get("duration_seconds") is not None:
-        facts.append(f"took {figures.fmt_duration(best['duration_seconds'])}")
+    facts = figures.best_trial_facts(best)
     config = best.get("config") or {}
     items = "".join(
         f"<div><span class='muted'>{_e(k)}</span> <b>{_e(_plain(config[k]))}</b></div>"
