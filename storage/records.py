@@ -351,7 +351,8 @@ class Records:
                 states=by_study.get(sid, {}),
                 best_value=float(best[sid]) if best.get(sid) is not None else None,
                 budget_seconds=row.budget_seconds if row else None,
-                used_seconds=round(self.used_seconds(name, now), 1) if have_sessions else 0.0,
+                used_seconds=round(consumed_seconds(
+                    [(s.started_at, s.end(now)) for s in sessions]), 1),
                 last_activity=max(activity) if activity else None,
                 running=running,
             ))
