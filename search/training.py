@@ -9,7 +9,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-__all__ = ["TrialResult", "current_rss_mb", "forget_custom_gradients", "train_config"]
+__all__ = ["PRECISIONS", "TrialResult", "current_rss_mb", "forget_custom_gradients",
+           "resolve_precision", "train_config"]
+
+#: What ``precision`` may be set to (spec key, ``--precision``).
+PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 
 #: Called after each epoch with (epoch index from 0, validation accuracy); returns True to
 #: prune (stop) the trial.
@@ -88,6 +92,49 @@ def forget_custom_gradients() -> None:
         return
     for name in [n for n in registry if str(n).startswith("CustomGradient-")]:
         registry.pop(name, None)
+
+
+def _cpu_has_bf16() -> bool:
+    """True when this CPU computes bfloat16 natively (AVX512-BF16 or AMX), which oneDNN uses."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        pass
+    return False
+
+
+def resolve_precision(precision: str = "auto") -> str:
+    """The Keras dtype policy for ``precision`` on this machine.
+
+    ``auto`` picks mixed precision where the hardware runs it natively: ``mixed_float16`` on a
+    GPU (compute capability 7.0 or newer), ``mixed_bfloat16`` on a CPU with AVX512-BF16 or
+    AMX, ``float32`` elsewhere. ``bfloat16`` and ``float16`` force the mixed policy;
+    ``float32`` turns it off. Weights, the softmax output and the loss stay float32 in every
+    mixed policy; only the layers' computations run in 16 bits.
+
+    Raises:
+        ValueError: unknown ``precision``.
+    """
+    if precision == "float32":
+        return "float32"
+    if precision == "bfloat16":
+        return "mixed_bfloat16"
+    if precision == "float16":
+        return "mixed_float16"
+    if precision != "auto":
+        raise ValueError(f"unknown precision '{precision}'; use one of {', '.join(PRECISIONS)}.")
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        capability = tf.config.experimental.get_device_details(gpus[0]).get(
+            "compute_capability", (0, 0))
+        return "mixed_float16" if tuple(capability) >= (7, 0) else "float32"
+    return "mixed_bfloat16" if _cpu_has_bf16() else "float32"
 
 
 def current_rss_mb() -> float:
@@ -172,6 +219,8 @@ def train_config(
     seed: int = 0,
     verbose: int = 0,
     weights: str | None = None,
+    precision: str = "auto",
+    epoch_images: int | None = None,
 ) -> TrialResult:
     """Builds, compiles and trains one config; validates after every epoch.
 
@@ -185,6 +234,10 @@ def train_config(
         seed: seeds Keras and the input pipeline.
         verbose: Keras ``fit`` verbosity.
         weights: pretrained weights file (DenseNet121 transfer and fine-tuning).
+        precision: see :func:`resolve_precision`; the policy applies to this model only.
+        epoch_images: images per epoch when fewer than the training set: the data stream
+            continues across epochs (every image is seen before any repeats), so each epoch
+            is a cheaper, lower-fidelity step for pruners.
 
     Returns:
         A :class:`TrialResult` holding the trained model.
@@ -201,6 +254,10 @@ def train_config(
     keras.utils.set_random_seed(seed)
     num_classes = splits.num_classes
     batch_size = int(config["batch_size"])
+    n_train = len(splits.x_train)
+    steps_per_epoch = None
+    if epoch_images is not None and epoch_images < n_train:
+        steps_per_epoch = max(1, -(-int(epoch_images) // batch_size))
 
     def one_hot(x, y):
         return x, tf.one_hot(y, num_classes)
@@ -210,20 +267,29 @@ def train_config(
         augment_flip=bool(config.get("augment_flip")),
         augment_crop=bool(config.get("augment_crop")),
     ).map(one_hot)
+    if steps_per_epoch:
+        train_ds = train_ds.repeat()
     val_ds = make_tf_dataset(splits.x_val, splits.y_val, 256, training=False).map(one_hot)
 
-    model = build_model(config, splits.input_shape, num_classes, weights=weights)
-    compile_model(model, config)
+    previous_policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(resolve_precision(precision))
+    try:
+        model = build_model(config, splits.input_shape, num_classes, weights=weights)
+        compile_model(model, config)
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+    epoch_size = steps_per_epoch * batch_size if steps_per_epoch else n_train
     deadlines = [(d, r) for d, r in ((search_deadline, "search_budget"),
                                      (trial_deadline, "trial_budget")) if d is not None]
     deadlines.sort()
-    budget = _budget_callback(deadlines, report, len(splits.x_train), batch_size, val_ds,
+    budget = _budget_callback(deadlines, report, epoch_size, batch_size, val_ds,
                               len(splits.x_val))
     if deadlines and time.monotonic() >= deadlines[0][0]:
         budget.stopped_by = deadlines[0][1]
         hist: dict[str, list[float]] = {}
     else:
-        hist = model.fit(train_ds, epochs=epochs, verbose=verbose, callbacks=[budget]).history
+        hist = model.fit(train_ds, epochs=epochs, steps_per_epoch=steps_per_epoch,
+                         verbose=verbose, callbacks=[budget]).history
     epochs_run = len(budget.val_accuracy)
     partial = budget.stopped_by == "trial_budget"  # its last validated epoch was cut short
     return TrialResult(

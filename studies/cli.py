@@ -82,6 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=_positive_int, help="epochs per trial")
     p.add_argument("--train-limit", type=_positive_int, help="at most N training images")
     p.add_argument("--val-limit", type=_positive_int, help="at most N validation images")
+    p.add_argument("--epoch-images", type=_positive_int,
+                   help="images per epoch (low-fidelity epochs for the pruner); default: all")
+    p.add_argument("--precision", help="auto (mixed precision where native), float32, "
+                   "bfloat16, float16")
     p.add_argument("--seed", type=int, help="random seed")
     p.add_argument("--weights", help="DenseNet121 ImageNet weights file (transfer, finetune)")
     p.add_argument("--storage", help=storage_help)
@@ -195,7 +199,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         sampler=args.sampler, pruner=args.pruner, budget=args.budget,
         trial_budget=args.trial_budget, n_trials=args.n_trials, epochs=args.epochs,
         train_limit=args.train_limit, val_limit=args.val_limit, seed=args.seed,
-        weights=args.weights,
+        weights=args.weights, epoch_images=args.epoch_images, precision=args.precision,
     )
     if spec.budget is None and spec.n_trials is None:
         spec = spec.with_overrides(budget=600.0)

@@ -316,7 +316,7 @@ def _run_session(records: Records, study, spec: StudySpec, space, splits, url: s
         seed=spec.seed + 1000 * (len(records.sessions(name)) - 1),
         search_deadline=deadline, trial_budget=spec.trial_budget, n_trials=spec.n_trials,
         artifact_dir=root / name, artifact_root=root, dataset=spec.dataset,
-        weights=spec.weights,
+        weights=spec.weights, precision=spec.precision, epoch_images=spec.epoch_images,
     )
     ctx.on_event = on_event or (lambda e: None)
     trials_run = 0

@@ -105,6 +105,10 @@ class StudySpec:
         val_fraction: share of the training images held out for validation.
         seed: base random seed.
         weights: DenseNet121 ImageNet weights file for transfer learning and fine-tuning.
+        precision: ``auto`` (mixed precision where the hardware runs it natively),
+            ``float32``, ``bfloat16`` or ``float16``.
+        epoch_images: images per epoch, when fewer than the training set: the unit of
+            fidelity that pruners judge (low-fidelity early epochs); None means full epochs.
         space: ``{"base": "default", "params": {...}}`` or a full ``{"params": {...}}``.
     """
 
@@ -124,6 +128,8 @@ class StudySpec:
     val_fraction: float = 0.1
     seed: int = 0
     weights: str | None = None
+    precision: str = "auto"
+    epoch_images: int | None = None
     space: dict[str, Any] = field(default_factory=lambda: {"base": "default"})
 
     @classmethod
@@ -171,6 +177,7 @@ class StudySpec:
     def validate(self) -> None:
         """Raises SpecError for any invalid setting (the space included)."""
         from search.backends.optuna_engine import PRUNERS, SAMPLERS
+        from search.training import PRECISIONS
 
         if not (self.dataset in DATASETS or str(self.dataset).startswith("folder:")):
             raise SpecError(
@@ -182,7 +189,11 @@ class StudySpec:
             raise SpecError(f"unknown sampler '{self.sampler}'; use one of {', '.join(SAMPLERS)}.")
         if self.pruner not in PRUNERS:
             raise SpecError(f"unknown pruner '{self.pruner}'; use one of {', '.join(PRUNERS)}.")
-        for key in ("n_trials", "epochs", "train_limit", "val_limit"):
+        if self.precision not in PRECISIONS:
+            raise SpecError(
+                f"unknown precision '{self.precision}'; use one of {', '.join(PRECISIONS)}."
+            )
+        for key in ("n_trials", "epochs", "train_limit", "val_limit", "epoch_images"):
             value = getattr(self, key)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)
                                       or value < 1):

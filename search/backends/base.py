@@ -44,6 +44,10 @@ class SearchContext:
         artifact_root: the root that recorded artifact paths are relative to.
         dataset: the dataset's name, recorded with every trial.
         weights: pretrained weights file for the model families that use one.
+        precision: ``auto``, ``float32``, ``bfloat16`` or ``float16`` (see
+            :func:`search.training.resolve_precision`).
+        epoch_images: images per epoch (the unit of fidelity), when less than the training
+            set: early epochs then see a part of the data and pruners judge sooner.
         on_event: receives progress events.
     """
 
@@ -58,7 +62,23 @@ class SearchContext:
     artifact_root: Path = Path(".")
     dataset: str = ""
     weights: str | None = None
+    precision: str = "auto"
+    epoch_images: int | None = None
     on_event: Callable[[Event], None] = field(default=lambda event: None)
+
+    def train(self, config, *, epochs: int | None = None, report=None, seed: int = 0):
+        """Trains ``config`` on this context's data under its budgets (a trial starting now).
+
+        Returns:
+            A :class:`search.training.TrialResult`.
+        """
+        from search.training import train_config
+
+        return train_config(config, self.splits, epochs=epochs or self.epochs,
+                            trial_deadline=self.trial_deadline(),
+                            search_deadline=self.search_deadline, report=report, seed=seed,
+                            weights=self.weights, precision=self.precision,
+                            epoch_images=self.epoch_images)
 
     def trial_deadline(self) -> float | None:
         """The monotonic deadline of a trial starting now."""

@@ -374,7 +374,6 @@ def trial_runner(ctx: SearchContext,
     """The ``run_trial(tuner, trial)`` both tuner engines use: read the trial's config with
     ``config_of(hp, space)``, train it with hpo32's routine for its rung's epochs under the
     budgets, and record it through the tuner's mirror."""
-    from search.training import train_config
 
     def run_trial(tuner, trial) -> float:
         hp = trial.hyperparameters
@@ -382,10 +381,7 @@ def trial_runner(ctx: SearchContext,
         epochs, full, extra = rung_of(hp, ctx.epochs, tuner.oracle)
 
         def train(config: Mapping[str, Any], report, seed: int):
-            return train_config(config, ctx.splits, epochs=epochs,
-                                trial_deadline=ctx.trial_deadline(),
-                                search_deadline=ctx.search_deadline, report=report, seed=seed,
-                                weights=ctx.weights)
+            return ctx.train(config, epochs=epochs, report=report, seed=seed)
 
         return tuner._hpo32.run(trial.trial_id, config, train, epochs=epochs,
                                 full_epochs=full, extra_attrs=extra)

@@ -148,7 +148,6 @@ def train_trial(trial, ctx: SearchContext, engine_name: str = "optuna") -> float
     import optuna
 
     from search.models import InvalidConfig
-    from search.training import train_config
 
     config = suggest_config(trial, ctx.space)
     trial.set_user_attr("engine", engine_name)
@@ -168,10 +167,7 @@ def train_trial(trial, ctx: SearchContext, engine_name: str = "optuna") -> float
 
     t0 = time.perf_counter()
     try:
-        result = train_config(config, ctx.splits, epochs=ctx.epochs,
-                              trial_deadline=ctx.trial_deadline(),
-                              search_deadline=ctx.search_deadline, report=report,
-                              seed=ctx.seed + trial.number, weights=ctx.weights)
+        result = ctx.train(config, report=report, seed=ctx.seed + trial.number)
     except InvalidConfig as exc:
         trial.set_user_attr("fail_reason", str(exc))
         ctx.on_event({"kind": "trial_end", "number": trial.number, "value": None,
