@@ -37,6 +37,9 @@ class TrialResult:
         images_per_second: training images processed per training second.
         eval_seconds: seconds spent on validation.
         peak_rss_mb: the process's peak resident memory while this trial ran.
+        images_trained: training images processed (the fidelity this trial spent).
+        dtype_policy: the Keras dtype policy it trained under (``float32``,
+            ``mixed_bfloat16``, ``mixed_float16``).
         model: the trained ``keras.Model`` (or None after :meth:`release`).
     """
 
@@ -49,6 +52,8 @@ class TrialResult:
     images_per_second: float
     eval_seconds: float
     peak_rss_mb: float
+    images_trained: int = 0
+    dtype_policy: str = "float32"
     model: Any = field(default=None, repr=False)
 
     def attrs(self) -> dict[str, Any]:
@@ -58,6 +63,8 @@ class TrialResult:
             "images_per_second": round(self.images_per_second, 1),
             "eval_seconds": round(self.eval_seconds, 3),
             "peak_rss_mb": round(self.peak_rss_mb, 1),
+            "images_trained": self.images_trained,
+            "dtype_policy": self.dtype_policy,
             "epochs_completed": self.epochs_completed,
             "stopped_by": self.stopped_by,
             "history": {k: [round(float(v), 5) for v in vs] for k, vs in self.history.items()},
@@ -271,8 +278,9 @@ def train_config(
         train_ds = train_ds.repeat()
     val_ds = make_tf_dataset(splits.x_val, splits.y_val, 256, training=False).map(one_hot)
 
+    policy = resolve_precision(precision)
     previous_policy = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy(resolve_precision(precision))
+    keras.mixed_precision.set_global_policy(policy)
     try:
         model = build_model(config, splits.input_shape, num_classes, weights=weights)
         compile_model(model, config)
@@ -302,6 +310,8 @@ def train_config(
         images_per_second=budget.images / budget.train_seconds if budget.train_seconds else 0.0,
         eval_seconds=budget.eval_seconds,
         peak_rss_mb=budget.peak_rss,
+        images_trained=budget.images,
+        dtype_policy=policy,
         model=model,
     )
 

@@ -78,6 +78,8 @@ def test_overrides_win_and_are_validated():
     ("- a list\n", "must hold a mapping"),
     ("engine: sklearn\n", "unknown engine 'sklearn'"),
     ("pruner: sometimes\n", "unknown pruner 'sometimes'"),
+    ("precision: half\n", "unknown precision 'half'"),
+    ("epoch_images: 0\n", "epoch-images must be a positive integer"),
 ])
 def test_bad_spec_files(tmp_path, text, fragment):
     path = tmp_path / "spec.yaml"

@@ -1,0 +1,101 @@
+"""train_config's precision and fidelity settings, on generated CIFAR-10 files."""
+
+from __future__ import annotations
+
+import keras
+import pytest
+
+from search import training
+from search.data import load_dataset, make_splits
+from search.space import default_space
+from search.training import resolve_precision, train_config
+from tests.fixtures import write_cifar10
+from tests.search.engine_helpers import TINY_OVERRIDES
+
+
+@pytest.fixture(scope="module")
+def splits(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cifar")
+    write_cifar10(root, n_per_batch=40, n_test=20)
+    return make_splits(load_dataset("cifar10", data_dir=root, download=False),
+                       val_fraction=0.2, seed=0)
+
+
+@pytest.fixture
+def config():
+    config = default_space().override(TINY_OVERRIDES).defaults()
+    config["batch_size"] = 32
+    return config
+
+
+def _no_gpu(monkeypatch):
+    import tensorflow as tf
+
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [])
+
+
+@pytest.mark.parametrize(("native_bf16", "expected"), [(True, "mixed_bfloat16"),
+                                                       (False, "float32")])
+def test_auto_precision_on_a_cpu_follows_its_bfloat16_support(monkeypatch, native_bf16,
+                                                               expected):
+    _no_gpu(monkeypatch)
+    monkeypatch.setattr(training, "_cpu_has_bf16", lambda: native_bf16)
+    assert resolve_precision("auto") == expected
+
+
+def test_auto_precision_on_a_gpu_is_float16_from_volta_on(monkeypatch):
+    import tensorflow as tf
+
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: ["gpu0"])
+    for capability, expected in (((8, 0), "mixed_float16"), ((7, 0), "mixed_float16"),
+                                 ((6, 1), "float32")):
+        monkeypatch.setattr(tf.config.experimental, "get_device_details",
+                            lambda device, c=capability: {"compute_capability": c})
+        assert resolve_precision("auto") == expected
+
+
+def test_explicit_precisions_and_a_wrong_one():
+    assert resolve_precision("float32") == "float32"
+    assert resolve_precision("bfloat16") == "mixed_bfloat16"
+    assert resolve_precision("float16") == "mixed_float16"
+    with pytest.raises(ValueError, match="unknown precision 'fp8'; use one of auto, float32"):
+        resolve_precision("fp8")
+
+
+def test_bfloat16_computes_in_bfloat16_keeps_float32_weights_and_restores_the_policy(
+        splits, config):
+    result = train_config(config, splits, epochs=1, precision="bfloat16")
+    try:
+        convs = [layer for layer in result.model.layers if "conv" in layer.name]
+        assert convs and all(layer.compute_dtype == "bfloat16" for layer in convs)
+        assert all(w.dtype == "float32" for w in result.model.weights)
+        assert result.model.output.dtype == "float32"  # the softmax and the loss
+        assert result.dtype_policy == "mixed_bfloat16"
+        assert result.attrs()["dtype_policy"] == "mixed_bfloat16"
+        assert 0.0 <= result.value <= 1.0
+    finally:
+        result.release()
+    assert keras.mixed_precision.global_policy().name == "float32"
+
+    plain = train_config(config, splits, epochs=1, precision="float32")
+    try:
+        assert all(layer.compute_dtype == "float32" for layer in plain.model.layers)
+    finally:
+        plain.release()
+
+
+def test_epoch_images_make_short_epochs(splits, config):
+    assert len(splits.x_train) == 160
+    result = train_config(config, splits, epochs=3, epoch_images=64, precision="float32")
+    try:
+        assert len(result.val_accuracy) == 3 and result.epochs_completed == 3
+        assert result.images_trained == 3 * 64  # two batches of 32 an epoch
+        assert len(result.history["loss"]) == 3
+    finally:
+        result.release()
+    # at least the training set: full epochs, as without the setting
+    full = train_config(config, splits, epochs=1, epoch_images=10_000, precision="float32")
+    try:
+        assert full.images_trained == 160
+    finally:
+        full.release()
