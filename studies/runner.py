@@ -85,10 +85,10 @@ def check_engine(spec: StudySpec, workers: int = 1, gpus: list[str] | None = Non
 
 
 def _load_splits(spec: StudySpec):
-    from search.data import load_dataset, make_splits
+    from search.data import load_splits
 
-    dataset = load_dataset(spec.dataset, data_dir=spec.data_dir, classes=spec.classes)
-    return make_splits(dataset, val_fraction=spec.val_fraction, train_limit=spec.train_limit,
+    return load_splits(spec.dataset, data_dir=spec.data_dir, classes=spec.classes,
+                       val_fraction=spec.val_fraction, train_limit=spec.train_limit,
                        val_limit=spec.val_limit, seed=spec.seed)
 
 

@@ -695,3 +695,50 @@ def test_rows_helper_matches_channel_major() -> None:
     rows = to_rows(x)
     assert rows.shape == (2, 3072)
     assert rows[0, 0] == x[0, 0, 0, 0] and rows[0, 1024] == x[0, 0, 0, 1]
+
+
+@pytest.mark.parametrize("options", [
+    {"train_limit": 30, "val_limit": 8},
+    {"train_limit": 7},
+    {"val_limit": 5, "classes": [4, 2, 6]},
+    {},
+])
+@pytest.mark.parametrize("map_file", [True, False])
+def test_load_splits_reads_only_the_chosen_imagenet32_images(tmp_path, options, map_file):
+    write_imagenet32(tmp_path, n_classes=6, n_per_class=20, batches=3, map_file=map_file)
+    options = dict(options)
+    classes = options.pop("classes", None)
+    whole = data.make_splits(data.load_dataset("imagenet32", data_dir=tmp_path, classes=classes),
+                             seed=3, **options)
+    lean = data.load_splits("imagenet32", data_dir=tmp_path, classes=classes, seed=3, **options)
+    for field in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
+        np.testing.assert_array_equal(getattr(lean, field), getattr(whole, field))
+    assert lean.class_ids == whole.class_ids and lean.class_names == whole.class_names
+
+
+def test_imagenet32_train_rows_load_only_those_rows(tmp_path):
+    write_imagenet32(tmp_path, n_classes=4, n_per_class=10, batches=3)
+    full = data.load_imagenet32(tmp_path)
+    picked = np.array([0, 5, 17, 39])
+    asked: list[np.ndarray] = []
+
+    def rows(y):
+        asked.append(y)
+        return picked
+
+    part = data.load_imagenet32(tmp_path, train_rows=rows)
+    np.testing.assert_array_equal(asked[0], full.y_train)  # it chose from every label
+    assert part.x_train.shape[0] == len(picked)
+    np.testing.assert_array_equal(part.x_train, full.x_train[picked])
+    np.testing.assert_array_equal(part.y_train, full.y_train[picked])
+    np.testing.assert_array_equal(part.x_test, full.x_test)
+
+
+def test_load_splits_of_cifar10_equals_make_splits(tmp_path):
+    write_cifar10(tmp_path, n_per_batch=20, n_test=10)
+    whole = data.make_splits(data.load_dataset("cifar10", data_dir=tmp_path, download=False),
+                             train_limit=25, seed=1)
+    lean = data.load_splits("cifar10", data_dir=tmp_path, train_limit=25, seed=1,
+                            download=False)
+    np.testing.assert_array_equal(lean.x_train, whole.x_train)
+    np.testing.assert_array_equal(lean.y_val, whole.y_val)
