@@ -91,6 +91,8 @@ def test_epoch_images_make_short_epochs(splits, config):
         assert len(result.val_accuracy) == 3 and result.epochs_completed == 3
         assert result.images_trained == 3 * 64  # two batches of 32 an epoch
         assert len(result.history["loss"]) == 3
+        assert len(result.epoch_seconds) == 3
+        assert sum(result.epoch_seconds) == pytest.approx(result.train_seconds)
     finally:
         result.release()
     # at least the training set: full epochs, as without the setting
