@@ -1,14 +1,26 @@
 """Training throughput: hpo32's trial loop against plain ``model.fit`` on float32 arrays.
 
 Same model (MaxNet, and the default space's midpoint config), same images, same batch size,
-one process; the two sides alternate so that a noisy machine hurts both alike. Each side
-trains two epochs; images per second count training time only (graph tracing in the first
-epoch included on both sides, validation excluded).
+one process; the sides alternate within each round so that a noisy machine hurts all alike:
 
-    .venv/bin/python tests/benchmarks/bench_throughput.py [--images 2000] [--rounds 2]
+* **plain fit**: float32 NumPy arrays in memory (images / 255), ``model.fit``, float32;
+* **hpo32 float32**: ``train_config`` (the uint8 ``tf.data`` pipeline, the budget callback)
+  with ``precision="float32"``;
+* **hpo32 auto**: ``train_config`` as a search runs it (``precision="auto"``: bfloat16 mixed
+  precision on a CPU with AVX512-BF16 or AMX, float16 on a GPU).
 
-Data: real CIFAR-10 from $HPO32_REAL_DATA or ~/.cache/hpo32/real-data (see
-tests/search/test_real_data.py), else generated images of the same shape.
+Each side trains ``--epochs`` epochs; images per second are those of the epochs after the
+first (graph tracing is in the first epoch on every side, and reported apart).
+
+``--parity`` instead trains one config to the end twice on real CIFAR-10, float32 then
+``auto``, same seed, and prints the validation accuracy after every epoch and the test
+accuracy of each (mixed precision must not cost accuracy).
+
+    .venv/bin/python tests/benchmarks/bench_throughput.py [--images 4000] [--rounds 2]
+    .venv/bin/python tests/benchmarks/bench_throughput.py --parity [--images 10000] [--epochs 5]
+
+Data: real CIFAR-10 from --data-dir, $HPO32_REAL_DATA or ~/.cache/hpo32/real-data (the
+official layout, see ../shared/data/README.md), else generated images of the same shape.
 """
 
 from __future__ import annotations
@@ -25,14 +37,14 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
-def load(images: int):
+def load(images: int, data_dir: str | None, val: int = 1000):
     from search.data import load_dataset, make_splits
 
-    for folder in (os.environ.get("HPO32_REAL_DATA"),
+    for folder in (data_dir, os.environ.get("HPO32_REAL_DATA"),
                    str(Path.home() / ".cache" / "hpo32" / "real-data")):
         if folder and (Path(folder) / "cifar-10-batches-py").is_dir():
             ds = load_dataset("cifar10", data_dir=folder, download=False)
-            return make_splits(ds, train_limit=images, val_limit=500, seed=0), "CIFAR-10"
+            return make_splits(ds, train_limit=images, val_limit=val, seed=0), "CIFAR-10"
     from tests.fixtures import write_cifar10
 
     tmp = Path("/tmp/hpo32-bench-cifar")
@@ -41,8 +53,8 @@ def load(images: int):
     return make_splits(ds, train_limit=images, val_limit=100, seed=0), "generated"
 
 
-def plain_fit(config, splits) -> float:
-    """Plain Keras: float32 numpy arrays in memory, model.fit; images/s over both epochs."""
+def plain_fit(config, splits, epochs: int) -> tuple[float, float]:
+    """Plain Keras: float32 arrays, model.fit. Returns (first epoch s, later epochs img/s)."""
     import keras
 
     from search.models import build_model, compile_model
@@ -60,47 +72,85 @@ def plain_fit(config, splits) -> float:
         def on_epoch_end(self, epoch, logs=None):
             times.append(time.perf_counter() - self.t0)
 
-    model.fit(x, y, batch_size=int(config["batch_size"]), epochs=2, verbose=0,
+    model.fit(x, y, batch_size=int(config["batch_size"]), epochs=epochs, verbose=0,
               callbacks=[Clock()])
     keras.backend.clear_session()
-    return 2 * len(x) / sum(times)
+    return times[0], (epochs - 1) * len(x) / sum(times[1:])
 
 
-def hpo32_fit(config, splits) -> float:
-    """hpo32's trial loop (uint8 tf.data pipeline, budget callback); images/s over both
-    epochs (the ``images_per_second`` every trial records; validation excluded)."""
+def hpo32_fit(config, splits, epochs: int, precision: str) -> tuple[float, float]:
+    """hpo32's trial loop; (first epoch s, later epochs img/s) from the trial's own timings."""
     from search.training import train_config
 
-    result = train_config(config, splits, epochs=2, report=lambda e, a: False)
-    ips = result.images_per_second
+    result = train_config(config, splits, epochs=epochs, precision=precision,
+                          report=lambda e, a: False)
+    first, rest = result.epoch_seconds[0], result.epoch_seconds[1:]
     result.release()
-    return ips
+    return first, len(rest) * len(splits.x_train) / sum(rest)
+
+
+def throughput(args) -> None:
+    from search.space import MAXNET_CONFIG, default_space
+    from search.training import resolve_precision
+
+    splits, source = load(args.images, args.data_dir)
+    median = default_space().defaults()
+    median["batch_size"] = 128
+    configs = {"maxnet": dict(MAXNET_CONFIG), "default-midpoint": median}
+    sides = {"plain fit": lambda c: plain_fit(c, splits, args.epochs),
+             "hpo32 float32": lambda c: hpo32_fit(c, splits, args.epochs, "float32"),
+             "hpo32 auto": lambda c: hpo32_fit(c, splits, args.epochs, "auto")}
+    print(f"# {source}, {len(splits.x_train)} training images, batch 128, {args.epochs} epochs "
+          f"a side; {platform.machine()} {os.cpu_count()} cores; auto = "
+          f"{resolve_precision('auto')}; {time.strftime('%Y-%m-%d')}")
+    print("| config | round | " + " | ".join(f"{s} img/s" for s in sides)
+          + " | hpo32 float32 / plain | hpo32 auto / plain | first epoch s (plain, f32, auto) |")
+    print("|---|---:|" + "---:|" * (len(sides) + 3))
+    for name, config in configs.items():
+        for r in range(args.rounds):
+            order = list(sides) if r % 2 == 0 else list(reversed(sides))
+            got = {side: sides[side](config) for side in order}
+            ips = {side: got[side][1] for side in sides}
+            firsts = ", ".join(f"{got[s][0]:.1f}" for s in sides)
+            print(f"| {name} | {r + 1} | " + " | ".join(f"{ips[s]:.0f}" for s in sides)
+                  + f" | {ips['hpo32 float32'] / ips['plain fit']:.2f}"
+                  + f" | {ips['hpo32 auto'] / ips['plain fit']:.2f} | {firsts} |", flush=True)
+
+
+def parity(args) -> None:
+    from search.space import MAXNET_CONFIG
+    from search.training import evaluate, resolve_precision, train_config
+
+    splits, source = load(args.images, args.data_dir, val=5000)
+    print(f"# {source}, MaxNet, {len(splits.x_train)} training images, "
+          f"{len(splits.x_val)} validation, {len(splits.x_test)} test, seed 0, "
+          f"{args.epochs} epochs; {time.strftime('%Y-%m-%d')}")
+    print("| precision | val acc per epoch | final val acc | test acc | train s |")
+    print("|---|---|---:|---:|---:|")
+    for precision in ("float32", "auto"):
+        result = train_config(dict(MAXNET_CONFIG), splits, epochs=args.epochs,
+                              precision=precision, seed=0)
+        test = evaluate(result.model, splits.x_test, splits.y_test, splits.num_classes)
+        label = f"{precision} ({resolve_precision(precision)})"
+        print(f"| {label} | {', '.join(f'{a:.3f}' for a in result.val_accuracy)} | "
+              f"{result.value:.4f} | {test:.4f} | {result.train_seconds:.0f} |", flush=True)
+        result.release()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=2000)
+    parser.add_argument("--images", type=int, default=None)
+    parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--data-dir")
+    parser.add_argument("--parity", action="store_true")
     args = parser.parse_args()
-
-    from search.space import MAXNET_CONFIG, default_space
-
-    splits, source = load(args.images)
-    median = default_space().defaults()
-    median["batch_size"] = 128
-    configs = {"maxnet": dict(MAXNET_CONFIG), "default-midpoint": median}
-    rows = []
-    for name, config in configs.items():
-        for r in range(args.rounds):
-            plain = plain_fit(config, splits)
-            ours = hpo32_fit(config, splits)
-            rows.append((name, r + 1, plain, ours, ours / plain))
-    print(f"# {source}, {len(splits.x_train)} training images, {platform.processor() or ''} "
-          f"{os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}")
-    print("| config | round | plain fit img/s | hpo32 img/s | ratio |")
-    print("|---|---:|---:|---:|---:|")
-    for name, r, plain, ours, ratio in rows:
-        print(f"| {name} | {r} | {plain:.0f} | {ours:.0f} | {ratio:.2f} |")
+    if args.parity:
+        args.images, args.epochs = args.images or 10000, args.epochs or 5
+        parity(args)
+    else:
+        args.images, args.epochs = args.images or 4000, args.epochs or 3
+        throughput(args)
 
 
 if __name__ == "__main__":
