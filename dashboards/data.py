@@ -26,7 +26,13 @@ from typing import Any, Callable, Iterable, Sequence
 import sqlalchemy as sa
 
 from storage.db import SQLITE_TIMEOUT_S, make_engine, sqlite_path
-from storage.records import Records, results_table, sessions_table, studies_table
+from storage.records import (
+    Records,
+    results_table,
+    sessions_table,
+    studies_table,
+    to_timestamp,
+)
 
 __all__ = [
     "EFFECT_PARAMS",
@@ -225,14 +231,8 @@ class Cache:
 
 # -- small helpers ----------------------------------------------------------------------------
 def _ts(value: Any) -> float | None:
-    """Seconds since the epoch of Optuna's naive-UTC datetime (a string on some drivers)."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = _dt.datetime.fromisoformat(value)
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=_dt.timezone.utc)
-    return value.timestamp()
+    """Seconds since the epoch of a datetime from Optuna's tables (naive UTC), None for None."""
+    return None if value is None else to_timestamp(value)
 
 
 def _has_table(con, name: str) -> bool:

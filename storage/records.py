@@ -368,9 +368,15 @@ def _decode_params(rows) -> dict[str, Any]:
 
 
 def to_timestamp(value: Any) -> float:
-    """Optuna stores naive local datetimes; SQLite hands them back as strings."""
+    """Seconds since the epoch of a datetime read from Optuna's tables.
+
+    Optuna's RDB models store naive UTC (its trial objects show local time, converted on the
+    way in and out), and SQLite hands the values back as strings.
+    """
     import datetime as dt
 
     if isinstance(value, str):
         value = dt.datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.timezone.utc)
     return value.timestamp()

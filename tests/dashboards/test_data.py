@@ -469,3 +469,28 @@ def test_every_query_on_every_database_kind(any_db):
                 con.execute(sa.text("DELETE FROM trial_values"))
     finally:
         eng.dispose()
+
+
+def test_trial_times_are_read_as_optuna_writes_them_in_any_time_zone(tmp_path, monkeypatch):
+    # Optuna's tables hold naive UTC; the dashboards and `hpo32 list` (storage.records) read
+    # them through the one storage.records.to_timestamp, so both agree in any time zone.
+    from storage import make_engine
+    from storage.records import Records
+
+    monkeypatch.setenv("TZ", "Asia/Kolkata")  # UTC+5:30: a local reading is 5.5 h off
+    time.tzset()
+    try:
+        url = f"sqlite:///{tmp_path / 'tz.db'}"
+        study = optuna.create_study(study_name="tz", storage=url, direction="maximize")
+        before = time.time()
+        trial = study.ask()
+        study.tell(trial, 0.5)
+        after = time.time()
+        hist = data.history(data.open_engine(url), "tz")
+        [start], [complete] = hist["trials"]["start"], hist["trials"]["complete"]
+        assert before - 1 <= start <= complete <= after + 1
+        [summary] = Records(make_engine(url)).summaries()
+        assert before - 1 <= summary.last_activity <= after + 1
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
