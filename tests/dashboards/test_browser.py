@@ -123,9 +123,14 @@ def wait_rendered(driver, graphs: int | None = None, timeout: float = 45.0) -> d
 
 
 def wait_for(driver, predicate, what: str, timeout: float = 30.0):
+    from selenium.common.exceptions import StaleElementReferenceException
+
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
-        value = predicate()
+        try:
+            value = predicate()
+        except StaleElementReferenceException:  # re-rendered between lookup and read
+            value = None
         if value:
             return value
         time.sleep(0.1)
@@ -340,7 +345,8 @@ def test_live_refresh_while_a_search_writes(tmp_path, browser):
         def summary() -> str:  # re-rendered on each refresh: look it up each time
             return browser.find_element(By.ID, "study-summary").text
 
-        assert summary().split(" · ")[2].startswith("5 trials")
+        wait_for(browser, lambda: summary().split(" · ")[2].startswith("5 trials"),
+                 "the five trials")
         browser.execute_script("window.__noReload = 1")
         study = optuna.load_study(study_name="live", storage=url)
         for k in range(3):
