@@ -40,20 +40,21 @@ def compare_studies(records, names: list[str]) -> list[dict[str, Any]]:
                 .order_by(trials.c.datetime_complete)).all()
         summary = summaries[name]
         best = summary.best_value
+        states = [str(getattr(r.state, "name", r.state)) for r in rows]
         starts = [_ts(r.datetime_start) for r in rows if r.datetime_start is not None]
         durations = sorted(
-            _ts(r.datetime_complete) - _ts(r.datetime_start) for r in rows
+            _ts(r.datetime_complete) - _ts(r.datetime_start)
+            for r, state in zip(rows, states, strict=True)
             if r.datetime_start is not None and r.datetime_complete is not None
-            and str(getattr(r.state, "name", r.state)) in ("COMPLETE", "PRUNED"))
+            and state in ("COMPLETE", "PRUNED"))
         to_95 = None
         if best is not None and starts:
             first = min(starts)
-            for r in rows:
-                state = str(getattr(r.state, "name", r.state))
+            for r, state in zip(rows, states, strict=True):
                 if state == "COMPLETE" and r.value is not None and r.value >= 0.95 * best:
                     to_95 = _ts(r.datetime_complete) - first
                     break
-        result = records.result(name) if hasattr(records, "result") else None
+        result = records.result(name)
         out.append({
             "study": name,
             "engine": summary.engine,
