@@ -65,6 +65,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+#: The names load_dataset and load_splits accept for ImageNet32.
+_IMAGENET32_NAMES = ("imagenet32", "imagenet-32")
+
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_PAGE = "https://www.cs.toronto.edu/~kriz/cifar.html"
 #: SHA-256 of the official archive; the download is rejected when it differs (None: no check).
@@ -829,7 +832,7 @@ def load_imagenet32(
         news = [read_labels(path) for path in paths]
         seen.extend(int(new.max()) + 1 for new in news if new.size)
         if rows is not None:  # keep only the chosen positions among the kept images
-            kept = np.concatenate([new[new >= 0] for new in news]) if news else np.empty(0)
+            kept = np.concatenate([new[new >= 0] for new in news])
             chosen = np.zeros(kept.size, dtype=bool)
             chosen[np.asarray(rows(kept), dtype=np.int64)] = True
             start = 0
@@ -1143,7 +1146,7 @@ def load_dataset(
         return select_classes(load_folder(Path(folder)), classes)
     if key in ("cifar10", "cifar-10"):
         return select_classes(load_cifar10(resolve_data_dir(data_dir), download=download), classes)
-    if key in ("imagenet32", "imagenet-32"):
+    if key in _IMAGENET32_NAMES:
         return load_imagenet32(resolve_data_dir(data_dir), classes=classes)
     raise DataError(f"Unknown dataset {text!r}: choose {DATASET_CHOICES}.")
 
@@ -1358,21 +1361,20 @@ def load_splits(
     Raises:
         DataError: as :func:`load_dataset` and :func:`make_splits`.
     """
-    if str(spec).strip().lower() not in ("imagenet32", "imagenet-32"):
+    if str(spec).strip().lower() not in _IMAGENET32_NAMES:
         ds = load_dataset(spec, data_dir=data_dir, classes=classes, download=download)
         return make_splits(ds, val_fraction, train_limit, val_limit, seed)
-    chosen: dict[str, np.ndarray] = {}
+    positions: dict[str, np.ndarray] = {}  # of keep and hold among the rows read
 
     def rows(y: np.ndarray) -> np.ndarray:
         keep, hold = split_indices(y, val_fraction, train_limit, val_limit, seed, "imagenet32")
-        chosen["keep"], chosen["hold"] = keep, hold
-        chosen["rows"] = np.union1d(keep, hold)
-        return chosen["rows"]
+        read = np.union1d(keep, hold)
+        positions["keep"], positions["hold"] = (np.searchsorted(read, keep),
+                                                np.searchsorted(read, hold))
+        return read
 
     ds = load_imagenet32(resolve_data_dir(data_dir), classes=classes, train_rows=rows)
-    where = chosen["rows"]
-    return _splits_from(ds, np.searchsorted(where, chosen["keep"]),
-                        np.searchsorted(where, chosen["hold"]))
+    return _splits_from(ds, positions["keep"], positions["hold"])
 
 
 def _splits_from(ds: Dataset, keep: np.ndarray, hold: np.ndarray) -> Splits:
