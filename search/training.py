@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import os
 import resource
@@ -123,8 +124,10 @@ def forget_custom_gradients() -> None:
         registry.pop(name, None)
 
 
+@functools.cache
 def _cpu_has_bf16() -> bool:
-    """True when this CPU computes bfloat16 natively (AVX512-BF16 or AMX), which oneDNN uses."""
+    """True when this CPU computes bfloat16 natively (AVX512-BF16 or AMX), which oneDNN uses.
+    Read once per process (every trial asks)."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:

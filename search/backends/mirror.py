@@ -43,8 +43,8 @@ __all__ = [
     "project_lock",
     "require_sklearn",
     "rung_of",
-    "trial_runner",
     "run_search",
+    "trial_runner",
     "tuner_mixin",
 ]
 
