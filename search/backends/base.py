@@ -65,7 +65,6 @@ class SearchContext:
     precision: str = "auto"
     epoch_images: int | None = None
     on_event: Callable[[Event], None] = field(default=lambda event: None)
-    _first_epochs: list[float] = field(default_factory=list, repr=False)
 
     def train(self, config, *, epochs: int | None = None, report=None, seed: int = 0):
         """Trains ``config`` on this context's data under its budgets (a trial starting now).
@@ -75,30 +74,15 @@ class SearchContext:
         """
         from search.training import train_config
 
-        result = train_config(config, self.splits, epochs=epochs or self.epochs,
-                              trial_deadline=self.trial_deadline(),
-                              search_deadline=self.search_deadline, report=report, seed=seed,
-                              weights=self.weights, precision=self.precision,
-                              epoch_images=self.epoch_images)
-        budget_cut_first = (len(result.epoch_seconds) == 1
-                            and result.stopped_by in ("trial_budget", "search_budget"))
-        if result.val_accuracy and not budget_cut_first:  # a whole first epoch, validated
-            per_eval = result.eval_seconds / len(result.val_accuracy)
-            self._first_epochs.append(result.epoch_seconds[0] + per_eval)
-        return result
+        return train_config(config, self.splits, epochs=epochs or self.epochs,
+                            trial_deadline=self.trial_deadline(),
+                            search_deadline=self.search_deadline, report=report, seed=seed,
+                            weights=self.weights, precision=self.precision,
+                            epoch_images=self.epoch_images)
 
     def trial_deadline(self) -> float | None:
         """The monotonic deadline of a trial starting now."""
         return time.monotonic() + self.trial_budget if self.trial_budget else None
-
-    def budget_spent(self) -> bool:
-        """True when no new trial should start: the search budget is over, or what is left
-        of it is shorter than the quickest first epoch (with its validation) a trial of this
-        process has needed, so a new trial could not measure anything."""
-        left = self.time_left()
-        if left is None:
-            return False
-        return left <= min(self._first_epochs, default=0.0)
 
     def time_left(self) -> float | None:
         """Seconds left in the search budget (None when unlimited)."""
