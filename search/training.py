@@ -10,8 +10,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-__all__ = ["PRECISIONS", "TrialResult", "current_rss_mb", "forget_custom_gradients",
-           "resolve_precision", "train_config"]
+__all__ = ["PRECISIONS", "TrialResult", "current_rss_mb", "first_epoch_seconds",
+           "forget_custom_gradients", "resolve_precision", "train_config"]
 
 #: What ``precision`` may be set to (spec key, ``--precision``).
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
@@ -74,6 +74,10 @@ class TrialResult:
             "history": {k: [round(float(v), 5) for v in vs] for k, vs in self.history.items()},
         }
 
+    def first_epoch_seconds(self) -> float | None:
+        """See :func:`first_epoch_seconds`."""
+        return first_epoch_seconds(self.attrs())
+
     def release(self) -> None:
         """Drops the model and clears the Keras session so memory stays flat across trials."""
         import keras
@@ -82,6 +86,26 @@ class TrialResult:
         forget_custom_gradients()
         keras.backend.clear_session()  # runs a full garbage collection too
         _freeze_survivors()
+
+
+def first_epoch_seconds(attrs: Mapping[str, Any]) -> float | None:
+    """The seconds a trial needed to measure anything: its first epoch and one validation.
+
+    Args:
+        attrs: a trial's recorded user attributes (:meth:`TrialResult.attrs`, as every
+            engine stores them); ``epoch_seconds``, ``eval_seconds`` and ``stopped_by`` are
+            read (validation time is shared evenly among the epochs).
+
+    Returns:
+        The seconds, or None when the trial gives no such measure: it has no timings, or a
+        budget cut its first epoch short (that epoch says nothing about a whole one).
+    """
+    epochs = attrs.get("epoch_seconds") or []
+    if not epochs:
+        return None
+    if len(epochs) == 1 and attrs.get("stopped_by") in ("trial_budget", "search_budget"):
+        return None
+    return float(epochs[0]) + float(attrs.get("eval_seconds") or 0.0) / len(epochs)
 
 
 _FROZEN = False

@@ -301,6 +301,23 @@ class Records:
             "user_attrs": {k: v for k, v in attrs.items() if k != "history"},
         }
 
+    def trial_attrs(self, study_name: str, keys: tuple[str, ...]) -> list[dict[str, Any]]:
+        """The user attributes ``keys`` of every trial of ``study_name`` that has any of
+        them, one dict per trial in trial order (decoded from JSON)."""
+        t = self._optuna_tables()
+        trials, studies, ua = t["trials"], t["studies"], t["trial_user_attributes"]
+        with self.engine.connect() as con:
+            rows = con.execute(
+                sa.select(trials.c.number, ua.c.key, ua.c.value_json)
+                .join(trials, trials.c.trial_id == ua.c.trial_id)
+                .join(studies, studies.c.study_id == trials.c.study_id)
+                .where(studies.c.study_name == study_name, ua.c.key.in_(keys))
+                .order_by(trials.c.number)).all()
+        by_trial: dict[int, dict[str, Any]] = {}
+        for number, key, value in rows:
+            by_trial.setdefault(number, {})[key] = json.loads(value)
+        return list(by_trial.values())
+
     # -- summaries over Optuna's tables ----------------------------------------------------
     def summaries(self, names: list[str] | None = None) -> list[StudySummary]:
         """One summary per Optuna study (hpo32's or not), from a few aggregate queries."""

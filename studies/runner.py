@@ -241,7 +241,7 @@ def resume(name: str, storage_url: str | None = None, extra_budget: float | None
     spec = spec.with_overrides(budget=budget)
     space = spec.build_space()
     check_weights(spec, space)
-    if spec.budget is not None and spec.budget - used <= 0:
+    if spec.budget is not None and spec.budget - used <= _quickest_first_epoch(records, name):
         return Outcome(name, "budget_spent", 0, None, None)
     splits = _load_splits(spec)
 
@@ -261,6 +261,16 @@ def resume(name: str, storage_url: str | None = None, extra_budget: float | None
     if spec != StudySpec.from_dict(row["spec"]):
         _store_spec(records, name, spec)
     return _run_session(records, study, spec, space, splits, url, on_event)
+
+
+def _quickest_first_epoch(records: Records, name: str) -> float:
+    """The quickest first epoch, with its validation, among the study's recorded trials
+    (0 when none has one): a session with less budget left starts no trial."""
+    from search.training import first_epoch_seconds
+
+    keys = ("epoch_seconds", "eval_seconds", "stopped_by")
+    times = [first_epoch_seconds(attrs) for attrs in records.trial_attrs(name, keys)]
+    return min((t for t in times if t is not None), default=0.0)
 
 
 def _store_spec(records: Records, name: str, spec: StudySpec) -> None:
@@ -317,6 +327,7 @@ def _run_session(records: Records, study, spec: StudySpec, space, splits, url: s
         search_deadline=deadline, trial_budget=spec.trial_budget, n_trials=spec.n_trials,
         artifact_dir=root / name, artifact_root=root, dataset=spec.dataset,
         weights=spec.weights, precision=spec.precision, epoch_images=spec.epoch_images,
+        quickest_first_epoch=_quickest_first_epoch(records, name),
     )
     ctx.on_event = on_event or (lambda e: None)
     trials_run = 0

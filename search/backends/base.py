@@ -48,6 +48,10 @@ class SearchContext:
             :func:`search.training.resolve_precision`).
         epoch_images: images per epoch (the unit of fidelity), when less than the training
             set: early epochs then see a part of the data and pruners judge sooner.
+        quickest_first_epoch: seconds of the quickest first epoch, with its validation, that
+            a trial of this study has needed (recorded trials, then this process's); no new
+            trial starts when less of the search budget is left, as it could not measure
+            anything. 0 while none is known.
         on_event: receives progress events.
     """
 
@@ -64,6 +68,7 @@ class SearchContext:
     weights: str | None = None
     precision: str = "auto"
     epoch_images: int | None = None
+    quickest_first_epoch: float = 0.0
     on_event: Callable[[Event], None] = field(default=lambda event: None)
 
     def train(self, config, *, epochs: int | None = None, report=None, seed: int = 0):
@@ -74,15 +79,26 @@ class SearchContext:
         """
         from search.training import train_config
 
-        return train_config(config, self.splits, epochs=epochs or self.epochs,
-                            trial_deadline=self.trial_deadline(),
-                            search_deadline=self.search_deadline, report=report, seed=seed,
-                            weights=self.weights, precision=self.precision,
-                            epoch_images=self.epoch_images)
+        result = train_config(config, self.splits, epochs=epochs or self.epochs,
+                              trial_deadline=self.trial_deadline(),
+                              search_deadline=self.search_deadline, report=report, seed=seed,
+                              weights=self.weights, precision=self.precision,
+                              epoch_images=self.epoch_images)
+        first = result.first_epoch_seconds()
+        if first is not None and (not self.quickest_first_epoch
+                                  or first < self.quickest_first_epoch):
+            self.quickest_first_epoch = first
+        return result
 
     def trial_deadline(self) -> float | None:
         """The monotonic deadline of a trial starting now."""
         return time.monotonic() + self.trial_budget if self.trial_budget else None
+
+    def budget_spent(self) -> bool:
+        """True when no new trial should start: less of the search budget is left than
+        :attr:`quickest_first_epoch` (never when the search has no budget)."""
+        left = self.time_left()
+        return left is not None and left <= self.quickest_first_epoch
 
     def time_left(self) -> float | None:
         """Seconds left in the search budget (None when unlimited)."""

@@ -195,8 +195,7 @@ class TrialMirror:
         """
         from search.backends.optuna_engine import finished_count
 
-        left = self.ctx.time_left()
-        if left is not None and left <= 0:
+        if self.ctx.budget_spent():
             raise SearchStopped("budget")
         if self.ctx.n_trials is not None and finished_count(self.study) >= self.ctx.n_trials:
             raise SearchStopped("n_trials")

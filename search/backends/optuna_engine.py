@@ -282,9 +282,9 @@ def run_optuna(study, ctx: SearchContext, on_trial_done=None, lock=None) -> str:
 
     lock = lock or contextlib.nullcontext
     while True:
-        left = ctx.time_left()
-        if left is not None and left <= 0:
+        if ctx.budget_spent():
             return "budget"
+        left = ctx.time_left()
         with lock():
             what, trial = _next_trial(study, ctx)
         if what == "done":

@@ -101,3 +101,34 @@ def test_epoch_images_make_short_epochs(splits, config):
         assert full.images_trained == 160
     finally:
         full.release()
+
+
+def test_first_epoch_seconds_counts_one_validation_and_ignores_a_budget_cut_first_epoch():
+    attrs = {"epoch_seconds": [4.0, 2.0, 2.0], "eval_seconds": 1.5, "stopped_by": None}
+    assert training.first_epoch_seconds(attrs) == pytest.approx(4.5)
+    pruned = {**attrs, "stopped_by": "pruned"}
+    assert training.first_epoch_seconds(pruned) == pytest.approx(4.5)
+    cut = {"epoch_seconds": [0.7], "eval_seconds": 0.3, "stopped_by": "search_budget"}
+    assert training.first_epoch_seconds(cut) is None  # a few batches: no whole epoch's time
+    assert training.first_epoch_seconds({**cut, "stopped_by": None}) == pytest.approx(1.0)
+    assert training.first_epoch_seconds({"stopped_by": None}) is None  # failed before
+
+
+def test_no_trial_starts_in_less_time_than_a_first_epoch_takes(splits, config):
+    import time
+
+    from search.backends.base import SearchContext
+
+    ctx = SearchContext(space=default_space(), splits=splits, epochs=1,
+                        search_deadline=time.monotonic() + 3600, precision="float32")
+    assert not ctx.budget_spent()  # nothing measured yet: only a spent budget stops
+    result = ctx.train(config, seed=0)
+    first = result.epoch_seconds[0] + result.eval_seconds
+    result.release()
+    assert ctx.quickest_first_epoch == pytest.approx(first, abs=2e-3)  # recorded to ms
+    ctx.search_deadline = time.monotonic() + 10 * first + 5
+    assert not ctx.budget_spent()
+    ctx.search_deadline = time.monotonic() + first / 2
+    assert ctx.budget_spent()
+    ctx.search_deadline = None
+    assert not ctx.budget_spent()

@@ -141,6 +141,15 @@ def test_search_budget_is_respected(tmp_path, cifar_dir, tiny_spec):
     res = run_hpo32("resume", "b", "--storage", url, cwd=tmp_path)
     assert res.returncode == 0 and "spent its budget" in res.stdout
     assert len(optuna.load_study(study_name="b", storage=url).trials) == len(trials)
+    # a budget left that is shorter than the quickest first epoch recorded is spent too: a
+    # trial started now could not measure anything (a new process knows it from the database)
+    quickest = min(t.user_attrs["epoch_seconds"][0]
+                   + t.user_attrs["eval_seconds"] / len(t.user_attrs["epoch_seconds"])
+                   for t in trials if t.user_attrs.get("stopped_by") is None)
+    records.set_budget("b", records.used_seconds("b") + quickest * 0.8)
+    res = run_hpo32("resume", "b", "--storage", url, cwd=tmp_path)
+    assert res.returncode == 0 and "spent its budget" in res.stdout, res.stdout + res.stderr
+    assert len(optuna.load_study(study_name="b", storage=url).trials) == len(trials)
 
 
 def _wait_for_intermediate(db, timeout=120.0) -> None:
