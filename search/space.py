@@ -341,6 +341,30 @@ class SearchSpace:
         """A config from each parameter's midpoint (log midpoint on log scales; first choice)."""
         return self.sample(lambda p, _v: _midpoint(p))
 
+    def complete(self, partial: Mapping[str, Any]) -> dict[str, Value]:
+        """A config with the values of ``partial`` and each other active parameter's default
+        (as :meth:`defaults`): how a user writes "the defaults, but with batch norm".
+
+        Raises:
+            SpaceError: ``partial`` names a parameter the space lacks or that its own values
+                leave inactive, or a value is out of range.
+        """
+        unknown = sorted(set(partial) - set(self._by_name))
+        if unknown:
+            raise SpaceError(f"no parameter named '{unknown[0]}' in the space.")
+        config = self.sample(lambda p, _v: partial[p.name] if p.name in partial
+                             else _midpoint(p))
+        for name, value in partial.items():
+            if name not in config:
+                raise SpaceError(f"parameter '{name}' is not active in this config.")
+            if config[name] != value or type(config[name]) is not type(value) and not (
+                    isinstance(self[name], Float) and isinstance(value, int)):
+                if isinstance(self[name], Fixed):
+                    raise SpaceError(f"parameter '{name}' is fixed to {config[name]!r}.")
+                raise SpaceError(f"config value {value!r} of '{name}' is out of range.")
+        self.check_config(config)
+        return config
+
     # -- editing -------------------------------------------------------------------------
     def override(self, overrides: Mapping[str, Any]) -> SearchSpace:
         """Returns a new space with parameters narrowed, fixed, replaced or added.

@@ -225,18 +225,25 @@ def _budget_callback(deadlines: list[tuple[float, str]], report: EpochReport | N
 
         def on_epoch_begin(self, epoch, logs=None):
             self._t0 = time.perf_counter()
+            self._t1 = None  # the end of the epoch's first step
             self._steps = 0
 
         def on_train_batch_end(self, batch, logs=None):
             self._steps += 1
+            if self._steps == 1:
+                self._t1 = time.perf_counter()
             if self._steps % 20 == 0:
                 self.peak_rss = max(self.peak_rss, current_rss_mb())
             now = time.monotonic()
             # Stop early enough for the validation to fit: it costs about a third of a
-            # training step per image (forward only); the first epoch's estimate, which
-            # includes tracing, errs on the safe side.
-            per_image = (time.perf_counter() - self._t0) / (self._steps * batch_size)
-            eval_estimate = n_val * per_image / 3
+            # training step per image (forward only). Steps after the first give the
+            # estimate: the first step of a trial traces the graph and takes seconds, which
+            # once stopped every trial after one step when 30 s or less were left.
+            if self._steps > 1:
+                per_image = (time.perf_counter() - self._t1) / ((self._steps - 1) * batch_size)
+                eval_estimate = n_val * per_image / 3
+            else:
+                eval_estimate = 0.0
             for deadline, reason in deadlines:
                 if now + eval_estimate >= deadline:
                     self.stopped_by = reason
@@ -351,8 +358,11 @@ def train_config(
                          verbose=verbose, callbacks=[budget]).history
     epochs_run = len(budget.val_accuracy)
     partial = budget.stopped_by == "trial_budget"  # its last validated epoch was cut short
+    # the search ended inside the first epoch: a few batches measure nothing of the config
+    # (chance-level values that would mislead the sampler), so the trial has no value
+    cut_first = budget.stopped_by == "search_budget" and len(budget.epoch_seconds) <= 1
     return TrialResult(
-        value=budget.val_accuracy[-1] if epochs_run else None,
+        value=budget.val_accuracy[-1] if epochs_run and not cut_first else None,
         val_accuracy=budget.val_accuracy,
         history={k: [float(v) for v in vs] for k, vs in hist.items()},
         epochs_completed=epochs_run - 1 if partial and epochs_run else epochs_run,

@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", help="optuna, keras-tuner:random|bayesian|hyperband, "
                    "autokeras:greedy|bayesian|hyperband|random")
     p.add_argument("--sampler", help="tpe, random, cmaes, gp, grid")
-    p.add_argument("--pruner", help="median, hyperband, none")
+    p.add_argument("--pruner", help="median, hyperband, asha, none")
     p.add_argument("--budget", type=_duration("budget"), help="search budget: 90s, 10m, 2h")
     p.add_argument("--trial-budget", type=_duration("trial budget"), help="budget per trial")
     p.add_argument("--n-trials", type=_positive_int, help="finished trials to reach")

@@ -116,7 +116,7 @@ def search(spec: StudySpec, name: str, storage_url: str | None = None,
         SpecError, StorageError, search.data.DataError: bad input; nothing was written.
         KeyboardInterrupt: after the session and the interrupted trial are recorded.
     """
-    from search.backends.optuna_engine import make_pruner, make_sampler
+    from search.backends.optuna_engine import enqueue_configs, make_pruner, make_sampler
 
     check_study_name(name)
     space = spec.build_space()
@@ -151,6 +151,7 @@ def search(spec: StudySpec, name: str, storage_url: str | None = None,
     study.set_user_attr("engine", spec.engine)
     study.set_user_attr("class_ids", list(splits.class_ids))  # for hpo32 predict
     study.set_user_attr("class_names", list(splits.class_names))
+    enqueue_configs(study, space, spec.warm_start_configs(space))
     records = Records(engine)
     workdir = artifact_root(url) / name
     records.add_study(name, spec.engine, spec.dataset, spec.to_dict(), spec.budget,

@@ -109,6 +109,9 @@ class StudySpec:
             ``float32``, ``bfloat16`` or ``float16``.
         epoch_images: images per epoch, when fewer than the training set: the unit of
             fidelity that pruners judge (low-fidelity early epochs); None means full epochs.
+        warm_start: configs the study tries first (Optuna engine), as a user of Optuna
+            would ``enqueue_trial`` them: each a mapping of parameter values, the parameters
+            it leaves out at the space's defaults, so ``{}`` is the default config.
         space: ``{"base": "default", "params": {...}}`` or a full ``{"params": {...}}``.
     """
 
@@ -130,6 +133,7 @@ class StudySpec:
     weights: str | None = None
     precision: str = "auto"
     epoch_images: int | None = None
+    warm_start: list[dict[str, Any]] | None = None
     space: dict[str, Any] = field(default_factory=lambda: {"base": "default"})
 
     @classmethod
@@ -174,6 +178,27 @@ class StudySpec:
         except SpaceError as exc:
             raise SpecError(f"invalid search space: {exc}") from None
 
+    def warm_start_configs(self, space: SearchSpace) -> list[dict[str, Any]]:
+        """The :attr:`warm_start` configs completed with ``space``'s defaults.
+
+        Raises:
+            SpecError: one of them is not a mapping, or does not fit the space.
+        """
+        if self.warm_start is None:
+            return []
+        if not isinstance(self.warm_start, list):
+            raise SpecError("warm_start must be a list of configs, e.g. [{}, {batch_norm: true}].")
+        configs = []
+        for k, partial in enumerate(self.warm_start, 1):
+            if not isinstance(partial, Mapping):
+                raise SpecError(f"warm_start config {k} must be a mapping of parameter values, "
+                                f"got {partial!r}.")
+            try:
+                configs.append(space.complete(partial))
+            except SpaceError as exc:
+                raise SpecError(f"warm_start config {k}: {exc}") from None
+        return configs
+
     def validate(self) -> None:
         """Raises SpecError for any invalid setting (the space included)."""
         from search.backends.optuna_engine import PRUNERS, SAMPLERS
@@ -207,7 +232,11 @@ class StudySpec:
             raise SpecError(f"val_fraction must lie between 0 and 1, got {self.val_fraction}.")
         if not isinstance(self.space, Mapping):
             raise SpecError("the spec's 'space' must be a mapping with 'base' and/or 'params'.")
-        self.build_space()
+        space = self.build_space()
+        if self.warm_start and self.engine != "optuna":
+            raise SpecError(f"warm_start works with the optuna engine, not '{self.engine}'; "
+                            "remove it or use --engine optuna.")
+        self.warm_start_configs(space)
 
 
 def list_presets() -> dict[str, str]:

@@ -14,12 +14,13 @@ from search.backends.base import (
     save_model,
     worker_id,
 )
-from search.space import Categorical, Float, Int, Param, SearchSpace
+from search.space import Categorical, Fixed, Float, Int, Param, SearchSpace
 
-__all__ = ["PRUNERS", "SAMPLERS", "make_pruner", "make_sampler", "run_optuna", "suggest_config"]
+__all__ = ["PRUNERS", "SAMPLERS", "enqueue_configs", "make_pruner", "make_sampler", "run_optuna",
+           "suggest_config"]
 
 SAMPLERS = ("tpe", "random", "cmaes", "gp", "grid")
-PRUNERS = ("median", "hyperband", "none")
+PRUNERS = ("median", "hyperband", "asha", "none")
 
 
 def suggest_config(trial, space: SearchSpace) -> dict[str, Any]:
@@ -45,6 +46,14 @@ def suggest_config(trial, space: SearchSpace) -> dict[str, Any]:
         raise TypeError(f"unsupported parameter {param!r}")
 
     return space.sample(suggest)
+
+
+def enqueue_configs(study, space: SearchSpace, configs: list[Mapping[str, Any]]) -> None:
+    """Queues ``configs`` (complete configs of ``space``) as the study's next trials, in
+    order; a config the study already has queued or run is not queued again."""
+    for config in configs:
+        params = {k: v for k, v in config.items() if not isinstance(space[k], Fixed)}
+        study.enqueue_trial(params, skip_if_exists=True)
 
 
 def grid_of(space: SearchSpace) -> dict[str, list[Any]]:
@@ -115,6 +124,8 @@ def make_pruner(name: str, epochs: int):
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(epochs, 1),
                                               reduction_factor=3)
+    if name == "asha":  # one bracket of hyperband: every trial judged at epochs 1, 3, 9...
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
     if name == "none":
         return optuna.pruners.NopPruner()
     raise ValueError(f"unknown pruner '{name}'; use one of {', '.join(PRUNERS)}.")
@@ -183,6 +194,8 @@ def train_trial(trial, ctx: SearchContext, engine_name: str = "optuna") -> float
         if result.value is None:
             trial.set_user_attr("fail_reason", f"stopped by the {result.stopped_by} "
                                 "before the first epoch ended")
+            if result.stopped_by == "search_budget":  # the config is still untried: resume
+                trial.study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
             raise TrialFailed(f"trial {trial.number} stopped before its first epoch")
         if result.stopped_by == "pruned":
             raise optuna.TrialPruned(f"pruned at epoch {len(result.val_accuracy)}")
@@ -255,7 +268,9 @@ def _next_trial(study, ctx: SearchContext):
             return "done", None
         if not counts.get("WAITING") and finished + counts.get("RUNNING", 0) >= ctx.n_trials:
             return "wait", None
-    return "trial", study.ask()
+    with warnings.catch_warnings():  # hpo32 beats the trial's heartbeat itself (below)
+        warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
+        return "trial", study.ask()
 
 
 def run_optuna(study, ctx: SearchContext, on_trial_done=None, lock=None) -> str:

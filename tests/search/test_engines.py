@@ -391,3 +391,23 @@ def test_memory_stays_flat_across_trials(splits, tmp_path, url):
     assert len(rss) == 8 and all(not math.isnan(v) for v in rss)
     # after a warm-up, further trials leave the process's memory about where it was
     assert max(rss[3:]) - rss[2] < 100, rss
+
+
+def test_a_trial_whose_first_epoch_the_search_budget_cuts_has_no_value_and_runs_again(
+        splits, tmp_path, url):
+    from search.backends.optuna_engine import run_optuna
+
+    study = new_study(url)
+    # the first step alone (it traces the graph) outlasts this budget
+    ctx = make_ctx(tiny_space(), splits, tmp_path / "art", epochs=3, budget=0.3)
+    assert run_optuna(study, ctx) == "budget"
+    [cut, queued] = study.get_trials()
+    assert cut.state == TrialState.FAIL and cut.value is None
+    assert cut.user_attrs["stopped_by"] == "search_budget"
+    assert "before the first epoch ended" in cut.user_attrs["fail_reason"]
+    assert queued.state == TrialState.WAITING and queued.user_attrs["retry_of"] == cut.number
+    assert queued.system_attrs["fixed_params"] == cut.params  # untried: it runs first on resume
+    ctx.search_deadline = time.monotonic() + 3600
+    ctx.n_trials = 1
+    assert run_optuna(study, ctx) == "n_trials"
+    assert study.trials[1].state == TrialState.COMPLETE and study.trials[1].params == cut.params

@@ -162,6 +162,35 @@ def test_check_config_rejects_out_of_range_and_inactive():
         space.check_config(dict(MAXNET_CONFIG, filters_4=64))
 
 
+def test_complete_fills_what_a_partial_config_leaves_out_with_the_defaults():
+    space = default_space()
+    defaults = space.defaults()
+    assert space.complete({}) == defaults
+    assert defaults["conv_blocks"] == 3 and defaults["batch_norm"] is False
+    partial = {"conv_blocks": 4, "batch_norm": True, "learning_rate": 0.01}
+    config = space.complete(partial)
+    space.check_config(config)
+    assert set(config) == set(defaults) | {"filters_4", "block_dropout_4"}  # child now active
+    assert config["filters_4"] == defaults["filters_1"]  # same range, same midpoint
+    for name, value in config.items():
+        expected = partial.get(name, defaults.get(name))
+        if name not in ("filters_4", "block_dropout_4"):
+            assert value == expected, name
+
+
+@pytest.mark.parametrize("partial, fragment", [
+    ({"filter_1": 32}, "no parameter named 'filter_1'"),
+    ({"filters_4": 32}, "'filters_4' is not active"),
+    ({"filters_1": 8}, "'filters_1' is out of range"),
+    ({"filters_1": 40.5}, "'filters_1' is out of range"),
+    ({"batch_norm": "yes"}, "'batch_norm' is out of range"),
+    ({"family": "alexnet"}, "'family' is fixed to 'cnn'"),
+])
+def test_complete_names_the_bad_parameter(partial, fragment):
+    with pytest.raises(SpaceError, match=fragment):
+        default_space().complete(partial)
+
+
 def test_space_module_imports_no_ml_framework():
     code = ("import sys, search.space; "
             "print([m for m in ('tensorflow', 'keras', 'optuna', 'keras_tuner') "

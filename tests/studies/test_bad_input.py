@@ -66,6 +66,15 @@ CASES = [
     ("unknown-spec-key",
      lambda t, u, d: search("--spec", _spec(t, "colour: red\n"), "--storage", u),
      "unknown key 'colour'"),
+    ("warm-start-unknown-parameter", lambda t, u, d: search(
+        "--spec", _spec(t, "warm_start:\n  - {filter_1: 32}\n"), "--storage", u),
+     "warm_start config 1: no parameter named 'filter_1' in the space"),
+    ("warm-start-not-a-list", lambda t, u, d: search(
+        "--spec", _spec(t, "warm_start: {batch_norm: true}\n"), "--storage", u),
+     "warm_start must be a list of configs"),
+    ("warm-start-other-engine", lambda t, u, d: search(
+        "--spec", _spec(t, "engine: keras-tuner:random\nwarm_start: [{}]\n"), "--storage", u),
+     "warm_start works with the optuna engine, not 'keras-tuner:random'"),
     ("unknown-parameter", lambda t, u, d: search(
         "--spec", _spec(t, "space:\n  params:\n    wings: {low: 1, high: 2}\n"), "--storage", u),
      "unknown parameter 'wings'"),

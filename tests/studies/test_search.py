@@ -111,6 +111,24 @@ def test_search_records_trials_then_resume_adds_more(tmp_path, cifar_dir, tiny_s
     assert "params_conv_blocks" in rows[0]
 
 
+def test_warm_start_configs_run_first_with_the_defaults_filled_in(tmp_path, cifar_dir,
+                                                                   tiny_spec):
+    from studies.spec import load_spec_file
+
+    tiny_spec.write_text(tiny_spec.read_text() + "warm_start:\n  - {}\n  - {conv_blocks: 1, batch_size: 64}\n  - {}\n")
+    url = f"sqlite:///{tmp_path}/hpo32.db"
+    res = run_hpo32("search", "--study", "w", "--spec", tiny_spec, "--data-dir", cifar_dir,
+                    "--n-trials", 3, "--pruner", "asha", "--storage", url, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    space = load_spec_file(tiny_spec).build_space()
+    trials = optuna.load_study(study_name="w", storage=url).get_trials()
+    assert trials[0].user_attrs["config"] == space.defaults()
+    assert trials[1].user_attrs["config"] == space.complete({"conv_blocks": 1, "batch_size": 64})
+    assert trials[1].user_attrs["config"]["conv_blocks"] == 1
+    # the repeated default is queued once; the third trial is the sampler's
+    assert len(trials) == 3 and "fixed_params" not in trials[2].system_attrs
+
+
 def test_search_budget_is_respected(tmp_path, cifar_dir, tiny_spec):
     url = f"sqlite:///{tmp_path}/hpo32.db"
     budget = 12.0
