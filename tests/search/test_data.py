@@ -674,6 +674,18 @@ def test_tf_dataset_flip_and_crop() -> None:
     assert not np.array_equal(epoch1, epoch2)  # fresh augmentation every epoch
 
 
+@pytest.mark.parametrize("augment", [False, True])
+def test_pipeline_runs_without_tf_data_autotuning(augment) -> None:
+    # Autotuning's thread sleeps with a back-off of up to a minute, and freeing a half-read
+    # iterator (every trial's, when fit stops) waited for it: 0-34 s a trial. The pipeline
+    # sets its parallelism and prefetch itself instead.
+    x = np.zeros((64, 32, 32, 3), np.uint8)
+    ds = data.make_tf_dataset(x, np.zeros(64, np.int64), 16, training=True,
+                              augment_flip=augment, augment_crop=augment)
+    assert ds.options().autotune.enabled is False
+    assert sum(1 for _ in ds) == 4
+
+
 def test_pipeline_keeps_no_copy_of_the_images() -> None:
     from search.training import current_rss_mb
 
