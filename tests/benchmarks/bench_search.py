@@ -52,13 +52,24 @@ def run_hpo32(data_dir: str, seed: int, budget: float, out: Path) -> dict:
     subprocess.run([*hpo32, "search", "--study", f"s{seed}", "--preset", PRESET,
                     "--budget", f"{budget}s", "--seed", str(seed), "--data-dir", data_dir,
                     "--storage", url], check=True, stdout=subprocess.DEVNULL, env=env)
+    return read_hpo32(db, seed)
+
+
+def read_hpo32(db: Path, seed: int) -> dict:
+    """One hpo32 run's result from its database: trials started, completion times and values
+    of the complete ones, the test accuracy of the best."""
+    url = f"sqlite:///{db}"
+    hpo32 = [sys.executable, "-m", "studies.cli"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     shown = json.loads(subprocess.run([*hpo32, "show", f"s{seed}", "--json", "--no-model",
                                        "--storage", url], check=True, capture_output=True,
                                       text=True, env=env).stdout)
     with sqlite3.connect(db) as con:
         rows = con.execute(
             "SELECT t.state, t.datetime_start, t.datetime_complete, v.value FROM trials t "
-            "LEFT JOIN trial_values v ON v.trial_id = t.trial_id ORDER BY t.number").fetchall()
+            "LEFT JOIN trial_values v ON v.trial_id = t.trial_id "
+            "WHERE t.datetime_start IS NOT NULL "  # not one queued for a later session
+            "ORDER BY t.number").fetchall()
     parse = datetime.fromisoformat
     t0 = min(parse(r[1]) for r in rows)
     points = [((parse(end) - t0).total_seconds(), value)
