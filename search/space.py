@@ -357,8 +357,9 @@ class SearchSpace:
         for name, value in partial.items():
             if name not in config:
                 raise SpaceError(f"parameter '{name}' is not active in this config.")
-            if config[name] != value or type(config[name]) is not type(value) and not (
-                    isinstance(self[name], Float) and isinstance(value, int)):
+            int_for_float = isinstance(self[name], Float) and isinstance(value, int)
+            same_type = type(config[name]) is type(value) or int_for_float
+            if config[name] != value or not same_type:
                 if isinstance(self[name], Fixed):
                     raise SpaceError(f"parameter '{name}' is fixed to {config[name]!r}.")
                 raise SpaceError(f"config value {value!r} of '{name}' is out of range.")

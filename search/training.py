@@ -76,7 +76,9 @@ class TrialResult:
 
     def first_epoch_seconds(self) -> float | None:
         """See :func:`first_epoch_seconds`."""
-        return first_epoch_seconds(self.attrs())
+        return first_epoch_seconds({"epoch_seconds": self.epoch_seconds,
+                                    "eval_seconds": self.eval_seconds,
+                                    "stopped_by": self.stopped_by})
 
     def release(self) -> None:
         """Drops the model and clears the Keras session so memory stays flat across trials."""

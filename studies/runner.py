@@ -242,7 +242,8 @@ def resume(name: str, storage_url: str | None = None, extra_budget: float | None
     spec = spec.with_overrides(budget=budget)
     space = spec.build_space()
     check_weights(spec, space)
-    if spec.budget is not None and spec.budget - used <= _quickest_first_epoch(records, name):
+    quickest = _quickest_first_epoch(records, name)
+    if spec.budget is not None and spec.budget - used <= quickest:
         return Outcome(name, "budget_spent", 0, None, None)
     splits = _load_splits(spec)
 
@@ -261,7 +262,7 @@ def resume(name: str, storage_url: str | None = None, extra_budget: float | None
         records.set_budget(name, budget)
     if spec != StudySpec.from_dict(row["spec"]):
         _store_spec(records, name, spec)
-    return _run_session(records, study, spec, space, splits, url, on_event)
+    return _run_session(records, study, spec, space, splits, url, on_event, quickest)
 
 
 def _quickest_first_epoch(records: Records, name: str) -> float:
@@ -313,7 +314,9 @@ def _sigterm_as_interrupt():
 
 
 def _run_session(records: Records, study, spec: StudySpec, space, splits, url: str,
-                 on_event) -> Outcome:
+                 on_event, quickest_first_epoch: float = 0.0) -> Outcome:
+    """Runs one session of the study; ``quickest_first_epoch`` as
+    :attr:`search.backends.base.SearchContext.quickest_first_epoch` (0 for a new study)."""
     from search.backends.base import SearchContext, best_value
     from search.backends.optuna_engine import run_optuna
 
@@ -328,7 +331,7 @@ def _run_session(records: Records, study, spec: StudySpec, space, splits, url: s
         search_deadline=deadline, trial_budget=spec.trial_budget, n_trials=spec.n_trials,
         artifact_dir=root / name, artifact_root=root, dataset=spec.dataset,
         weights=spec.weights, precision=spec.precision, epoch_images=spec.epoch_images,
-        quickest_first_epoch=_quickest_first_epoch(records, name),
+        quickest_first_epoch=quickest_first_epoch,
     )
     ctx.on_event = on_event or (lambda e: None)
     trials_run = 0

@@ -186,7 +186,7 @@ def train_trial(trial, ctx: SearchContext, engine_name: str = "optuna") -> float
         raise
     except KeyboardInterrupt:
         trial.set_user_attr("stopped_by", "interrupt")
-        trial.study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+        _queue_retry(trial)
         raise
     for key, value in result.attrs().items():
         trial.set_user_attr(key, value)
@@ -195,7 +195,7 @@ def train_trial(trial, ctx: SearchContext, engine_name: str = "optuna") -> float
             trial.set_user_attr("fail_reason", f"stopped by the {result.stopped_by} "
                                 "before the first epoch ended")
             if result.stopped_by == "search_budget":  # the config is still untried: resume
-                trial.study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+                _queue_retry(trial)
             raise TrialFailed(f"trial {trial.number} stopped before its first epoch")
         if result.stopped_by == "pruned":
             raise optuna.TrialPruned(f"pruned at epoch {len(result.val_accuracy)}")
@@ -211,6 +211,11 @@ def train_trial(trial, ctx: SearchContext, engine_name: str = "optuna") -> float
         ctx.on_event({"kind": "trial_end", "number": trial.number, "value": result.value,
                       "stopped_by": result.stopped_by})
         result.release()
+
+
+def _queue_retry(trial) -> None:
+    """Queues ``trial``'s params to run first in the next session (it measured nothing)."""
+    trial.study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
 
 
 class _TrialHeartbeat:

@@ -115,7 +115,8 @@ def test_warm_start_configs_run_first_with_the_defaults_filled_in(tmp_path, cifa
                                                                    tiny_spec):
     from studies.spec import load_spec_file
 
-    tiny_spec.write_text(tiny_spec.read_text() + "warm_start:\n  - {}\n  - {conv_blocks: 1, batch_size: 64}\n  - {}\n")
+    tiny_spec.write_text(tiny_spec.read_text() + "warm_start:\n  - {}\n"
+                         "  - {conv_blocks: 1, batch_size: 64}\n  - {}\n")
     url = f"sqlite:///{tmp_path}/hpo32.db"
     res = run_hpo32("search", "--study", "w", "--spec", tiny_spec, "--data-dir", cifar_dir,
                     "--n-trials", 3, "--pruner", "asha", "--storage", url, cwd=tmp_path)
