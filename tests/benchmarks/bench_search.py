@@ -1,8 +1,9 @@
 """Search efficiency on real CIFAR-10: hpo32 against KerasTuner ``RandomSearch``, same budget.
 
 hpo32 runs as a user runs it: ``hpo32 search --preset cifar10-cpu --budget 10m --seed S``
-(the space's default config first, then TPE with successive halving over 10,000-image epochs,
-mixed precision where the CPU has it).
+(a conventional small CNN first, then TPE with successive halving over 10,000-image epochs,
+9 at most, 90,000 images as a KerasTuner trial's 2 epochs; mixed precision where the CPU has
+it).
 KerasTuner runs the way its documentation shows: a ``HyperModel`` whose ``build`` asks the
 same space (``search.backends.keras_tuner_engine.hp_config``) and builds the same network,
 whose ``fit`` takes the batch size from ``hp``; float32 NumPy arrays; flips and shifts as Keras
