@@ -174,7 +174,9 @@ def train_trial(trial, ctx: SearchContext, engine_name: str = "optuna") -> float
         trial.report(acc, epoch + 1)
         ctx.on_event({"kind": "epoch", "number": trial.number, "epoch": epoch + 1,
                       "epochs": ctx.epochs, "val_accuracy": acc})
-        return trial.should_prune()
+        # After the last epoch nothing is left to save: the trial completes whatever its
+        # rung says (successive halving's rung at epoch 9 would otherwise prune it there).
+        return epoch + 1 < ctx.epochs and trial.should_prune()
 
     t0 = time.perf_counter()
     try:

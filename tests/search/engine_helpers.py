@@ -52,14 +52,15 @@ def run_engine(name: str, study, ctx: SearchContext, on_trial_done=None) -> str:
     raise ValueError(f"unknown engine {name!r}")
 
 
-def new_study(url: str, name: str = "s"):
-    """A study on a real SQLite file, as the runner creates it (random sampler, no pruner)."""
+def new_study(url: str, name: str = "s", pruner=None):
+    """A study on a real SQLite file, as the runner creates it (random sampler; no pruner
+    unless given)."""
     from storage import optuna_storage
 
     return optuna.create_study(study_name=name, storage=optuna_storage(url),
                                direction="maximize",
                                sampler=optuna.samplers.RandomSampler(seed=0),
-                               pruner=optuna.pruners.NopPruner())
+                               pruner=pruner or optuna.pruners.NopPruner())
 
 
 def make_ctx(space: SearchSpace, splits, root: Path, *, epochs: int = 2,

@@ -413,3 +413,22 @@ def test_a_trial_whose_first_epoch_the_search_budget_cuts_has_no_value_and_runs_
     ctx.n_trials = 1
     assert run_optuna(study, ctx) == "n_trials"
     assert study.trials[1].state == TrialState.COMPLETE and study.trials[1].params == cut.params
+
+
+def test_a_trial_that_ran_all_its_epochs_completes_whatever_the_pruner_says(splits, tmp_path,
+                                                                            url):
+    from search.backends.optuna_engine import run_optuna
+
+    class AlwaysPrune(optuna.pruners.BasePruner):
+        def prune(self, study, trial) -> bool:
+            return True
+
+    study = new_study(url, pruner=AlwaysPrune())
+    ctx = make_ctx(tiny_space(), splits, tmp_path / "art", epochs=2, n_trials=1)
+    run_optuna(study, ctx)
+    ctx = make_ctx(tiny_space(), splits, tmp_path / "art", epochs=1, n_trials=2)
+    run_optuna(study, ctx)
+    cut, full = study.trials
+    assert cut.state == TrialState.PRUNED and sorted(cut.intermediate_values) == [1]
+    assert full.state == TrialState.COMPLETE and sorted(full.intermediate_values) == [1]
+    assert full.value == full.intermediate_values[1]
