@@ -43,28 +43,27 @@ PRESET = "cifar10-cpu"
 KT_EPOCHS = 2
 
 
+def hpo32_cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    """Runs ``hpo32 ARGS`` with this tree's code, as the installed CLI runs it."""
+    return subprocess.run([sys.executable, "-m", "studies.cli", *args], check=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, **kwargs)
+
+
 def run_hpo32(data_dir: str, seed: int, budget: float, out: Path) -> dict:
     """Runs the CLI; reads the trials' completion times and values from its database."""
     db = out / f"hpo32-seed{seed}.db"
     db.unlink(missing_ok=True)
-    url = f"sqlite:///{db}"
-    hpo32 = [sys.executable, "-m", "studies.cli"]  # this tree's code, as the CLI runs it
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    subprocess.run([*hpo32, "search", "--study", f"s{seed}", "--preset", PRESET,
-                    "--budget", f"{budget}s", "--seed", str(seed), "--data-dir", data_dir,
-                    "--storage", url], check=True, stdout=subprocess.DEVNULL, env=env)
+    hpo32_cli("search", "--study", f"s{seed}", "--preset", PRESET, "--budget", f"{budget}s",
+              "--seed", str(seed), "--data-dir", data_dir, "--storage", f"sqlite:///{db}",
+              stdout=subprocess.DEVNULL)
     return read_hpo32(db, seed)
 
 
 def read_hpo32(db: Path, seed: int) -> dict:
     """One hpo32 run's result from its database: trials started, completion times and values
     of the complete ones, the test accuracy of the best."""
-    url = f"sqlite:///{db}"
-    hpo32 = [sys.executable, "-m", "studies.cli"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    shown = json.loads(subprocess.run([*hpo32, "show", f"s{seed}", "--json", "--no-model",
-                                       "--storage", url], check=True, capture_output=True,
-                                      text=True, env=env).stdout)
+    shown = json.loads(hpo32_cli("show", f"s{seed}", "--json", "--no-model", "--storage",
+                                 f"sqlite:///{db}", capture_output=True, text=True).stdout)
     with sqlite3.connect(db) as con:
         rows = con.execute(
             "SELECT t.state, t.datetime_start, t.datetime_complete, v.value FROM trials t "

@@ -66,6 +66,7 @@ from tests.search.engine_helpers import (
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+STARTED = tuple(s for s in TrialState if s != TrialState.WAITING)  # WAITING: queued, not run
 ATTRS = ("train_seconds", "images_per_second", "eval_seconds", "peak_rss_mb",
          "epochs_completed", "stopped_by", "history", "trial_seconds")
 
@@ -172,7 +173,7 @@ def test_engine_keeps_the_search_budget(engine, splits, tmp_path, url):
     ctx = make_ctx(tiny_space(), splits, tmp_path / "art", epochs=200, budget=budget)
     assert run_engine(engine, study, ctx) == "budget"
     # (a trial the budget cuts inside its first epoch is queued again: WAITING, not started)
-    trials = study.get_trials(states=tuple(s for s in TrialState if s != TrialState.WAITING))
+    trials = study.get_trials(states=STARTED)
     assert trials, "the first trial should start well inside the budget"
     for t in trials:
         assert t.datetime_start.timestamp() <= wall_deadline  # no trial starts after it
@@ -191,8 +192,7 @@ def test_engine_keeps_the_search_budget(engine, splits, tmp_path, url):
     check_recorded(study, ctx, engine)
     # the budget is spent: another run starts nothing
     assert run_engine(engine, study, ctx) == "budget"
-    assert len(study.get_trials(states=tuple(s for s in TrialState
-                                             if s != TrialState.WAITING))) == len(trials)
+    assert len(study.get_trials(states=STARTED)) == len(trials)
 
 
 def test_keras_tuner_hyperband_rungs_are_pruned_and_promotions_complete(splits, tmp_path,

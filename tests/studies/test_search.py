@@ -167,10 +167,10 @@ def test_search_budget_is_respected(tmp_path, cifar_dir, tiny_spec):
     assert len(optuna.load_study(study_name="b", storage=url).trials) == len(trials)
     # a budget left that is shorter than the quickest first epoch recorded is spent too: a
     # trial started now could not measure anything (a new process knows it from the database)
-    quickest = min(t.user_attrs["epoch_seconds"][0]
-                   + t.user_attrs["eval_seconds"] / len(t.user_attrs["epoch_seconds"])
-                   for t in started if len(t.user_attrs.get("epoch_seconds", [])) > 1
-                   or t.user_attrs.get("stopped_by") is None and t.user_attrs.get("epoch_seconds"))
+    from search.training import first_epoch_seconds  # the rule; unit-tested in test_training
+
+    quickest = min(s for s in (first_epoch_seconds(t.user_attrs) for t in started)
+                   if s is not None)
     records.set_budget("b", records.used_seconds("b") + quickest * 0.8)
     res = run_hpo32("resume", "b", "--storage", url, cwd=tmp_path)
     assert res.returncode == 0 and "spent its budget" in res.stdout, res.stdout + res.stderr
