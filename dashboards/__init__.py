@@ -1,10 +1,10 @@
 """Dashboards: figures from the stored records, the web app and the static HTML report.
 
-* :mod:`dashboards.data`: SQL over the one database -> plain dicts (pure, cacheable).
-* :mod:`dashboards.figures`: those dicts -> plotly figures.
-* :mod:`dashboards.app`: ``create_app(url)``, the Dash app (read-only, live refresh).
-* :mod:`dashboards.report`: ``write_report(url, names, out)``, one offline HTML file.
-* :mod:`dashboards.cli`: the ``hpo32 dashboard`` and ``hpo32 report`` subcommands.
+* :mod:`hpo32.dashboards.data`: SQL over the one database -> plain dicts (pure, cacheable).
+* :mod:`hpo32.dashboards.figures`: those dicts -> plotly figures.
+* :mod:`hpo32.dashboards.app`: ``create_app(url)``, the Dash app (read-only, live refresh).
+* :mod:`hpo32.dashboards.report`: ``write_report(url, names, out)``, one offline HTML file.
+* :mod:`hpo32.dashboards.cli`: the ``hpo32 dashboard`` and ``hpo32 report`` subcommands.
 
 Importing this package imports nothing heavy; dash, plotly and optuna load on first use.
 """
@@ -18,11 +18,11 @@ __all__ = ["create_app", "write_report"]
 
 def __getattr__(name: str) -> Any:
     if name == "create_app":
-        from dashboards.app import create_app
+        from hpo32.dashboards.app import create_app
 
         return create_app
     if name == "write_report":
-        from dashboards.report import write_report
+        from hpo32.dashboards.report import write_report
 
         return write_report
     raise AttributeError(f"module 'dashboards' has no attribute '{name}'")

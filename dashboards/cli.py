@@ -3,7 +3,7 @@
 :func:`add_parsers` registers both subcommands on the ``hpo32`` parser; :func:`cmd_dashboard`
 and :func:`cmd_report` run them. Both open the database read-only. User errors (bad URL,
 missing database, unknown study, port in use, unwritable output) end in one sentence on
-stderr and exit code 2. ``python -m dashboards.cli`` runs them without the rest of hpo32.
+stderr and exit code 2. ``python -m hpo32.dashboards.cli`` runs them without the rest of hpo32.
 """
 
 from __future__ import annotations
@@ -46,20 +46,37 @@ def _seconds(text: str) -> float:
 def add_parsers(subparsers, storage_help: str = _STORAGE_HELP) -> None:
     """Adds the ``dashboard`` and ``report`` subcommands to ``subparsers`` (the object
     ``parser.add_subparsers(dest="command")`` returned)."""
-    p = subparsers.add_parser("dashboard", help="serve the web dashboard (read-only)",
-                              description="Serve the web dashboard over the database, "
-                              "opened read-only; pages refresh while searches run.")
+    p = subparsers.add_parser(
+        "dashboard",
+        help="serve the web dashboard (read-only)",
+        description="Serve the web dashboard over the database, "
+        "opened read-only; pages refresh while searches run.",
+    )
     p.add_argument("--storage", help=storage_help)
-    p.add_argument("--host", default=DEFAULT_HOST,
-                   help=f"address to bind (default: {DEFAULT_HOST}, this machine only)")
-    p.add_argument("--port", type=_port, default=DEFAULT_PORT,
-                   help=f"port (default: {DEFAULT_PORT}; 0 picks a free one)")
-    p.add_argument("--refresh", type=_seconds, default=5.0,
-                   help="seconds between checks for new data (default: 5)")
+    p.add_argument(
+        "--host",
+        default=DEFAULT_HOST,
+        help=f"address to bind (default: {DEFAULT_HOST}, this machine only)",
+    )
+    p.add_argument(
+        "--port",
+        type=_port,
+        default=DEFAULT_PORT,
+        help=f"port (default: {DEFAULT_PORT}; 0 picks a free one)",
+    )
+    p.add_argument(
+        "--refresh",
+        type=_seconds,
+        default=5.0,
+        help="seconds between checks for new data (default: 5)",
+    )
 
-    p = subparsers.add_parser("report", help="write studies' figures to one HTML file",
-                              description="Write the dashboard's figures for the studies "
-                              "into one self-contained HTML file that opens offline.")
+    p = subparsers.add_parser(
+        "report",
+        help="write studies' figures to one HTML file",
+        description="Write the dashboard's figures for the studies "
+        "into one self-contained HTML file that opens offline.",
+    )
     p.add_argument("studies", nargs="+", metavar="STUDY", help="study names")
     p.add_argument("--out", default="report.html", help="file to write (default: report.html)")
     p.add_argument("--storage", help=storage_help)
@@ -72,7 +89,7 @@ def _url(arg: str | None) -> str:
     Raises:
         StorageError: with the fix.
     """
-    from storage import DEFAULT_URL, StorageError, resolve_url, sqlite_path
+    from hpo32.storage import DEFAULT_URL, StorageError, resolve_url, sqlite_path
 
     url = arg or os.environ.get("HPO32_STORAGE") or DEFAULT_URL
     path = sqlite_path(url)
@@ -83,8 +100,7 @@ def _url(arg: str | None) -> str:
     if path.is_dir():
         raise StorageError(f"storage '{url}' points at a folder; name a .db file instead.")
     if not path.exists():
-        raise StorageError(f"no database at '{path}'; run 'hpo32 search' first or pass "
-                           "--storage.")
+        raise StorageError(f"no database at '{path}'; run 'hpo32 search' first or pass --storage.")
     return url
 
 
@@ -124,7 +140,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     """Serves the dashboard until Ctrl+C; returns the exit code."""
     import logging
 
-    from storage import StorageError
+    from hpo32.storage import StorageError
 
     try:
         url = _url(args.storage)
@@ -135,7 +151,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
         return _fail(problem)
     from werkzeug.serving import make_server
 
-    from dashboards.app import create_app
+    from hpo32.dashboards.app import create_app
 
     try:
         app = create_app(url, refresh_seconds=args.refresh)
@@ -144,14 +160,21 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per refresh
     server = make_server(args.host, args.port, app.server, threaded=True)
     shown = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"hpo32 dashboard: {_display(url)} (read-only) at http://{shown}:{server.port}/ "
-          "- Ctrl+C to stop", flush=True)
+    print(
+        f"hpo32 dashboard: {_display(url)} (read-only) at http://{shown}:{server.port}/ "
+        "- Ctrl+C to stop",
+        flush=True,
+    )
     note = _journal_note(url)
     if note:
         print(f"hpo32 dashboard: note: {note}", file=sys.stderr, flush=True)
     if not _is_loopback(args.host):
-        print(f"hpo32 dashboard: warning: listening on {args.host}: anyone who can reach "
-              "this machine can read these studies.", file=sys.stderr, flush=True)
+        print(
+            f"hpo32 dashboard: warning: listening on {args.host}: anyone who can reach "
+            "this machine can read these studies.",
+            file=sys.stderr,
+            flush=True,
+        )
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -165,7 +188,7 @@ def _journal_note(url: str) -> str | None:
     """Why a SQLite file not in WAL mode can make a writer wait, or None."""
     import sqlite3
 
-    from storage import sqlite_path
+    from hpo32.storage import sqlite_path
 
     path = sqlite_path(url)
     if path is None:
@@ -180,21 +203,23 @@ def _journal_note(url: str) -> str | None:
         return None
     if mode == "wal":
         return None
-    return (f"'{path.name}' is in {mode} journal mode, not WAL: a search writing to it waits "
-            "while a page reads (a fraction of a second); any hpo32 search switches it to "
-            "WAL for good.")
+    return (
+        f"'{path.name}' is in {mode} journal mode, not WAL: a search writing to it waits "
+        "while a page reads (a fraction of a second); any hpo32 search switches it to "
+        "WAL for good."
+    )
 
 
 def _display(url: str) -> str:
-    from dashboards.report import redact_url
+    from hpo32.dashboards.report import redact_url
 
     return redact_url(url)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Writes the HTML report; returns the exit code."""
-    from dashboards.report import ReportError, write_report
-    from storage import StorageError
+    from hpo32.dashboards.report import ReportError, write_report
+    from hpo32.storage import StorageError
 
     try:
         url = _url(args.storage)
@@ -206,8 +231,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m dashboards.cli dashboard|report ...`` (the same as ``hpo32 ...``)."""
-    parser = argparse.ArgumentParser(prog="python -m dashboards.cli")
+    """``python -m hpo32.dashboards.cli dashboard|report ...`` (the same as ``hpo32 ...``)."""
+    parser = argparse.ArgumentParser(prog="python -m hpo32.dashboards.cli")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     add_parsers(sub)
     args = parser.parse_args(argv)

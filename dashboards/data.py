@@ -2,7 +2,7 @@
 
 Each public function here reads the stored records of one or a few studies with one or a
 few aggregate SQL queries (SQLAlchemy Core over Optuna's tables and hpo32's own), never by
-loading trial objects, and returns plain Python data that :mod:`dashboards.figures` draws.
+loading trial objects, and returns plain Python data that :mod:`hpo32.dashboards.figures` draws.
 The helpers that turn rows into figure data (best so far, sampling, paging, ranks) are pure
 functions, unit-tested without a database.
 
@@ -25,8 +25,8 @@ from typing import Any, Callable, Iterable, Sequence
 
 import sqlalchemy as sa
 
-from storage.db import SQLITE_TIMEOUT_S, make_engine, sqlite_path
-from storage.records import (
+from hpo32.storage.db import SQLITE_TIMEOUT_S, make_engine, sqlite_path
+from hpo32.storage.records import (
     Records,
     results_table,
     sessions_table,
@@ -77,11 +77,33 @@ STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 
 #: The default space's parameters in their definition order (others follow alphabetically).
 PARAM_ORDER = (
-    "conv_blocks", "filters_1", "block_dropout_1", "filters_2", "block_dropout_2",
-    "filters_3", "block_dropout_3", "filters_4", "block_dropout_4", "convs_per_block",
-    "kernel_size", "padding", "batch_norm", "pooling", "fc_layers", "fc_units_1",
-    "fc_dropout_1", "fc_units_2", "fc_dropout_2", "fc_units_3", "fc_dropout_3", "activation",
-    "optimizer", "learning_rate", "batch_size", "label_smoothing", "augment_flip",
+    "conv_blocks",
+    "filters_1",
+    "block_dropout_1",
+    "filters_2",
+    "block_dropout_2",
+    "filters_3",
+    "block_dropout_3",
+    "filters_4",
+    "block_dropout_4",
+    "convs_per_block",
+    "kernel_size",
+    "padding",
+    "batch_norm",
+    "pooling",
+    "fc_layers",
+    "fc_units_1",
+    "fc_dropout_1",
+    "fc_units_2",
+    "fc_dropout_2",
+    "fc_units_3",
+    "fc_dropout_3",
+    "activation",
+    "optimizer",
+    "learning_rate",
+    "batch_size",
+    "label_smoothing",
+    "augment_flip",
     "augment_crop",
 )
 
@@ -96,19 +118,22 @@ _CHUNK = 500  # ids per IN (...) list: well under every database's bound-paramet
 # -- Optuna's tables, declared with only the columns read here ------------------------------
 _meta = sa.MetaData()
 o_studies = sa.Table(
-    "studies", _meta,
+    "studies",
+    _meta,
     sa.Column("study_id", sa.Integer, primary_key=True),
     sa.Column("study_name", sa.String(512)),
 )
 o_study_attrs = sa.Table(
-    "study_user_attributes", _meta,
+    "study_user_attributes",
+    _meta,
     sa.Column("study_user_attribute_id", sa.Integer, primary_key=True),
     sa.Column("study_id", sa.Integer),
     sa.Column("key", sa.String(512)),
     sa.Column("value_json", sa.Text),
 )
 o_trials = sa.Table(
-    "trials", _meta,
+    "trials",
+    _meta,
     sa.Column("trial_id", sa.Integer, primary_key=True),
     sa.Column("number", sa.Integer),
     sa.Column("study_id", sa.Integer),
@@ -117,14 +142,16 @@ o_trials = sa.Table(
     sa.Column("datetime_complete", sa.DateTime),
 )
 o_values = sa.Table(
-    "trial_values", _meta,
+    "trial_values",
+    _meta,
     sa.Column("trial_value_id", sa.Integer, primary_key=True),
     sa.Column("trial_id", sa.Integer),
     sa.Column("objective", sa.Integer),
     sa.Column("value", sa.Float),
 )
 o_params = sa.Table(
-    "trial_params", _meta,
+    "trial_params",
+    _meta,
     sa.Column("param_id", sa.Integer, primary_key=True),
     sa.Column("trial_id", sa.Integer),
     sa.Column("param_name", sa.String(512)),
@@ -132,14 +159,16 @@ o_params = sa.Table(
     sa.Column("distribution_json", sa.Text),
 )
 o_inter = sa.Table(
-    "trial_intermediate_values", _meta,
+    "trial_intermediate_values",
+    _meta,
     sa.Column("trial_intermediate_value_id", sa.Integer, primary_key=True),
     sa.Column("trial_id", sa.Integer),
     sa.Column("step", sa.Integer),
     sa.Column("intermediate_value", sa.Float),
 )
 o_attrs = sa.Table(
-    "trial_user_attributes", _meta,
+    "trial_user_attributes",
+    _meta,
     sa.Column("trial_user_attribute_id", sa.Integer, primary_key=True),
     sa.Column("trial_id", sa.Integer),
     sa.Column("key", sa.String(512)),
@@ -175,19 +204,20 @@ def open_engine(url: str):
         uri = f"file:{path}?mode=ro"
 
         def connect() -> sqlite3.Connection:
-            return sqlite3.connect(uri, uri=True, timeout=SQLITE_TIMEOUT_S,
-                                   check_same_thread=False)
+            return sqlite3.connect(uri, uri=True, timeout=SQLITE_TIMEOUT_S, check_same_thread=False)
 
         # Dash serves callbacks from several threads at once; a queue pool hands each its
         # own connection (the singleton-per-thread pool of a bare sqlite:// URL does not).
-        return sa.create_engine("sqlite://", creator=connect, poolclass=sa.pool.QueuePool,
-                                pool_size=4, max_overflow=8)
+        return sa.create_engine(
+            "sqlite://", creator=connect, poolclass=sa.pool.QueuePool, pool_size=4, max_overflow=8
+        )
     statement = {
         "postgresql": "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY",
         "mysql": "SET SESSION TRANSACTION READ ONLY",
         "mariadb": "SET SESSION TRANSACTION READ ONLY",
     }.get(engine.dialect.name)
     if statement:
+
         @sa.event.listens_for(engine, "connect")
         def _read_only(dbapi_con, _record) -> None:
             cur = dbapi_con.cursor()
@@ -240,8 +270,9 @@ def _has_table(con, name: str) -> bool:
 
 
 def _study_id(con, name: str) -> int:
-    sid = con.execute(sa.select(o_studies.c.study_id)
-                      .where(o_studies.c.study_name == name)).scalar()
+    sid = con.execute(
+        sa.select(o_studies.c.study_id).where(o_studies.c.study_name == name)
+    ).scalar()
     if sid is None:
         raise UnknownStudy(f"no study named '{name}' in this database; see 'hpo32 list'.")
     return int(sid)
@@ -249,7 +280,7 @@ def _study_id(con, name: str) -> int:
 
 def _chunks(seq: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
     for i in range(0, len(seq), size):
-        yield seq[i:i + size]
+        yield seq[i : i + size]
 
 
 @functools.lru_cache(maxsize=4096)
@@ -301,24 +332,40 @@ def fingerprint(engine, names: Sequence[str] | None = None) -> str:
             return "empty"
         sids: list[int] | None = None
         if names is not None:
-            sids = [r[0] for r in con.execute(
-                sa.select(o_studies.c.study_id).where(o_studies.c.study_name.in_(list(names))))]
+            sids = [
+                r[0]
+                for r in con.execute(
+                    sa.select(o_studies.c.study_id).where(o_studies.c.study_name.in_(list(names)))
+                )
+            ]
         t = o_trials
         q = sa.select(
-            sa.func.count(), sa.func.max(t.c.trial_id), sa.func.max(t.c.datetime_start),
+            sa.func.count(),
+            sa.func.max(t.c.trial_id),
+            sa.func.max(t.c.datetime_start),
             sa.func.max(t.c.datetime_complete),
-            sa.func.sum(sa.case((_state_is("RUNNING"), 1), else_=0)))
-        iq = (sa.select(sa.func.max(o_inter.c.trial_intermediate_value_id))
-              .join(t, t.c.trial_id == o_inter.c.trial_id).where(_state_is("RUNNING")))
+            sa.func.sum(sa.case((_state_is("RUNNING"), 1), else_=0)),
+        )
+        iq = (
+            sa.select(sa.func.max(o_inter.c.trial_intermediate_value_id))
+            .join(t, t.c.trial_id == o_inter.c.trial_id)
+            .where(_state_is("RUNNING"))
+        )
         if sids is not None:
             q = q.where(t.c.study_id.in_(sids))
             iq = iq.where(t.c.study_id.in_(sids))
         parts: list[Any] = [list(con.execute(q).one()), con.execute(iq).scalar()]
-        parts.append(con.execute(sa.select(sa.func.count(), sa.func.max(o_studies.c.study_id))
-                                 ).one() if names is None else sids)
+        parts.append(
+            con.execute(sa.select(sa.func.count(), sa.func.max(o_studies.c.study_id))).one()
+            if names is None
+            else sids
+        )
         if _has_table(con, "hpo32_sessions"):
-            sq = sa.select(sa.func.count(), sa.func.max(sessions_table.c.last_seen),
-                           sa.func.max(sessions_table.c.ended_at))
+            sq = sa.select(
+                sa.func.count(),
+                sa.func.max(sessions_table.c.last_seen),
+                sa.func.max(sessions_table.c.ended_at),
+            )
             if names is not None:
                 sq = sq.where(sessions_table.c.study_name.in_(list(names)))
             parts.append(list(con.execute(sq).one()))
@@ -334,12 +381,15 @@ def fingerprint(engine, names: Sequence[str] | None = None) -> str:
 def _live_sessions(con, names: Sequence[str] | None) -> list[int]:
     """Ids of unfinished sessions still heard from (so a fingerprint changes when a search
     dies without a word, not just when data arrive)."""
-    import storage.records as records_module
+    import hpo32.storage.records as records_module
 
     cols = {c["name"] for c in sa.inspect(con).get_columns("hpo32_sessions")}
     beats = getattr(records_module, "STALE_AFTER_BEATS", None)
-    q = sa.select(sessions_table.c.id, sessions_table.c.last_seen,
-                  *([sessions_table.c.heartbeat_s] if "heartbeat_s" in cols and beats else []))
+    q = sa.select(
+        sessions_table.c.id,
+        sessions_table.c.last_seen,
+        *([sessions_table.c.heartbeat_s] if "heartbeat_s" in cols and beats else []),
+    )
     q = q.where(sessions_table.c.ended_at.is_(None))
     if names is not None:
         q = q.where(sessions_table.c.study_name.in_(list(names)))
@@ -357,9 +407,12 @@ def completed_key(engine, name: str) -> str:
     with engine.connect() as con:
         sid = _study_id(con, name)
         row = con.execute(
-            sa.select(sa.func.count(), sa.func.max(o_trials.c.trial_id),
-                      sa.func.max(o_trials.c.datetime_complete))
-            .where(o_trials.c.study_id == sid, _state_is("COMPLETE"))).one()
+            sa.select(
+                sa.func.count(),
+                sa.func.max(o_trials.c.trial_id),
+                sa.func.max(o_trials.c.datetime_complete),
+            ).where(o_trials.c.study_id == sid, _state_is("COMPLETE"))
+        ).one()
     return json.dumps([name, *row], default=str)
 
 
@@ -379,25 +432,39 @@ def list_studies(engine, now: float | None = None) -> list[dict[str, Any]]:
     specs: dict[str, Any] = {}
     with engine.connect() as con:
         for name, key, value in con.execute(
-                sa.select(o_studies.c.study_name, o_study_attrs.c.key, o_study_attrs.c.value_json)
-                .join(o_study_attrs, o_study_attrs.c.study_id == o_studies.c.study_id)
-                .where(o_study_attrs.c.key.in_(("dataset", "engine")))):
+            sa.select(o_studies.c.study_name, o_study_attrs.c.key, o_study_attrs.c.value_json)
+            .join(o_study_attrs, o_study_attrs.c.study_id == o_studies.c.study_id)
+            .where(o_study_attrs.c.key.in_(("dataset", "engine")))
+        ):
             attrs.setdefault(name, {})[key] = _json(value)
         if _has_table(con, "hpo32_studies"):
-            for name, spec in con.execute(sa.select(studies_table.c.name,
-                                                    studies_table.c.spec_json)):
+            for name, spec in con.execute(
+                sa.select(studies_table.c.name, studies_table.c.spec_json)
+            ):
                 specs[name] = _json(spec)
         # trials' times are naive UTC in Optuna's tables; read here as such
-        last_trial = {name: _ts(last) for name, last in con.execute(
-            sa.select(o_studies.c.study_name, sa.func.max(sa.func.coalesce(
-                o_trials.c.datetime_complete, o_trials.c.datetime_start)))
-            .join(o_trials, o_trials.c.study_id == o_studies.c.study_id)
-            .group_by(o_studies.c.study_name))}
+        last_trial = {
+            name: _ts(last)
+            for name, last in con.execute(
+                sa.select(
+                    o_studies.c.study_name,
+                    sa.func.max(
+                        sa.func.coalesce(o_trials.c.datetime_complete, o_trials.c.datetime_start)
+                    ),
+                )
+                .join(o_trials, o_trials.c.study_id == o_studies.c.study_id)
+                .group_by(o_studies.c.study_name)
+            )
+        }
         last_seen: dict[str, float] = {}
         if _has_table(con, "hpo32_sessions"):
-            last_seen = dict(con.execute(
-                sa.select(sessions_table.c.study_name, sa.func.max(sessions_table.c.last_seen))
-                .group_by(sessions_table.c.study_name)).all())
+            last_seen = dict(
+                con.execute(
+                    sa.select(
+                        sessions_table.c.study_name, sa.func.max(sessions_table.c.last_seen)
+                    ).group_by(sessions_table.c.study_name)
+                ).all()
+            )
     out = []
     for s in summaries:
         row = s.to_dict()
@@ -448,8 +515,10 @@ def default_dataset_pair(studies: list[dict[str, Any]]) -> tuple[str | None, str
                 best = (score, a["name"], b["name"])
     if best is not None:
         return best[1], best[2]
-    return (max(inet, key=done)["name"] if inet else None,
-            max(cifar, key=done)["name"] if cifar else None)
+    return (
+        max(inet, key=done)["name"] if inet else None,
+        max(cifar, key=done)["name"] if cifar else None,
+    )
 
 
 def study_info(engine, name: str) -> dict[str, Any]:
@@ -481,7 +550,9 @@ def _history_rows(con, sid: int) -> list[tuple[Any, ...]]:
     return con.execute(
         sa.select(t.c.number, t.c.state, v.c.value, t.c.datetime_start, t.c.datetime_complete)
         .select_from(t.outerjoin(v, sa.and_(v.c.trial_id == t.c.trial_id, v.c.objective == 0)))
-        .where(t.c.study_id == sid).order_by(t.c.number)).all()
+        .where(t.c.study_id == sid)
+        .order_by(t.c.number)
+    ).all()
 
 
 def history_from_rows(rows: Iterable[Sequence[Any]]) -> dict[str, Any]:
@@ -493,25 +564,29 @@ def history_from_rows(rows: Iterable[Sequence[Any]]) -> dict[str, Any]:
         ``by_time``: complete trials in completion order with completion times and best so
         far; ``counts``: trials per state.
     """
-    cols: dict[str, list[Any]] = {k: [] for k in ("number", "state", "value", "start",
-                                                  "complete")}
+    cols: dict[str, list[Any]] = {k: [] for k in ("number", "state", "value", "start", "complete")}
     for number, state, value, start, complete in rows:
         cols["number"].append(int(number))
         cols["state"].append(str(state))
         cols["value"].append(_finite(value))
-        cols["start"].append(start if isinstance(start, (float, int)) or start is None
-                             else _ts(start))
-        cols["complete"].append(complete if isinstance(complete, (float, int)) or
-                                complete is None else _ts(complete))
-    done = [i for i, s in enumerate(cols["state"])
-            if s == "COMPLETE" and cols["value"][i] is not None]
+        cols["start"].append(
+            start if isinstance(start, (float, int)) or start is None else _ts(start)
+        )
+        cols["complete"].append(
+            complete if isinstance(complete, (float, int)) or complete is None else _ts(complete)
+        )
+    done = [
+        i for i, s in enumerate(cols["state"]) if s == "COMPLETE" and cols["value"][i] is not None
+    ]
     by_number = {
         "number": [cols["number"][i] for i in done],
         "value": [cols["value"][i] for i in done],
     }
     by_number["best"] = best_so_far(by_number["value"])
-    timed = sorted((i for i in done if cols["complete"][i] is not None),
-                   key=lambda i: (cols["complete"][i], cols["number"][i]))
+    timed = sorted(
+        (i for i in done if cols["complete"][i] is not None),
+        key=lambda i: (cols["complete"][i], cols["number"][i]),
+    )
     by_time = {
         "number": [cols["number"][i] for i in timed],
         "time": [cols["complete"][i] for i in timed],
@@ -572,23 +647,30 @@ def _labels(con, names: Sequence[str]) -> dict[str, dict[str, Any]]:
         UnknownStudy: a name is not a study.
     """
     out: dict[str, dict[str, Any]] = {}
-    rows = con.execute(sa.select(o_studies.c.study_id, o_studies.c.study_name)
-                       .where(o_studies.c.study_name.in_(list(names)))).all()
+    rows = con.execute(
+        sa.select(o_studies.c.study_id, o_studies.c.study_name).where(
+            o_studies.c.study_name.in_(list(names))
+        )
+    ).all()
     found = {name for _sid, name in rows}
     for name in names:
         if name not in found:
             raise UnknownStudy(f"no study named '{name}' in this database; see 'hpo32 list'.")
         out[name] = {"dataset": None, "engine": None}
     for name, key, value in con.execute(
-            sa.select(o_studies.c.study_name, o_study_attrs.c.key, o_study_attrs.c.value_json)
-            .join(o_study_attrs, o_study_attrs.c.study_id == o_studies.c.study_id)
-            .where(o_studies.c.study_name.in_(list(names)),
-                   o_study_attrs.c.key.in_(("dataset", "engine")))):
+        sa.select(o_studies.c.study_name, o_study_attrs.c.key, o_study_attrs.c.value_json)
+        .join(o_study_attrs, o_study_attrs.c.study_id == o_studies.c.study_id)
+        .where(
+            o_studies.c.study_name.in_(list(names)), o_study_attrs.c.key.in_(("dataset", "engine"))
+        )
+    ):
         out[name][key] = _str_or_none(_json(value))
     if _has_table(con, "hpo32_studies"):
         for name, dataset, engine_name in con.execute(
-                sa.select(studies_table.c.name, studies_table.c.dataset, studies_table.c.engine)
-                .where(studies_table.c.name.in_(list(names)))):
+            sa.select(studies_table.c.name, studies_table.c.dataset, studies_table.c.engine).where(
+                studies_table.c.name.in_(list(names))
+            )
+        ):
             out[name] = {"dataset": dataset, "engine": engine_name}
     return out
 
@@ -604,15 +686,15 @@ def _session_end(session: Any, now: float) -> float:
     return now if now - session.last_seen < _STALE_S else session.last_seen
 
 
-def _search_intervals(sessions: Sequence[Any], hist: dict[str, Any],
-                      now: float) -> list[tuple[float, float]]:
+def _search_intervals(
+    sessions: Sequence[Any], hist: dict[str, Any], now: float
+) -> list[tuple[float, float]]:
     intervals: list[tuple[float, float]] = []
     if sessions:
         intervals = [(float(s.started_at), float(_session_end(s, now))) for s in sessions]
     trials = hist["trials"]
     if not intervals:  # a plain Optuna study: the time some trial was running
-        for s, c, state in zip(trials["start"], trials["complete"], trials["state"],
-                                   strict=True):
+        for s, c, state in zip(trials["start"], trials["complete"], trials["state"], strict=True):
             if s is not None:
                 intervals.append((s, c if c is not None else (now if state == "RUNNING" else s)))
     else:  # trials outside every session (mirrored late, clock skew) still count
@@ -644,26 +726,30 @@ def best_over_time(engine, names: Sequence[str], now: float | None = None) -> li
             spent = active_time(_search_intervals(sessions, hist, now))
             bt = hist["by_time"]
             trials = hist["trials"]
-            finished = sorted(spent(c) / 3600.0 for c, s in zip(trials["complete"],
-                                                                trials["state"], strict=True)
-                              if c is not None and s in _FINISHED)
+            finished = sorted(
+                spent(c) / 3600.0
+                for c, s in zip(trials["complete"], trials["state"], strict=True)
+                if c is not None and s in _FINISHED
+            )
             moments = [c for c in trials["complete"] if c is not None]
             moments += [s for s in trials["start"] if s is not None]
             if "RUNNING" in trials["state"]:
                 moments.append(now)
-            out.append({
-                "name": name,
-                "dataset": info[name]["dataset"],
-                "engine": info[name]["engine"],
-                "hours": [spent(t) / 3600.0 for t in bt["time"]],
-                "best": bt["best"],
-                "value": bt["value"],
-                "number": bt["number"],
-                "n_complete": len(bt["value"]),
-                "finished": finished,
-                "span_hours": spent(max(moments)) / 3600.0 if moments else 0.0,
-                "counts": hist["counts"],
-            })
+            out.append(
+                {
+                    "name": name,
+                    "dataset": info[name]["dataset"],
+                    "engine": info[name]["engine"],
+                    "hours": [spent(t) / 3600.0 for t in bt["time"]],
+                    "best": bt["best"],
+                    "value": bt["value"],
+                    "number": bt["number"],
+                    "n_complete": len(bt["value"]),
+                    "finished": finished,
+                    "span_hours": spent(max(moments)) / 3600.0 if moments else 0.0,
+                    "counts": hist["counts"],
+                }
+            )
     return out
 
 
@@ -689,12 +775,15 @@ def throughput(series: Sequence[dict[str, Any]], bins: int | None = None) -> dic
         counts = [0] * bins
         for h in s["finished"]:
             counts[min(int(h / width), bins - 1)] += 1
-        out.append({
-            "name": s["name"], "engine": s["engine"],
-            "per_hour": [c / width for c in counts],
-            "rate": len(s["finished"]) / s["span_hours"] if s["span_hours"] > 0 else None,
-            "finished": len(s["finished"]),
-        })
+        out.append(
+            {
+                "name": s["name"],
+                "engine": s["engine"],
+                "per_hour": [c / width for c in counts],
+                "rate": len(s["finished"]) / s["span_hours"] if s["span_hours"] > 0 else None,
+                "finished": len(s["finished"]),
+            }
+        )
     return {"hours": [(i + 0.5) * width for i in range(bins)], "studies": out}
 
 
@@ -717,9 +806,17 @@ def value_distribution(series: Sequence[dict[str, Any]]) -> list[dict[str, Any]]
             iqr = q3 - q1
             lo = min(v for v in vals if v >= q1 - 1.5 * iqr)
             hi = max(v for v in vals if v <= q3 + 1.5 * iqr)
-            row.update(min=vals[0], max=vals[-1], q1=q1, median=med, q3=q3, lowerfence=lo,
-                       upperfence=hi, mean=sum(vals) / len(vals),
-                       outliers=[v for v in vals if v < lo or v > hi][:200])
+            row.update(
+                min=vals[0],
+                max=vals[-1],
+                q1=q1,
+                median=med,
+                q3=q3,
+                lowerfence=lo,
+                upperfence=hi,
+                mean=sum(vals) / len(vals),
+                outliers=[v for v in vals if v < lo or v > hi][:200],
+            )
         out.append(row)
     return out
 
@@ -747,8 +844,7 @@ def select_curve_trials(rows: Sequence[tuple[Any, ...]], cap: int) -> list[int]:
 
     def best(state: str) -> list[int]:
         sel = [r for r in rows if r[2] == state]
-        sel.sort(key=lambda r: (not surely(r), -(r[3] if r[3] is not None else -math.inf),
-                                r[1]))
+        sel.sort(key=lambda r: (not surely(r), -(r[3] if r[3] is not None else -math.inf), r[1]))
         return [r[0] for r in sel]
 
     def latest(state: str) -> list[int]:
@@ -756,13 +852,17 @@ def select_curve_trials(rows: Sequence[tuple[Any, ...]], cap: int) -> list[int]:
         sel.sort(key=lambda r: (not surely(r), -r[1]))
         return [r[0] for r in sel]
 
-    buckets = [(latest("RUNNING"), cap // 5), (latest("FAIL"), cap // 10),
-               (best("PRUNED"), cap // 4), (best("COMPLETE"), cap)]
+    buckets = [
+        (latest("RUNNING"), cap // 5),
+        (latest("FAIL"), cap // 10),
+        (best("PRUNED"), cap // 4),
+        (best("COMPLETE"), cap),
+    ]
     others = [r[0] for r in rows if r[2] not in ("RUNNING", "FAIL", "PRUNED", "COMPLETE")]
     chosen: list[int] = []
     for ids, share in buckets[:3]:
         chosen += ids[:share]
-    chosen += buckets[3][0][:cap - len(chosen)]
+    chosen += buckets[3][0][: cap - len(chosen)]
     if len(chosen) < cap:  # few complete trials: give the room back to the others
         taken = set(chosen)
         for ids, _ in buckets[:3]:
@@ -772,7 +872,7 @@ def select_curve_trials(rows: Sequence[tuple[Any, ...]], cap: int) -> list[int]:
                 if i not in taken:
                     chosen.append(i)
                     taken.add(i)
-        chosen += [i for i in others if i not in taken][:cap - len(chosen)]
+        chosen += [i for i in others if i not in taken][: cap - len(chosen)]
     return chosen
 
 
@@ -792,56 +892,78 @@ def learning_curves(engine, name: str, cap: int = 200) -> dict[str, Any]:
             sa.select(iv.c.step, sa.func.avg(iv.c.intermediate_value), sa.func.count())
             .join(t, t.c.trial_id == iv.c.trial_id)
             .where(t.c.study_id == sid, iv.c.intermediate_value.is_not(None))
-            .group_by(iv.c.step).order_by(iv.c.step)).all()
+            .group_by(iv.c.step)
+            .order_by(iv.c.step)
+        ).all()
         with_curve = sa.exists().where(iv.c.trial_id == t.c.trial_id)
-        with_history = sa.exists().where(o_attrs.c.trial_id == t.c.trial_id,
-                                         o_attrs.c.key == "history")
+        with_history = sa.exists().where(
+            o_attrs.c.trial_id == t.c.trial_id, o_attrs.c.key == "history"
+        )
         trows = con.execute(
-            sa.select(t.c.trial_id, t.c.number, t.c.state, v.c.value,
-                      sa.case((with_curve, 1), else_=0))
-            .select_from(t.outerjoin(v, sa.and_(v.c.trial_id == t.c.trial_id,
-                                                v.c.objective == 0)))
+            sa.select(
+                t.c.trial_id, t.c.number, t.c.state, v.c.value, sa.case((with_curve, 1), else_=0)
+            )
+            .select_from(t.outerjoin(v, sa.and_(v.c.trial_id == t.c.trial_id, v.c.objective == 0)))
             .where(t.c.study_id == sid, sa.or_(with_curve, with_history))
-            .order_by(t.c.number)).all()
+            .order_by(t.c.number)
+        ).all()
         rows = [(r[0], r[1], str(r[2]), _finite(r[3]), bool(r[4])) for r in trows]
         chosen = select_curve_trials(rows, cap)
         points: dict[int, list[tuple[int, float]]] = {}
         for chunk in _chunks(chosen):
             for tid, step, value in con.execute(
-                    sa.select(iv.c.trial_id, iv.c.step, iv.c.intermediate_value)
-                    .where(iv.c.trial_id.in_(chunk))):
+                sa.select(iv.c.trial_id, iv.c.step, iv.c.intermediate_value).where(
+                    iv.c.trial_id.in_(chunk)
+                )
+            ):
                 if value is not None and math.isfinite(value):
                     points.setdefault(tid, []).append((int(step), float(value)))
         missing = [i for i in chosen if i not in points]
         for chunk in _chunks(missing):
             for tid, value_json in con.execute(
-                    sa.select(o_attrs.c.trial_id, o_attrs.c.value_json)
-                    .where(o_attrs.c.trial_id.in_(chunk), o_attrs.c.key == "history")):
+                sa.select(o_attrs.c.trial_id, o_attrs.c.value_json).where(
+                    o_attrs.c.trial_id.in_(chunk), o_attrs.c.key == "history"
+                )
+            ):
                 hist = _json(value_json)
                 accs = hist.get("val_accuracy") if isinstance(hist, dict) else None
                 if isinstance(accs, list):
-                    points[tid] = [(k + 1, float(a)) for k, a in enumerate(accs)
-                                   if isinstance(a, (int, float)) and math.isfinite(a)]
+                    points[tid] = [
+                        (k + 1, float(a))
+                        for k, a in enumerate(accs)
+                        if isinstance(a, (int, float)) and math.isfinite(a)
+                    ]
     info = {r[0]: r for r in rows}
     curves = []
     for tid in sorted(chosen, key=lambda i: info[i][1]):
         pts = sorted(points.get(tid, []))
         if not pts:
             continue
-        curves.append({"number": info[tid][1], "state": info[tid][2], "value": info[tid][3],
-                       "steps": [p[0] for p in pts], "values": [p[1] for p in pts]})
+        curves.append(
+            {
+                "number": info[tid][1],
+                "state": info[tid][2],
+                "value": info[tid][3],
+                "steps": [p[0] for p in pts],
+                "values": [p[1] for p in pts],
+            }
+        )
     # trials whose history attribute held no epoch (failed before the first) do not count
     n_total = len(rows) - (len(chosen) - len(curves))
     note = ""
     if n_total > len(curves):
-        note = (f"{len(curves)} of {n_total} trials: best complete and pruned, latest "
-                "running and failed")
+        note = (
+            f"{len(curves)} of {n_total} trials: best complete and pruned, latest "
+            "running and failed"
+        )
     return {
         "name": name,
         "curves": curves,
-        "mean": {"steps": [int(r[0]) for r in mean_rows],
-                 "values": [float(r[1]) for r in mean_rows],
-                 "counts": [int(r[2]) for r in mean_rows]},
+        "mean": {
+            "steps": [int(r[0]) for r in mean_rows],
+            "values": [float(r[1]) for r in mean_rows],
+            "counts": [int(r[2]) for r in mean_rows],
+        },
         "n_total": n_total,
         "n_shown": len(curves),
         "note": note,
@@ -875,14 +997,23 @@ def _param_spec(name: str, dist) -> dict[str, Any]:
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
     if isinstance(dist, CategoricalDistribution):
-        return {"name": name, "kind": "categorical", "choices": list(dist.choices),
-                "log": False}
+        return {"name": name, "kind": "categorical", "choices": list(dist.choices), "log": False}
     if isinstance(dist, IntDistribution):
-        return {"name": name, "kind": "int", "low": dist.low, "high": dist.high,
-                "log": bool(dist.log)}
+        return {
+            "name": name,
+            "kind": "int",
+            "low": dist.low,
+            "high": dist.high,
+            "log": bool(dist.log),
+        }
     if isinstance(dist, FloatDistribution):
-        return {"name": name, "kind": "float", "low": dist.low, "high": dist.high,
-                "log": bool(dist.log)}
+        return {
+            "name": name,
+            "kind": "float",
+            "low": dist.low,
+            "high": dist.high,
+            "log": bool(dist.log),
+        }
     return {"name": name, "kind": "float", "low": None, "high": None, "log": False}
 
 
@@ -898,9 +1029,13 @@ def _merge_spec(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, An
         return {"name": old["name"], "kind": "categorical", "choices": choices, "log": False}
     lows = [x for x in (old.get("low"), new.get("low")) if x is not None]
     highs = [x for x in (old.get("high"), new.get("high")) if x is not None]
-    return {"name": old["name"], "kind": "float" if "float" in (old["kind"], new["kind"])
-            else "int", "low": min(lows) if lows else None,
-            "high": max(highs) if highs else None, "log": old["log"] and new["log"]}
+    return {
+        "name": old["name"],
+        "kind": "float" if "float" in (old["kind"], new["kind"]) else "int",
+        "low": min(lows) if lows else None,
+        "high": max(highs) if highs else None,
+        "log": old["log"] and new["log"],
+    }
 
 
 def _infer_spec(name: str, values: list[Any]) -> dict[str, Any]:
@@ -920,9 +1055,13 @@ def _trial_params(con, trial_ids: Sequence[int]) -> dict[int, dict[str, tuple[An
     out: dict[int, dict[str, tuple[Any, Any]]] = {}
     for chunk in _chunks(list(trial_ids)):
         for tid, name, value, dist_json in con.execute(
-                sa.select(o_params.c.trial_id, o_params.c.param_name, o_params.c.param_value,
-                          o_params.c.distribution_json)
-                .where(o_params.c.trial_id.in_(chunk))):
+            sa.select(
+                o_params.c.trial_id,
+                o_params.c.param_name,
+                o_params.c.param_value,
+                o_params.c.distribution_json,
+            ).where(o_params.c.trial_id.in_(chunk))
+        ):
             try:
                 dist = _distribution(dist_json)
                 ext = dist.to_external_repr(value)
@@ -936,19 +1075,22 @@ def _attr_values(con, trial_ids: Sequence[int], key: str) -> dict[int, Any]:
     out: dict[int, Any] = {}
     for chunk in _chunks(list(trial_ids)):
         for tid, value_json in con.execute(
-                sa.select(o_attrs.c.trial_id, o_attrs.c.value_json)
-                .where(o_attrs.c.trial_id.in_(chunk), o_attrs.c.key == key)):
+            sa.select(o_attrs.c.trial_id, o_attrs.c.value_json).where(
+                o_attrs.c.trial_id.in_(chunk), o_attrs.c.key == key
+            )
+        ):
             out[tid] = _json(value_json)
     return out
 
 
-def _configs(con, trial_ids: Sequence[int]) -> tuple[dict[int, dict[str, Any]],
-                                                     dict[str, dict[str, Any]],
-                                                     dict[int, dict[str, Any]]]:
+def _configs(
+    con, trial_ids: Sequence[int]
+) -> tuple[dict[int, dict[str, Any]], dict[str, dict[str, Any]], dict[int, dict[str, Any]]]:
     """Each trial's active params (the ``config`` user attribute when present, else Optuna's
     params), the axis spec of every parameter and each trial's Optuna distributions."""
-    configs = {tid: c for tid, c in _attr_values(con, trial_ids, "config").items()
-               if isinstance(c, dict)}
+    configs = {
+        tid: c for tid, c in _attr_values(con, trial_ids, "config").items() if isinstance(c, dict)
+    }
     stored = _trial_params(con, trial_ids)
     specs: dict[str, dict[str, Any]] = {}
     dists: dict[int, dict[str, Any]] = {}
@@ -980,15 +1122,21 @@ def _configs(con, trial_ids: Sequence[int]) -> tuple[dict[int, dict[str, Any]],
 
 def _complete_trials(con, sid: int) -> list[tuple[int, int, float]]:
     t, v = o_trials, o_values
-    return [(r[0], r[1], float(r[2])) for r in con.execute(
-        sa.select(t.c.trial_id, t.c.number, v.c.value)
-        .join(v, sa.and_(v.c.trial_id == t.c.trial_id, v.c.objective == 0))
-        .where(t.c.study_id == sid, _state_is("COMPLETE"), v.c.value.is_not(None))
-        .order_by(t.c.number)).all() if math.isfinite(r[2])]
+    return [
+        (r[0], r[1], float(r[2]))
+        for r in con.execute(
+            sa.select(t.c.trial_id, t.c.number, v.c.value)
+            .join(v, sa.and_(v.c.trial_id == t.c.trial_id, v.c.objective == 0))
+            .where(t.c.study_id == sid, _state_is("COMPLETE"), v.c.value.is_not(None))
+            .order_by(t.c.number)
+        ).all()
+        if math.isfinite(r[2])
+    ]
 
 
-def param_samples(engine, name: str, cap: int = 1000, order: str = "even",
-                  top: float = 1.0) -> dict[str, Any]:
+def param_samples(
+    engine, name: str, cap: int = 1000, order: str = "even", top: float = 1.0
+) -> dict[str, Any]:
     """Parameter values and objective of complete trials, for parallel coordinates, slice
     plots and importances.
 
@@ -1018,8 +1166,15 @@ def param_samples(engine, name: str, cap: int = 1000, order: str = "even",
             idx = even_sample(pool, cap, keep=[best] if best is not None else [])
         picked = [pool[i] for i in idx]
         configs, specs, dists = _configs(con, [p[0] for p in picked])
-    trials = [{"number": num, "value": val, "params": configs.get(tid, {}),
-               "distributions": dists.get(tid, {})} for tid, num, val in picked]
+    trials = [
+        {
+            "number": num,
+            "value": val,
+            "params": configs.get(tid, {}),
+            "distributions": dists.get(tid, {}),
+        }
+        for tid, num, val in picked
+    ]
     parts = []
     if top < 1.0:
         parts.append(f"best {top:.0%}: {len(pool):,} of {len(done):,} complete trials")
@@ -1055,12 +1210,18 @@ def importances_from_samples(sample: dict[str, Any]) -> dict[str, Any]:
 
     import optuna
 
-    out = {"name": sample["name"], "params": [], "importances": [], "method": "PED-ANOVA",
-           "n_used": 0, "n_complete": sample["n_complete"], "note": sample["note"]}
+    out = {
+        "name": sample["name"],
+        "params": [],
+        "importances": [],
+        "method": "PED-ANOVA",
+        "n_used": 0,
+        "n_complete": sample["n_complete"],
+        "note": sample["note"],
+    }
     frozen = []
     for t in sample["trials"]:
-        dists = {n: d for n, d in t["distributions"].items()
-                 if n in t["params"] and not d.single()}
+        dists = {n: d for n, d in t["distributions"].items() if n in t["params"] and not d.single()}
         params = {}
         for n, d in list(dists.items()):
             try:
@@ -1070,8 +1231,9 @@ def importances_from_samples(sample: dict[str, Any]) -> dict[str, Any]:
             except Exception:  # a value its distribution cannot hold: leave the param out
                 pass
             del dists[n]
-        frozen.append(optuna.trial.create_trial(params=params, distributions=dists,
-                                                value=t["value"]))
+        frozen.append(
+            optuna.trial.create_trial(params=params, distributions=dists, value=t["value"])
+        )
     if len(frozen) < 2 or not any(f.params for f in frozen):
         out["note"] = "needs at least 2 complete trials with parameters"
         return out
@@ -1081,15 +1243,17 @@ def importances_from_samples(sample: dict[str, Any]) -> dict[str, Any]:
         study = optuna.create_study(direction="maximize")
         study.add_trials(frozen)
         result = optuna.importance.get_param_importances(
-            study, evaluator=optuna.importance.PedAnovaImportanceEvaluator())
+            study, evaluator=optuna.importance.PedAnovaImportanceEvaluator()
+        )
     out["params"] = list(result)
     out["importances"] = [float(v) for v in result.values()]
     out["n_used"] = len(frozen)
     return out
 
 
-def categorical_effects(engine, name: str,
-                        params: Sequence[str] = EFFECT_PARAMS) -> dict[str, list[dict[str, Any]]]:
+def categorical_effects(
+    engine, name: str, params: Sequence[str] = EFFECT_PARAMS
+) -> dict[str, list[dict[str, Any]]]:
     """Per categorical parameter and choice: count, mean, standard deviation and max of
     complete trials' values; one aggregate query.
 
@@ -1100,14 +1264,25 @@ def categorical_effects(engine, name: str,
     with engine.connect() as con:
         sid = _study_id(con, name)
         rows = con.execute(
-            sa.select(p.c.param_name, p.c.param_value, p.c.distribution_json, sa.func.count(),
-                      sa.func.avg(v.c.value), sa.func.avg(v.c.value * v.c.value),
-                      sa.func.max(v.c.value))
+            sa.select(
+                p.c.param_name,
+                p.c.param_value,
+                p.c.distribution_json,
+                sa.func.count(),
+                sa.func.avg(v.c.value),
+                sa.func.avg(v.c.value * v.c.value),
+                sa.func.max(v.c.value),
+            )
             .join(t, t.c.trial_id == p.c.trial_id)
             .join(v, sa.and_(v.c.trial_id == t.c.trial_id, v.c.objective == 0))
-            .where(t.c.study_id == sid, _state_is("COMPLETE"), v.c.value.is_not(None),
-                   p.c.param_name.in_(list(params)))
-            .group_by(p.c.param_name, p.c.param_value, p.c.distribution_json)).all()
+            .where(
+                t.c.study_id == sid,
+                _state_is("COMPLETE"),
+                v.c.value.is_not(None),
+                p.c.param_name.in_(list(params)),
+            )
+            .group_by(p.c.param_name, p.c.param_value, p.c.distribution_json)
+        ).all()
     acc: dict[str, dict[Any, list[float]]] = {}
     order: dict[str, list[Any]] = {}
     for pname, raw, dist_json, n, mean, mean_sq, best in rows:
@@ -1132,13 +1307,15 @@ def categorical_effects(engine, name: str,
         for choice in order.get(pname, []):
             a = acc.get(pname, {}).get(_hashable(choice))
             if a is None or a[0] == 0:
-                entries.append({"choice": choice, "count": 0, "mean": None, "std": None,
-                                "max": None})
+                entries.append(
+                    {"choice": choice, "count": 0, "mean": None, "std": None, "max": None}
+                )
                 continue
             mean = a[1] / a[0]
             var = max(0.0, a[2] / a[0] - mean * mean)
-            entries.append({"choice": choice, "count": a[0], "mean": mean,
-                            "std": math.sqrt(var), "max": a[3]})
+            entries.append(
+                {"choice": choice, "count": a[0], "mean": mean, "std": math.sqrt(var), "max": a[3]}
+            )
         out[pname] = entries
     return out
 
@@ -1199,8 +1376,7 @@ def _values_by_config(con, name: str) -> dict[tuple[Any, ...], tuple[float, int,
     sid = _study_id(con, name)
     done = _complete_trials(con, sid)
     ids = [d[0] for d in done]
-    configs = {tid: c for tid, c in _attr_values(con, ids, "config").items()
-               if isinstance(c, dict)}
+    configs = {tid: c for tid, c in _attr_values(con, ids, "config").items() if isinstance(c, dict)}
     lacking = [tid for tid in ids if tid not in configs]
     if lacking:
         for tid, params in _trial_params(con, lacking).items():
@@ -1230,9 +1406,15 @@ def rank_correlation(engine, name_a: str, name_b: str) -> dict[str, Any]:
     shared = sorted(set(va) & set(vb), key=lambda k: va[k][2])
     a = [va[k][0] for k in shared]
     b = [vb[k][0] for k in shared]
-    return {"name_a": name_a, "name_b": name_b, "a": a, "b": b,
-            "numbers": [(va[k][2], vb[k][2]) for k in shared], "n_pairs": len(shared),
-            "spearman": spearman(a, b)}
+    return {
+        "name_a": name_a,
+        "name_b": name_b,
+        "a": a,
+        "b": b,
+        "numbers": [(va[k][2], vb[k][2]) for k in shared],
+        "n_pairs": len(shared),
+        "spearman": spearman(a, b),
+    }
 
 
 # -- best trial ---------------------------------------------------------------------------------
@@ -1252,8 +1434,13 @@ def best_trial(engine, name: str) -> dict[str, Any] | None:
 
 
 # -- trial table --------------------------------------------------------------------------------
-_ATTR_COLUMNS = ("epochs_completed", "stopped_by", "train_seconds", "images_per_second",
-                 "fail_reason")
+_ATTR_COLUMNS = (
+    "epochs_completed",
+    "stopped_by",
+    "train_seconds",
+    "images_per_second",
+    "fail_reason",
+)
 
 
 def trial_table(engine, name: str) -> dict[str, Any]:
@@ -1269,27 +1456,38 @@ def trial_table(engine, name: str) -> dict[str, Any]:
     with engine.connect() as con:
         sid = _study_id(con, name)
         trows = con.execute(
-            sa.select(t.c.trial_id, t.c.number, t.c.state, v.c.value, t.c.datetime_start,
-                      t.c.datetime_complete)
-            .select_from(t.outerjoin(v, sa.and_(v.c.trial_id == t.c.trial_id,
-                                                v.c.objective == 0)))
-            .where(t.c.study_id == sid).order_by(t.c.number)).all()
+            sa.select(
+                t.c.trial_id,
+                t.c.number,
+                t.c.state,
+                v.c.value,
+                t.c.datetime_start,
+                t.c.datetime_complete,
+            )
+            .select_from(t.outerjoin(v, sa.and_(v.c.trial_id == t.c.trial_id, v.c.objective == 0)))
+            .where(t.c.study_id == sid)
+            .order_by(t.c.number)
+        ).all()
         attrs: dict[int, dict[str, Any]] = {}
         for tid, key, value_json in con.execute(
-                sa.select(o_attrs.c.trial_id, o_attrs.c.key, o_attrs.c.value_json)
-                .join(t, t.c.trial_id == o_attrs.c.trial_id)
-                .where(t.c.study_id == sid,
-                       o_attrs.c.key.in_(_ATTR_COLUMNS + ("config",)))):
+            sa.select(o_attrs.c.trial_id, o_attrs.c.key, o_attrs.c.value_json)
+            .join(t, t.c.trial_id == o_attrs.c.trial_id)
+            .where(t.c.study_id == sid, o_attrs.c.key.in_(_ATTR_COLUMNS + ("config",)))
+        ):
             attrs.setdefault(tid, {})[key] = _json(value_json)
-        lacking = {r[0] for r in trows if not isinstance(attrs.get(r[0], {}).get("config"),
-                                                         dict)}
+        lacking = {r[0] for r in trows if not isinstance(attrs.get(r[0], {}).get("config"), dict)}
         stored: dict[int, dict[str, Any]] = {}
         if lacking:
             for tid, pname, raw, dist_json in con.execute(
-                    sa.select(o_params.c.trial_id, o_params.c.param_name,
-                              o_params.c.param_value, o_params.c.distribution_json)
-                    .join(t, t.c.trial_id == o_params.c.trial_id)
-                    .where(t.c.study_id == sid)):
+                sa.select(
+                    o_params.c.trial_id,
+                    o_params.c.param_name,
+                    o_params.c.param_value,
+                    o_params.c.distribution_json,
+                )
+                .join(t, t.c.trial_id == o_params.c.trial_id)
+                .where(t.c.study_id == sid)
+            ):
                 if tid in lacking:
                     try:
                         raw = _distribution(dist_json).to_external_repr(raw)
@@ -1307,7 +1505,9 @@ def trial_table(engine, name: str) -> dict[str, Any]:
             cfg = stored.get(tid, {})
         s, c = _ts(start), _ts(complete)
         row: dict[str, Any] = {
-            "number": int(number), "state": str(state), "value": _finite(value),
+            "number": int(number),
+            "state": str(state),
+            "value": _finite(value),
             "duration_s": round(c - s, 1) if s is not None and c is not None else None,
             "started": _dt.datetime.fromtimestamp(s).strftime(fmt) if s is not None else None,
         }
@@ -1325,8 +1525,15 @@ def trial_table(engine, name: str) -> dict[str, Any]:
                 seen_cols.add(key)
         rows.append(row)
     pnames = seen_cols - set(_ATTR_COLUMNS)
-    columns = ["number", "state", "value", "duration_s", "started",
-               *(a for a in _ATTR_COLUMNS if a in seen_cols), *param_order(pnames)]
+    columns = [
+        "number",
+        "state",
+        "value",
+        "duration_s",
+        "started",
+        *(a for a in _ATTR_COLUMNS if a in seen_cols),
+        *param_order(pnames),
+    ]
     types = {col: "text" if col in text_cols else "numeric" for col in columns}
     return {"name": name, "columns": columns, "types": types, "rows": rows}
 
@@ -1346,7 +1553,8 @@ def _cell(value: Any) -> Any:
 
 _FILTER_RE = re.compile(
     r"^\s*\{(?P<col>[^}]*)\}\s*(?P<op>s?[<>]=?|s?!?=|[ei]?(?:lt|le|gt|ge|eq|ne)|"
-    r"[sci]?contains|datestartswith|is blank|is not blank)\s*(?P<val>.*?)\s*$")
+    r"[sci]?contains|datestartswith|is blank|is not blank)\s*(?P<val>.*?)\s*$"
+)
 _OPS = {"lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "=", "ne": "!="}
 
 
@@ -1385,8 +1593,9 @@ def _matches(cell: Any, op: str, val: Any) -> bool:
         return False
     if op in ("contains", "datestartswith"):
         text = str(cell).lower()
-        needle = str(val if not isinstance(val, float) or not val.is_integer()
-                     else int(val)).lower()
+        needle = str(
+            val if not isinstance(val, float) or not val.is_integer() else int(val)
+        ).lower()
         return text.startswith(needle) if op == "datestartswith" else needle in text
     if isinstance(cell, (int, float)) and not isinstance(val, (int, float)):
         try:
@@ -1394,11 +1603,21 @@ def _matches(cell: Any, op: str, val: Any) -> bool:
         except ValueError:
             return op == "!="
     if not isinstance(cell, (int, float)):
-        cell, val = str(cell).lower(), (str(val) if not isinstance(val, float)
-                                        or not val.is_integer() else str(int(val))).lower()
+        cell, val = (
+            str(cell).lower(),
+            (
+                str(val) if not isinstance(val, float) or not val.is_integer() else str(int(val))
+            ).lower(),
+        )
     try:
-        return {"=": cell == val, "!=": cell != val, "<": cell < val, "<=": cell <= val,
-                ">": cell > val, ">=": cell >= val}[op]
+        return {
+            "=": cell == val,
+            "!=": cell != val,
+            "<": cell < val,
+            "<=": cell <= val,
+            ">": cell > val,
+            ">=": cell >= val,
+        }[op]
     except (KeyError, TypeError):
         return False
 
@@ -1410,9 +1629,13 @@ def _sort_key(value: Any) -> tuple[bool, Any]:
     return (False, value)
 
 
-def page_rows(rows: Sequence[dict[str, Any]], page: int = 0, page_size: int = 50,
-              sort_by: Sequence[dict[str, str]] | None = None,
-              filter_query: str | None = None) -> tuple[list[dict[str, Any]], int, int]:
+def page_rows(
+    rows: Sequence[dict[str, Any]],
+    page: int = 0,
+    page_size: int = 50,
+    sort_by: Sequence[dict[str, str]] | None = None,
+    filter_query: str | None = None,
+) -> tuple[list[dict[str, Any]], int, int]:
     """One page of a table after DataTable-style filtering and sorting (empty cells last).
 
     Returns:
@@ -1429,5 +1652,4 @@ def page_rows(rows: Sequence[dict[str, Any]], page: int = 0, page_size: int = 50
         sel = present + absent
     pages = max(1, math.ceil(len(sel) / page_size)) if page_size > 0 else 1
     page = min(max(0, int(page or 0)), pages - 1)
-    return list(sel[page * page_size:(page + 1) * page_size]), len(sel), pages
-
+    return list(sel[page * page_size : (page + 1) * page_size]), len(sel), pages

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from dashboards import data, figures
+from hpo32.dashboards import data, figures
 
 __all__ = ["ReportError", "build_report", "redact_url", "write_report"]
 
@@ -67,25 +67,49 @@ class _Html:
         import plotly.io as pio
 
         self._figures += 1
-        self.parts.append(pio.to_html(
-            fig, full_html=False, include_plotlyjs=self._figures == 1, validate=False,
-            div_id=f"figure-{self._figures}", config={"displaylogo": False,
-                                                      "responsive": True}))
+        self.parts.append(
+            pio.to_html(
+                fig,
+                full_html=False,
+                include_plotlyjs=self._figures == 1,
+                validate=False,
+                div_id=f"figure-{self._figures}",
+                config={"displaylogo": False, "responsive": True},
+            )
+        )
 
 
 def _summary_table(rows: Sequence[dict[str, Any]]) -> str:
-    head = ("Study", "Dataset", "Engine", "Complete", "Pruned", "Failed", "Running",
-            "Best val. accuracy", "Search time", "Last activity")
+    head = (
+        "Study",
+        "Dataset",
+        "Engine",
+        "Complete",
+        "Pruned",
+        "Failed",
+        "Running",
+        "Best val. accuracy",
+        "Search time",
+        "Last activity",
+    )
     out = ["<table><thead><tr>", *(f"<th>{_e(h)}</th>" for h in head), "</tr></thead><tbody>"]
     for r in rows:
         s = r["states"]
         budget = figures.fmt_duration(r["used_seconds"])
         if r["budget_seconds"]:
             budget += f" of {figures.fmt_duration(r['budget_seconds'])}"
-        cells = (r["name"], r["dataset"] or "unknown", r["engine"] or "unknown",
-                 s.get("COMPLETE", 0), s.get("PRUNED", 0), s.get("FAIL", 0),
-                 s.get("RUNNING", 0), figures.fmt_value(r["best_value"]), budget,
-                 figures.fmt_time(r["last_activity"]))
+        cells = (
+            r["name"],
+            r["dataset"] or "unknown",
+            r["engine"] or "unknown",
+            s.get("COMPLETE", 0),
+            s.get("PRUNED", 0),
+            s.get("FAIL", 0),
+            s.get("RUNNING", 0),
+            figures.fmt_value(r["best_value"]),
+            budget,
+            figures.fmt_time(r["last_activity"]),
+        )
         out.append("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in cells) + "</tr>")
     out.append("</tbody></table>")
     return "".join(out)
@@ -98,9 +122,12 @@ def _best_html(best: dict[str, Any] | None) -> str:
     config = best.get("config") or {}
     items = "".join(
         f"<div><span class='muted'>{_e(k)}</span> <b>{_e(_plain(config[k]))}</b></div>"
-        for k in best.get("param_names") or sorted(config))
-    return (f"<h3>Best trial #{_e(best['number'])}</h3><p>{_e(' · '.join(facts))}</p>"
-            f"<div class='config'>{items}</div>")
+        for k in best.get("param_names") or sorted(config)
+    )
+    return (
+        f"<h3>Best trial #{_e(best['number'])}</h3><p>{_e(' · '.join(facts))}</p>"
+        f"<div class='config'>{items}</div>"
+    )
 
 
 def _plain(value: Any) -> str:
@@ -109,14 +136,21 @@ def _plain(value: Any) -> str:
 
 def _top_trials_html(table: dict[str, Any]) -> str:
     rows, matching, _pages = data.page_rows(
-        table["rows"], 0, _TOP_ROWS, [{"column_id": "value", "direction": "desc"}],
-        '{state} = "COMPLETE"')
+        table["rows"],
+        0,
+        _TOP_ROWS,
+        [{"column_id": "value", "direction": "desc"}],
+        '{state} = "COMPLETE"',
+    )
     if not rows:
         return "<p class='muted'>No complete trials.</p>"
     cols = [c for c in table["columns"] if c not in ("state", "started", "fail_reason")]
-    out = [f"<p class='muted'>The {len(rows)} best of {matching} complete trials.</p>",
-           "<div style='overflow-x:auto'><table><thead><tr>",
-           *(f"<th>{_e(c)}</th>" for c in cols), "</tr></thead><tbody>"]
+    out = [
+        f"<p class='muted'>The {len(rows)} best of {matching} complete trials.</p>",
+        "<div style='overflow-x:auto'><table><thead><tr>",
+        *(f"<th>{_e(c)}</th>" for c in cols),
+        "</tr></thead><tbody>",
+    ]
     for r in rows:
         cells = []
         for c in cols:
@@ -136,16 +170,21 @@ def build_report(engine, names: Sequence[str], source: str = "") -> str:
     studies = {s["name"]: s for s in data.list_studies(engine)}
     missing = [n for n in names if n not in studies]
     if missing:
-        raise ReportError(f"no study named {', '.join(repr(m) for m in missing)} in "
-                          f"{source or 'the database'}; see 'hpo32 list'.")
+        raise ReportError(
+            f"no study named {', '.join(repr(m) for m in missing)} in "
+            f"{source or 'the database'}; see 'hpo32 list'."
+        )
     names = list(dict.fromkeys(names))
     page = _Html()
     title = "hpo32 report: " + ", ".join(names)
     page.add(f"<header><b>hpo32 report</b> · {_e(', '.join(names))}</header><main>")
-    page.add(f"<p class='muted'>Generated {_e(time.strftime('%Y-%m-%d %H:%M:%S'))} from "
-             f"{_e(redact_url(source))}.</p>")
-    page.add("<section><h2>Studies</h2>" + _summary_table([studies[n] for n in names])
-             + "</section>")
+    page.add(
+        f"<p class='muted'>Generated {_e(time.strftime('%Y-%m-%d %H:%M:%S'))} from "
+        f"{_e(redact_url(source))}.</p>"
+    )
+    page.add(
+        "<section><h2>Studies</h2>" + _summary_table([studies[n] for n in names]) + "</section>"
+    )
     imps: dict[str, dict[str, Any]] = {}
     for name in names:
         page.add(f"<section><h2>{_e(name)}</h2>")
@@ -160,37 +199,55 @@ def build_report(engine, names: Sequence[str], source: str = "") -> str:
         page.figure(figures.importance_figure([(name, imps[name])]))
         if len(samples["trials"]) > 300:
             idx = data.even_sample(samples["trials"], 300)
-            samples = {**samples, "trials": [samples["trials"][i] for i in idx],
-                       "note": f"300 of {samples['n_complete']:,} complete trials "
-                               "(evenly spaced)"}
+            samples = {
+                **samples,
+                "trials": [samples["trials"][i] for i in idx],
+                "note": f"300 of {samples['n_complete']:,} complete trials (evenly spaced)",
+            }
         page.figure(figures.slices_figure(samples))
         page.add("<h3>Best trials</h3>" + _top_trials_html(data.trial_table(engine, name)))
         page.add("</section>")
     _dataset_section(page, engine, [studies[n] for n in names], imps)
     _engine_sections(page, engine, [studies[n] for n in names])
     page.add("</main>")
-    return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-            f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>"
-            + "".join(page.parts) + "</body></html>")
+    return (
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>"
+        + "".join(page.parts)
+        + "</body></html>"
+    )
 
 
-def _dataset_section(page: _Html, engine, rows: list[dict[str, Any]],
-                     imps: dict[str, dict[str, Any]]) -> None:
+def _dataset_section(
+    page: _Html, engine, rows: list[dict[str, Any]], imps: dict[str, dict[str, Any]]
+) -> None:
     inet, cifar = data.default_dataset_pair(rows)
     if not inet or not cifar:
         return
     pair = [(inet, "ImageNet32"), (cifar, "CIFAR-10")]
     labels = [f"{label}: {n}" for n, label in pair]
     page.add("<section><h2>ImageNet32 and CIFAR-10</h2>")
-    page.figure(figures.best_over_time_figure(data.best_over_time(engine, [inet, cifar]),
-                                              labels=labels))
-    page.figure(figures.importance_figure([(lab, imps[n]) for (n, _), lab in
-                                           zip(pair, labels, strict=True)]))
-    page.figure(figures.categorical_effects_figure(
-        [(lab, data.categorical_effects(engine, n)) for (n, _), lab in
-         zip(pair, labels, strict=True)]))
-    page.figure(figures.rank_correlation_figure(data.rank_correlation(engine, inet, cifar),
-                                                labels[0], labels[1]))
+    page.figure(
+        figures.best_over_time_figure(data.best_over_time(engine, [inet, cifar]), labels=labels)
+    )
+    page.figure(
+        figures.importance_figure(
+            [(lab, imps[n]) for (n, _), lab in zip(pair, labels, strict=True)]
+        )
+    )
+    page.figure(
+        figures.categorical_effects_figure(
+            [
+                (lab, data.categorical_effects(engine, n))
+                for (n, _), lab in zip(pair, labels, strict=True)
+            ]
+        )
+    )
+    page.figure(
+        figures.rank_correlation_figure(
+            data.rank_correlation(engine, inet, cifar), labels[0], labels[1]
+        )
+    )
     page.add("</section>")
 
 
@@ -211,8 +268,7 @@ def _engine_sections(page: _Html, engine, rows: list[dict[str, Any]]) -> None:
         page.add("</section>")
 
 
-def write_report(url: str, names: Sequence[str], out: str | os.PathLike[str],
-                 engine=None) -> Path:
+def write_report(url: str, names: Sequence[str], out: str | os.PathLike[str], engine=None) -> Path:
     """Writes the report of studies ``names`` in the database at ``url`` to ``out``
     (atomically: a reader never sees half a file).
 
@@ -234,14 +290,16 @@ def write_report(url: str, names: Sequence[str], out: str | os.PathLike[str],
     text = build_report(engine, names, source=url)
     tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".hpo32-report-", suffix=".html",
-                                   dir=path.parent.resolve())
+        fd, tmp = tempfile.mkstemp(
+            prefix=".hpo32-report-", suffix=".html", dir=path.parent.resolve()
+        )
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
         os.replace(tmp, path)
     except OSError as exc:
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
-        raise ReportError(f"cannot write '{path}': {exc.strerror or exc}; pick another "
-                          "--out.") from None
+        raise ReportError(
+            f"cannot write '{path}': {exc.strerror or exc}; pick another --out."
+        ) from None
     return path

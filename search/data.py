@@ -1369,8 +1369,10 @@ def load_splits(
     def rows(y: np.ndarray) -> np.ndarray:
         keep, hold = split_indices(y, val_fraction, train_limit, val_limit, seed, "imagenet32")
         read = np.union1d(keep, hold)
-        positions["keep"], positions["hold"] = (np.searchsorted(read, keep),
-                                                np.searchsorted(read, hold))
+        positions["keep"], positions["hold"] = (
+            np.searchsorted(read, keep),
+            np.searchsorted(read, hold),
+        )
         return read
 
     ds = load_imagenet32(resolve_data_dir(data_dir), classes=classes, train_rows=rows)

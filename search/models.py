@@ -1,4 +1,4 @@
-"""Keras models and optimizers from plain config values (a config of :mod:`search.space`)."""
+"""Keras models and optimizers from plain config values (a config of :mod:`hpo32.search.space`)."""
 
 from __future__ import annotations
 
@@ -39,8 +39,10 @@ def resolve_weights(path: str | None = None) -> str:
 
     if path:
         if not Path(path).is_file():
-            raise WeightsMissing(f"weights file '{path}' does not exist; pass the path of "
-                                 f"{DENSENET_WEIGHTS_FILE} to --weights.")
+            raise WeightsMissing(
+                f"weights file '{path}' does not exist; pass the path of "
+                f"{DENSENET_WEIGHTS_FILE} to --weights."
+            )
         return str(path)
     home = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras"))
     cached = home / "models" / DENSENET_WEIGHTS_FILE
@@ -60,12 +62,17 @@ def _activation(name: str):
     return keras.layers.Activation(name)
 
 
-def build_model(config: Mapping[str, Any], input_shape: tuple[int, ...], num_classes: int,
-                weights: str | None = None):
+def build_model(
+    config: Mapping[str, Any],
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    weights: str | None = None,
+):
     """Builds the network a config describes: its ``family`` picks the builder.
 
     Args:
-        config: plain values for the space's parameters (see :func:`search.space.default_space`).
+        config: plain values for the space's parameters (see
+            :func:`hpo32.search.space.default_space`).
         input_shape: e.g. ``(32, 32, 3)``.
         num_classes: size of the softmax output.
         weights: the DenseNet121 ImageNet weights file for transfer and fine-tuning (else the
@@ -95,10 +102,11 @@ def build_cnn(config: Mapping[str, Any], input_shape: tuple[int, ...], num_class
     with ``padding: valid_last`` the last convolution of a block is unpadded, as in the report's
     MaxNet. A pooling layer and a dropout layer close each block. Then flatten, ``fc_layers``
     dense layers each followed by its activation and dropout, and a softmax output. Inputs are
-    images already normalized to [0, 1] (see :func:`search.data.normalize`).
+    images already normalized to [0, 1] (see :func:`hpo32.search.data.normalize`).
 
     Args:
-        config: plain values for the space's parameters (see :func:`search.space.default_space`).
+        config: plain values for the space's parameters (see
+            :func:`hpo32.search.space.default_space`).
         input_shape: e.g. ``(32, 32, 3)``.
         num_classes: size of the softmax output.
 
@@ -163,9 +171,13 @@ def build_alexnet(config: Mapping[str, Any], input_shape: tuple[int, ...], num_c
 
     inputs = keras.Input(shape=input_shape, name="image")
     x = layers.Resizing(224, 224, name="resize_224")(inputs)
-    for filters, kernel, stride, pool in ((96, 11, 4, True), (256, 11, 1, True),
-                                          (384, 3, 1, False), (384, 3, 1, False),
-                                          (256, 3, 1, True)):
+    for filters, kernel, stride, pool in (
+        (96, 11, 4, True),
+        (256, 11, 1, True),
+        (384, 3, 1, False),
+        (384, 3, 1, False),
+        (256, 3, 1, True),
+    ):
         x = layers.Conv2D(filters, kernel, strides=stride, padding="same")(x)
         x = _activation(config["activation"])(x)
         if pool:
@@ -179,8 +191,12 @@ def build_alexnet(config: Mapping[str, Any], input_shape: tuple[int, ...], num_c
     return keras.Model(inputs, outputs, name="hpo32_alexnet")
 
 
-def build_densenet121(config: Mapping[str, Any], input_shape: tuple[int, ...],
-                      num_classes: int, weights: str | None = None):
+def build_densenet121(
+    config: Mapping[str, Any],
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    weights: str | None = None,
+):
     """DenseNet121 from scratch, as frozen transfer base, or fine-tuned.
 
     Images are upscaled to ``densenet_input_size`` (DenseNet121 needs at least 32x32) and,
@@ -200,21 +216,24 @@ def build_densenet121(config: Mapping[str, Any], input_shape: tuple[int, ...],
     if size != input_shape[0]:
         x = layers.Resizing(size, size, name=f"resize_{size}")(x)
     if mode == "scratch":
-        base = keras.applications.DenseNet121(include_top=False, weights=None,
-                                              input_shape=(size, size, 3))
+        base = keras.applications.DenseNet121(
+            include_top=False, weights=None, input_shape=(size, size, 3)
+        )
     else:
-        x = layers.Normalization(mean=_IMAGENET_MEAN,
-                                 variance=[s * s for s in _IMAGENET_STD], name="imagenet")(x)
-        base = keras.applications.DenseNet121(include_top=False,
-                                              weights=resolve_weights(weights),
-                                              input_shape=(size, size, 3))
+        x = layers.Normalization(
+            mean=_IMAGENET_MEAN, variance=[s * s for s in _IMAGENET_STD], name="imagenet"
+        )(x)
+        base = keras.applications.DenseNet121(
+            include_top=False, weights=resolve_weights(weights), input_shape=(size, size, 3)
+        )
         keep = min(int(config.get("densenet_keep_layers", len(base.layers))), len(base.layers))
         if keep < len(base.layers):
             base = keras.Model(base.input, base.layers[keep - 1].output, name="densenet_part")
         unfrozen = 0
         if mode == "finetune":
-            unfrozen = round(float(config.get("densenet_unfreeze_fraction", 0.0))
-                             * len(base.layers))
+            unfrozen = round(
+                float(config.get("densenet_unfreeze_fraction", 0.0)) * len(base.layers)
+            )
         for i, layer in enumerate(base.layers):
             layer.trainable = i >= len(base.layers) - unfrozen if unfrozen else False
     x = base(x, training=False if mode != "scratch" else None)
@@ -252,7 +271,7 @@ def build_optimizer(config: Mapping[str, Any]):
 def compile_model(model, config: Mapping[str, Any]) -> None:
     """Compiles ``model`` with the config's optimizer and label-smoothed cross-entropy.
 
-    Labels are one-hot (see :func:`search.training.train_config`), so the loss and metric are
+    Labels are one-hot (see :func:`hpo32.search.training.train_config`), so the loss and metric are
     Keras built-ins and a saved model loads back without custom objects.
     """
     import keras

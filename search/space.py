@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Union
 
@@ -222,7 +222,12 @@ class Fixed(_Base):
 
 
 Param = Union[Int, Float, Categorical, Fixed]
-_KINDS: dict[str, type] = {"int": Int, "float": Float, "categorical": Categorical, "fixed": Fixed}
+_KINDS: dict[str, type[Param]] = {
+    "int": Int,
+    "float": Float,
+    "categorical": Categorical,
+    "fixed": Fixed,
+}
 
 
 def _check_range(name: str, low: float, high: float, log: bool) -> None:
@@ -352,8 +357,7 @@ class SearchSpace:
         unknown = sorted(set(partial) - set(self._by_name))
         if unknown:
             raise SpaceError(f"no parameter named '{unknown[0]}' in the space.")
-        config = self.sample(lambda p, _v: partial[p.name] if p.name in partial
-                             else _midpoint(p))
+        config = self.sample(lambda p, _v: partial[p.name] if p.name in partial else _midpoint(p))
         for name, value in partial.items():
             if name not in config:
                 raise SpaceError(f"parameter '{name}' is not active in this config.")
@@ -536,7 +540,7 @@ def param_from_dict(name: str, spec: Mapping[str, Any]) -> Param:
         )
     when = spec.pop("when", None)
     cls = _KINDS[kind]
-    allowed = {f for f in cls.__dataclass_fields__ if f not in ("name", "condition")}
+    allowed = {f.name for f in fields(cls) if f.name not in ("name", "condition")}
     unknown = set(spec) - allowed
     if unknown:
         raise SpaceError(
@@ -552,8 +556,10 @@ def param_from_dict(name: str, spec: Mapping[str, Any]) -> Param:
     if kind == "fixed" and "value" not in spec:
         raise SpaceError(f"parameter '{name}': a fixed parameter needs a value.")
     if kind == "float":
-        spec = {k: (float(v) if k in ("low", "high", "step") and _is_num(v) else v)
-                for k, v in spec.items()}
+        spec = {
+            k: (float(v) if k in ("low", "high", "step") and _is_num(v) else v)
+            for k, v in spec.items()
+        }
     param = cls(name, condition=_condition_from(name, when), **spec)
     param.validate()
     return param
@@ -623,6 +629,8 @@ def _plain(param: Param, value: Any) -> Value:
 def _midpoint(param: Param) -> Value:
     if isinstance(param, Categorical):
         return param.choices[0]
+    if isinstance(param, Fixed):
+        return param.value
     if param.log:
         mid = math.exp((math.log(param.low) + math.log(param.high)) / 2)
     else:
@@ -671,8 +679,12 @@ def default_space() -> SearchSpace:
         Categorical("padding", choices=("same", "valid_last"), condition=cnn),
         Categorical("batch_norm", choices=(False, True), condition=cnn),
         Categorical("pooling", choices=("max", "avg"), condition=cnn),
-        Int("fc_layers", low=0, high=MAX_FC_LAYERS,
-            condition=Condition("family", values=("cnn", "densenet121"))),
+        Int(
+            "fc_layers",
+            low=0,
+            high=MAX_FC_LAYERS,
+            condition=Condition("family", values=("cnn", "densenet121")),
+        ),
     ]
     for k in range(1, MAX_FC_LAYERS + 1):
         when = Condition("fc_layers", min=k)
@@ -681,17 +693,25 @@ def default_space() -> SearchSpace:
     dense = Condition("family", values=("densenet121",))
     pretrained = Condition("densenet_mode", values=("transfer", "finetune"))
     params += [
-        Float("alexnet_dropout", low=0.0, high=0.6, condition=Condition("family",
-                                                                         values=("alexnet",))),
-        Categorical("densenet_mode", choices=("scratch", "transfer", "finetune"),
-                    condition=dense),
+        Float(
+            "alexnet_dropout", low=0.0, high=0.6, condition=Condition("family", values=("alexnet",))
+        ),
+        Categorical("densenet_mode", choices=("scratch", "transfer", "finetune"), condition=dense),
         Categorical("densenet_input_size", choices=(32, 64, 96), condition=dense),
-        Int("densenet_keep_layers", low=12, high=DENSENET_LAYERS, log=True,
-            condition=pretrained),
-        Float("densenet_unfreeze_fraction", low=0.0, high=1.0,
-              condition=Condition("densenet_mode", values=("finetune",))),
-        Float("finetune_lr_scale", low=0.01, high=1.0, log=True,
-              condition=Condition("densenet_mode", values=("finetune",))),
+        Int("densenet_keep_layers", low=12, high=DENSENET_LAYERS, log=True, condition=pretrained),
+        Float(
+            "densenet_unfreeze_fraction",
+            low=0.0,
+            high=1.0,
+            condition=Condition("densenet_mode", values=("finetune",)),
+        ),
+        Float(
+            "finetune_lr_scale",
+            low=0.01,
+            high=1.0,
+            log=True,
+            condition=Condition("densenet_mode", values=("finetune",)),
+        ),
         Categorical("activation", choices=("relu", "swish", "elu", "gelu", "leaky_relu")),
         Categorical("optimizer", choices=("adamax", "adam", "adamw", "sgd", "rmsprop")),
         Float("learning_rate", low=1e-4, high=1e-1, log=True),

@@ -10,8 +10,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-__all__ = ["PRECISIONS", "TrialResult", "current_rss_mb", "first_epoch_seconds",
-           "forget_custom_gradients", "resolve_precision", "train_config"]
+__all__ = [
+    "PRECISIONS",
+    "TrialResult",
+    "current_rss_mb",
+    "first_epoch_seconds",
+    "forget_custom_gradients",
+    "resolve_precision",
+    "train_config",
+]
 
 #: What ``precision`` may be set to (spec key, ``--precision``).
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
@@ -76,9 +83,13 @@ class TrialResult:
 
     def first_epoch_seconds(self) -> float | None:
         """See :func:`first_epoch_seconds`."""
-        return first_epoch_seconds({"epoch_seconds": self.epoch_seconds,
-                                    "eval_seconds": self.eval_seconds,
-                                    "stopped_by": self.stopped_by})
+        return first_epoch_seconds(
+            {
+                "epoch_seconds": self.epoch_seconds,
+                "eval_seconds": self.eval_seconds,
+                "stopped_by": self.stopped_by,
+            }
+        )
 
     def release(self) -> None:
         """Drops the model and clears the Keras session so memory stays flat across trials."""
@@ -190,7 +201,8 @@ def resolve_precision(precision: str = "auto") -> str:
     gpus = tf.config.list_physical_devices("GPU")
     if gpus:
         capability = tf.config.experimental.get_device_details(gpus[0]).get(
-            "compute_capability", (0, 0))
+            "compute_capability", (0, 0)
+        )
         return "mixed_float16" if tuple(capability) >= (7, 0) else "float32"
     return "mixed_bfloat16" if _cpu_has_bf16() else "float32"
 
@@ -205,8 +217,14 @@ def current_rss_mb() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _budget_callback(deadlines: list[tuple[float, str]], report: EpochReport | None,
-                     n_train: int, batch_size: int, val_ds, n_val: int):
+def _budget_callback(
+    deadlines: list[tuple[float, str]],
+    report: EpochReport | None,
+    n_train: int,
+    batch_size: int,
+    val_ds,
+    n_val: int,
+):
     import keras
 
     class Budget(keras.callbacks.Callback):
@@ -257,8 +275,7 @@ def _budget_callback(deadlines: list[tuple[float, str]], report: EpochReport | N
             self.train_seconds += self.epoch_seconds[-1]
             self.images += min(self._steps * batch_size, n_train)
             self.peak_rss = max(self.peak_rss, current_rss_mb())
-            search_over = any(r == "search_budget" and time.monotonic() >= d
-                              for d, r in deadlines)
+            search_over = any(r == "search_budget" and time.monotonic() >= d for d, r in deadlines)
             if search_over:
                 return  # no validation past the search budget: the epoch stays unmeasured
             t_eval = time.perf_counter()
@@ -293,7 +310,7 @@ def train_config(
 
     Args:
         config: plain values of the space's parameters.
-        splits: a :class:`search.data.Splits` (uint8 images, int labels).
+        splits: a :class:`hpo32.search.data.Splits` (uint8 images, int labels).
         epochs: maximum epochs.
         trial_deadline: ``time.monotonic()`` value at which this trial must stop.
         search_deadline: ``time.monotonic()`` value at which the whole search must stop.
@@ -310,13 +327,13 @@ def train_config(
         A :class:`TrialResult` holding the trained model.
 
     Raises:
-        search.models.InvalidConfig: the config cannot be built.
+        hpo32.search.models.InvalidConfig: the config cannot be built.
     """
     import keras
     import tensorflow as tf
 
-    from search.data import make_tf_dataset
-    from search.models import build_model, compile_model
+    from hpo32.search.data import make_tf_dataset
+    from hpo32.search.models import build_model, compile_model
 
     keras.utils.set_random_seed(seed)
     num_classes = splits.num_classes
@@ -330,7 +347,11 @@ def train_config(
         return x, tf.one_hot(y, num_classes)
 
     train_ds = make_tf_dataset(
-        splits.x_train, splits.y_train, batch_size, training=True, seed=seed,
+        splits.x_train,
+        splits.y_train,
+        batch_size,
+        training=True,
+        seed=seed,
         augment_flip=bool(config.get("augment_flip")),
         augment_crop=bool(config.get("augment_crop")),
     ).map(one_hot)
@@ -347,17 +368,24 @@ def train_config(
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
     epoch_size = steps_per_epoch * batch_size if steps_per_epoch else n_train
-    deadlines = [(d, r) for d, r in ((search_deadline, "search_budget"),
-                                     (trial_deadline, "trial_budget")) if d is not None]
+    deadlines = [
+        (d, r)
+        for d, r in ((search_deadline, "search_budget"), (trial_deadline, "trial_budget"))
+        if d is not None
+    ]
     deadlines.sort()
-    budget = _budget_callback(deadlines, report, epoch_size, batch_size, val_ds,
-                              len(splits.x_val))
+    budget = _budget_callback(deadlines, report, epoch_size, batch_size, val_ds, len(splits.x_val))
     if deadlines and time.monotonic() >= deadlines[0][0]:
         budget.stopped_by = deadlines[0][1]
         hist: dict[str, list[float]] = {}
     else:
-        hist = model.fit(train_ds, epochs=epochs, steps_per_epoch=steps_per_epoch,
-                         verbose=verbose, callbacks=[budget]).history
+        hist = model.fit(
+            train_ds,
+            epochs=epochs,
+            steps_per_epoch=steps_per_epoch,
+            verbose=verbose,
+            callbacks=[budget],
+        ).history
     epochs_run = len(budget.val_accuracy)
     partial = budget.stopped_by == "trial_budget"  # its last validated epoch was cut short
     # the search ended inside the first epoch: a few batches measure nothing of the config
@@ -384,8 +412,7 @@ def evaluate(model, x, y, num_classes: int) -> float:
     """Accuracy of ``model`` on uint8 images ``x`` with integer labels ``y``."""
     import numpy as np
 
-    from search.data import make_tf_dataset
+    from hpo32.search.data import make_tf_dataset
 
-    probs = model.predict(make_tf_dataset(x, y, 256, training=False).map(lambda a, b: a),
-                          verbose=0)
+    probs = model.predict(make_tf_dataset(x, y, 256, training=False).map(lambda a, b: a), verbose=0)
     return float(np.mean(np.argmax(probs, axis=1) == np.asarray(y)))

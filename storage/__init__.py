@@ -6,7 +6,7 @@ study specs, budgets, sessions and test results.
 
 from __future__ import annotations
 
-from storage.db import (
+from hpo32.storage.db import (
     DEFAULT_URL,
     StorageError,
     artifact_root,
@@ -15,7 +15,7 @@ from storage.db import (
     resolve_url,
     sqlite_path,
 )
-from storage.records import Records, Session, StudySummary, consumed_seconds
+from hpo32.storage.records import Records, Session, StudySummary, consumed_seconds
 
 __all__ = [
     "DEFAULT_URL",

@@ -112,8 +112,10 @@ def make_engine(url: str, read_only: bool = False):
             raise StorageError(f"database file '{path}' does not exist; run a search first.")
         uri = f"file:{path}?mode=ro"
         engine = sa.create_engine(
-            "sqlite://", creator=lambda: sqlite3.connect(uri, uri=True, timeout=SQLITE_TIMEOUT_S,
-                                                          check_same_thread=False)
+            "sqlite://",
+            creator=lambda: sqlite3.connect(
+                uri, uri=True, timeout=SQLITE_TIMEOUT_S, check_same_thread=False
+            ),
         )
     else:
         engine = sa.create_engine(url, **engine_kwargs(url))
@@ -127,8 +129,12 @@ def make_engine(url: str, read_only: bool = False):
     return engine
 
 
-def optuna_storage(url: str, heartbeat_interval: int | None = None,
-                   grace_period: int | None = None, retry_stale: bool = True):
+def optuna_storage(
+    url: str,
+    heartbeat_interval: int | None = None,
+    grace_period: int | None = None,
+    retry_stale: bool = True,
+):
     """Optuna's RDB storage over ``url`` (tables created when missing).
 
     Args:

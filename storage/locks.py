@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import sqlalchemy as sa
 
-from storage.db import sqlite_path
+from hpo32.storage.db import sqlite_path
 
 __all__ = ["study_lock"]
 

@@ -17,8 +17,15 @@ from typing import Any
 
 import sqlalchemy as sa
 
-__all__ = ["HEARTBEAT_S", "Records", "Session", "SessionHeartbeat", "StudySummary",
-           "consumed_seconds", "to_timestamp"]
+__all__ = [
+    "HEARTBEAT_S",
+    "Records",
+    "Session",
+    "SessionHeartbeat",
+    "StudySummary",
+    "consumed_seconds",
+    "to_timestamp",
+]
 
 metadata = sa.MetaData()
 
@@ -140,14 +147,14 @@ class SessionHeartbeat:
     its budget ends at its last heartbeat.
     """
 
-    def __init__(self, records: Records, session_id: int,
-                 interval: float = HEARTBEAT_S) -> None:
+    def __init__(self, records: Records, session_id: int, interval: float = HEARTBEAT_S) -> None:
         import threading
 
         self._records, self._session, self._interval = records, session_id, interval
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="hpo32-session-heartbeat",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name="hpo32-session-heartbeat", daemon=True
+        )
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
@@ -169,7 +176,7 @@ class Records:
     """hpo32's tables over one SQLAlchemy engine (the same database as Optuna's).
 
     Args:
-        engine: from :func:`storage.db.make_engine`.
+        engine: from :func:`hpo32.storage.db.make_engine`.
         create: create the ``hpo32_*`` tables when missing (writers do; read-only users not).
     """
 
@@ -179,12 +186,27 @@ class Records:
             metadata.create_all(engine)
 
     # -- studies -------------------------------------------------------------------------
-    def add_study(self, name: str, engine_name: str, dataset: str, spec: dict[str, Any],
-                  budget_seconds: float | None, workdir: str | None = None) -> None:
+    def add_study(
+        self,
+        name: str,
+        engine_name: str,
+        dataset: str,
+        spec: dict[str, Any],
+        budget_seconds: float | None,
+        workdir: str | None = None,
+    ) -> None:
         with self.engine.begin() as con:
-            con.execute(studies_table.insert().values(
-                name=name, engine=engine_name, dataset=dataset, spec_json=json.dumps(spec),
-                budget_seconds=budget_seconds, workdir=workdir, created_at=time.time()))
+            con.execute(
+                studies_table.insert().values(
+                    name=name,
+                    engine=engine_name,
+                    dataset=dataset,
+                    spec_json=json.dumps(spec),
+                    budget_seconds=budget_seconds,
+                    workdir=workdir,
+                    created_at=time.time(),
+                )
+            )
 
     def study(self, name: str) -> dict[str, Any] | None:
         """The stored row of a study (spec decoded), or None."""
@@ -198,21 +220,33 @@ class Records:
 
     def set_budget(self, name: str, budget_seconds: float | None) -> None:
         with self.engine.begin() as con:
-            con.execute(studies_table.update().where(studies_table.c.name == name)
-                        .values(budget_seconds=budget_seconds))
+            con.execute(
+                studies_table.update()
+                .where(studies_table.c.name == name)
+                .values(budget_seconds=budget_seconds)
+            )
 
     def set_workdir(self, name: str, workdir: str) -> None:
         with self.engine.begin() as con:
-            con.execute(studies_table.update().where(studies_table.c.name == name)
-                        .values(workdir=workdir))
+            con.execute(
+                studies_table.update().where(studies_table.c.name == name).values(workdir=workdir)
+            )
 
     # -- sessions ------------------------------------------------------------------------
     def begin_session(self, study_name: str) -> int:
         now = time.time()
         with self.engine.begin() as con:
-            res = con.execute(sessions_table.insert().values(
-                study_name=study_name, host=socket.gethostname(), pid=os.getpid(),
-                started_at=now, last_seen=now, trials_run=0, heartbeat_s=float(HEARTBEAT_S)))
+            res = con.execute(
+                sessions_table.insert().values(
+                    study_name=study_name,
+                    host=socket.gethostname(),
+                    pid=os.getpid(),
+                    started_at=now,
+                    last_seen=now,
+                    trials_run=0,
+                    heartbeat_s=float(HEARTBEAT_S),
+                )
+            )
             return int(res.inserted_primary_key[0])
 
     def touch_session(self, session_id: int, trials_run: int | None = None) -> None:
@@ -220,21 +254,26 @@ class Records:
         if trials_run is not None:
             values["trials_run"] = trials_run
         with self.engine.begin() as con:
-            con.execute(sessions_table.update().where(sessions_table.c.id == session_id)
-                        .values(**values))
+            con.execute(
+                sessions_table.update().where(sessions_table.c.id == session_id).values(**values)
+            )
 
     def end_session(self, session_id: int, reason: str, trials_run: int) -> None:
         now = time.time()
         with self.engine.begin() as con:
-            con.execute(sessions_table.update().where(sessions_table.c.id == session_id)
-                        .values(ended_at=now, last_seen=now, exit_reason=reason,
-                                trials_run=trials_run))
+            con.execute(
+                sessions_table.update()
+                .where(sessions_table.c.id == session_id)
+                .values(ended_at=now, last_seen=now, exit_reason=reason, trials_run=trials_run)
+            )
 
     def sessions(self, study_name: str) -> list[Session]:
         with self.engine.connect() as con:
-            rows = con.execute(sa.select(sessions_table)
-                               .where(sessions_table.c.study_name == study_name)
-                               .order_by(sessions_table.c.id)).all()
+            rows = con.execute(
+                sa.select(sessions_table)
+                .where(sessions_table.c.study_name == study_name)
+                .order_by(sessions_table.c.id)
+            ).all()
         return [Session(**row._mapping) for row in rows]
 
     def used_seconds(self, study_name: str, now: float | None = None) -> float:
@@ -248,18 +287,32 @@ class Records:
         return consumed_seconds(intervals)
 
     # -- results -------------------------------------------------------------------------
-    def set_result(self, study_name: str, trial_number: int, val_accuracy: float | None,
-                   test_accuracy: float | None, model_path: str | None) -> None:
+    def set_result(
+        self,
+        study_name: str,
+        trial_number: int,
+        val_accuracy: float | None,
+        test_accuracy: float | None,
+        model_path: str | None,
+    ) -> None:
         with self.engine.begin() as con:
             con.execute(results_table.delete().where(results_table.c.study_name == study_name))
-            con.execute(results_table.insert().values(
-                study_name=study_name, trial_number=trial_number, val_accuracy=val_accuracy,
-                test_accuracy=test_accuracy, model_path=model_path, evaluated_at=time.time()))
+            con.execute(
+                results_table.insert().values(
+                    study_name=study_name,
+                    trial_number=trial_number,
+                    val_accuracy=val_accuracy,
+                    test_accuracy=test_accuracy,
+                    model_path=model_path,
+                    evaluated_at=time.time(),
+                )
+            )
 
     def result(self, study_name: str) -> dict[str, Any] | None:
         with self.engine.connect() as con:
-            row = con.execute(sa.select(results_table)
-                              .where(results_table.c.study_name == study_name)).first()
+            row = con.execute(
+                sa.select(results_table).where(results_table.c.study_name == study_name)
+            ).first()
         return dict(row._mapping) if row else None
 
     # -- queries over Optuna's tables -------------------------------------------------------
@@ -274,22 +327,38 @@ class Records:
         trials, values, studies = t["trials"], t["trial_values"], t["studies"]
         with self.engine.connect() as con:
             row = con.execute(
-                sa.select(trials.c.trial_id, trials.c.number, values.c.value,
-                          trials.c.datetime_start, trials.c.datetime_complete)
+                sa.select(
+                    trials.c.trial_id,
+                    trials.c.number,
+                    values.c.value,
+                    trials.c.datetime_start,
+                    trials.c.datetime_complete,
+                )
                 .join(values, values.c.trial_id == trials.c.trial_id)
                 .join(studies, studies.c.study_id == trials.c.study_id)
-                .where(studies.c.study_name == study_name, trials.c.state == "COMPLETE",
-                       values.c.objective == 0)
-                .order_by(values.c.value.desc(), trials.c.number).limit(1)).first()
+                .where(
+                    studies.c.study_name == study_name,
+                    trials.c.state == "COMPLETE",
+                    values.c.objective == 0,
+                )
+                .order_by(values.c.value.desc(), trials.c.number)
+                .limit(1)
+            ).first()
             if row is None:
                 return None
             ua = t["trial_user_attributes"]
-            attrs = {k: json.loads(v) for k, v in con.execute(
-                sa.select(ua.c.key, ua.c.value_json).where(ua.c.trial_id == row.trial_id))}
+            attrs = {
+                k: json.loads(v)
+                for k, v in con.execute(
+                    sa.select(ua.c.key, ua.c.value_json).where(ua.c.trial_id == row.trial_id)
+                )
+            }
             tp = t["trial_params"]
-            params = con.execute(sa.select(tp.c.param_name, tp.c.param_value,
-                                           tp.c.distribution_json)
-                                 .where(tp.c.trial_id == row.trial_id)).all()
+            params = con.execute(
+                sa.select(tp.c.param_name, tp.c.param_value, tp.c.distribution_json).where(
+                    tp.c.trial_id == row.trial_id
+                )
+            ).all()
         duration = None
         if row.datetime_start is not None and row.datetime_complete is not None:
             duration = to_timestamp(row.datetime_complete) - to_timestamp(row.datetime_start)
@@ -312,7 +381,8 @@ class Records:
                 .join(trials, trials.c.trial_id == ua.c.trial_id)
                 .join(studies, studies.c.study_id == trials.c.study_id)
                 .where(studies.c.study_name == study_name, ua.c.key.in_(keys))
-                .order_by(trials.c.number)).all()
+                .order_by(trials.c.number)
+            ).all()
         by_trial: dict[int, dict[str, Any]] = {}
         for number, key, value in rows:
             by_trial.setdefault(number, {})[key] = json.loads(value)
@@ -334,19 +404,33 @@ class Records:
                 q = q.where(o_studies.c.study_name.in_(names))
             studies = con.execute(q.order_by(o_studies.c.study_id)).all()
             counts = con.execute(
-                sa.select(trials.c.study_id, trials.c.state, sa.func.count())
-                .group_by(trials.c.study_id, trials.c.state)).all()
-            best = dict(con.execute(
-                sa.select(trials.c.study_id, sa.func.max(values.c.value))
-                .join(values, values.c.trial_id == trials.c.trial_id)
-                .where(trials.c.state == "COMPLETE", values.c.objective == 0)
-                .group_by(trials.c.study_id)).all())
-            last = dict(con.execute(
-                sa.select(trials.c.study_id, sa.func.max(sa.func.coalesce(
-                    trials.c.datetime_complete, trials.c.datetime_start)))
-                .group_by(trials.c.study_id)).all())
-            own = {r.name: r for r in con.execute(sa.select(studies_table)).all()} \
-                if insp.has_table("hpo32_studies") else {}
+                sa.select(trials.c.study_id, trials.c.state, sa.func.count()).group_by(
+                    trials.c.study_id, trials.c.state
+                )
+            ).all()
+            best = dict(
+                con.execute(
+                    sa.select(trials.c.study_id, sa.func.max(values.c.value))
+                    .join(values, values.c.trial_id == trials.c.trial_id)
+                    .where(trials.c.state == "COMPLETE", values.c.objective == 0)
+                    .group_by(trials.c.study_id)
+                ).all()
+            )
+            last = dict(
+                con.execute(
+                    sa.select(
+                        trials.c.study_id,
+                        sa.func.max(
+                            sa.func.coalesce(trials.c.datetime_complete, trials.c.datetime_start)
+                        ),
+                    ).group_by(trials.c.study_id)
+                ).all()
+            )
+            own = (
+                {r.name: r for r in con.execute(sa.select(studies_table)).all()}
+                if insp.has_table("hpo32_studies")
+                else {}
+            )
         by_study: dict[int, dict[str, int]] = {}
         for sid, state, n in counts:
             state_name = state.name if hasattr(state, "name") else str(state)
@@ -361,18 +445,21 @@ class Records:
             activity = [s.last_seen for s in sessions]
             if last.get(sid) is not None:
                 activity.append(to_timestamp(last[sid]))
-            out.append(StudySummary(
-                name=name,
-                dataset=row.dataset if row else None,
-                engine=row.engine if row else None,
-                states=by_study.get(sid, {}),
-                best_value=float(best[sid]) if best.get(sid) is not None else None,
-                budget_seconds=row.budget_seconds if row else None,
-                used_seconds=round(consumed_seconds(
-                    [(s.started_at, s.end(now)) for s in sessions]), 1),
-                last_activity=max(activity) if activity else None,
-                running=running,
-            ))
+            out.append(
+                StudySummary(
+                    name=name,
+                    dataset=row.dataset if row else None,
+                    engine=row.engine if row else None,
+                    states=by_study.get(sid, {}),
+                    best_value=float(best[sid]) if best.get(sid) is not None else None,
+                    budget_seconds=row.budget_seconds if row else None,
+                    used_seconds=round(
+                        consumed_seconds([(s.started_at, s.end(now)) for s in sessions]), 1
+                    ),
+                    last_activity=max(activity) if activity else None,
+                    running=running,
+                )
+            )
         return out
 
 
@@ -380,8 +467,7 @@ def _decode_params(rows) -> dict[str, Any]:
     """Optuna's stored (internal) param values in their external form."""
     from optuna.distributions import json_to_distribution
 
-    return {name: json_to_distribution(dist).to_external_repr(value)
-            for name, value, dist in rows}
+    return {name: json_to_distribution(dist).to_external_repr(value) for name, value, dist in rows}
 
 
 def to_timestamp(value: Any) -> float:

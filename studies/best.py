@@ -45,19 +45,25 @@ def load_best(records, study_name: str, artifact_root: Path) -> BestModel:
         raise LookupError(f"study '{study_name}' has no saved model yet; run a search first.")
     path = artifact_root / best["user_attrs"]["model_path"]
     if not path.is_file():
-        raise LookupError(f"the best model of '{study_name}' is missing at '{path}'; set "
-                          "HPO32_ARTIFACTS to the folder that holds it.")
+        raise LookupError(
+            f"the best model of '{study_name}' is missing at '{path}'; set "
+            "HPO32_ARTIFACTS to the folder that holds it."
+        )
     attrs: dict[str, Any] = {}
     with records.engine.connect() as con:
-        rows = con.execute(sa.text(
-            "SELECT a.key, a.value_json FROM study_user_attributes a "
-            "JOIN studies s ON s.study_id = a.study_id WHERE s.study_name = :n"),
-            {"n": study_name}).all()
+        rows = con.execute(
+            sa.text(
+                "SELECT a.key, a.value_json FROM study_user_attributes a "
+                "JOIN studies s ON s.study_id = a.study_id WHERE s.study_name = :n"
+            ),
+            {"n": study_name},
+        ).all()
     attrs = {k: json.loads(v) for k, v in rows}
     history = _trial_history(records, study_name, best["number"])
     ids = attrs.get("class_ids") or []
-    return BestModel(study_name, best["number"], path, ids,
-                     attrs.get("class_names") or list(ids), history)
+    return BestModel(
+        study_name, best["number"], path, ids, attrs.get("class_names") or list(ids), history
+    )
 
 
 def _trial_history(records, study_name: str, number: int) -> dict[str, list[float]]:
@@ -66,11 +72,15 @@ def _trial_history(records, study_name: str, number: int) -> dict[str, list[floa
     import sqlalchemy as sa
 
     with records.engine.connect() as con:
-        row = con.execute(sa.text(
-            "SELECT a.value_json FROM trial_user_attributes a "
-            "JOIN trials t ON t.trial_id = a.trial_id JOIN studies s ON s.study_id = t.study_id "
-            "WHERE s.study_name = :n AND t.number = :k AND a.key = 'history'"),
-            {"n": study_name, "k": number}).first()
+        row = con.execute(
+            sa.text(
+                "SELECT a.value_json FROM trial_user_attributes a "
+                "JOIN trials t ON t.trial_id = a.trial_id "
+                "JOIN studies s ON s.study_id = t.study_id "
+                "WHERE s.study_name = :n AND t.number = :k AND a.key = 'history'"
+            ),
+            {"n": study_name, "k": number},
+        ).first()
     return json.loads(row[0]) if row else {}
 
 
@@ -105,7 +115,7 @@ def predict_images(best: BestModel, paths: list[str], top: int = 10) -> list[dic
     """
     import numpy as np
 
-    from search.data import normalize
+    from hpo32.search.data import normalize
 
     images = np.stack([read_image(p) for p in paths])  # every file is checked before loading
     model = best.load()
@@ -113,15 +123,20 @@ def predict_images(best: BestModel, paths: list[str], top: int = 10) -> list[dic
     out = []
     for path, p in zip(paths, probs, strict=True):
         order = np.argsort(-p)[:top]
-        out.append({
-            "image": str(path),
-            "total_probability": float(p.sum()),
-            "predictions": [{
-                "class_id": best.class_ids[i] if i < len(best.class_ids) else str(i),
-                "class_name": best.class_names[i] if i < len(best.class_names) else str(i),
-                "probability": float(p[i]),
-            } for i in order],
-        })
+        out.append(
+            {
+                "image": str(path),
+                "total_probability": float(p.sum()),
+                "predictions": [
+                    {
+                        "class_id": best.class_ids[i] if i < len(best.class_ids) else str(i),
+                        "class_name": best.class_names[i] if i < len(best.class_names) else str(i),
+                        "probability": float(p[i]),
+                    }
+                    for i in order
+                ],
+            }
+        )
     return out
 
 
@@ -147,8 +162,9 @@ def plot_curves(best: BestModel, out_dir: Path) -> tuple[Path, Path]:
             values = h.get(key) or []
             epochs = list(range(1, len(values) + 1))
             axes[col].plot(epochs, values, style, label=key)
-            plotly_fig.add_trace(go.Scatter(x=epochs, y=values, name=key, mode="lines+markers"),
-                                 row=1, col=col + 1)
+            plotly_fig.add_trace(
+                go.Scatter(x=epochs, y=values, name=key, mode="lines+markers"), row=1, col=col + 1
+            )
         axes[col].set_xlabel("epoch")
         axes[col].set_title(metric)
         axes[col].legend()

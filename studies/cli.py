@@ -13,7 +13,8 @@ import sys
 import time
 from typing import Any, Sequence
 
-from studies.spec import SpecError, StudySpec, format_duration, parse_duration
+from hpo32 import __version__
+from hpo32.studies.spec import SpecError, StudySpec, format_duration, parse_duration
 
 __all__ = ["main"]
 
@@ -59,8 +60,12 @@ def _gpu_list(text: str) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="hpo32", description="Hyperparameter search for Keras CNNs on "
-                     "32x32 images (CIFAR-10, ImageNet32), recorded in one database.")
+    parser = _Parser(
+        prog="hpo32",
+        description="Hyperparameter search for Keras CNNs on "
+        "32x32 images (CIFAR-10, ImageNet32), recorded in one database.",
+    )
+    parser.add_argument("--version", action="version", version=f"hpo32 {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     storage_help = "database URL (default: $HPO32_STORAGE or sqlite:///hpo32.db)"
 
@@ -72,8 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", help="cifar10, imagenet32 or folder:PATH")
     p.add_argument("--classes", type=_positive_int, help="ImageNet32: use the first N classes")
     p.add_argument("--data-dir", help="where the data lies (else $HPO32_DATA_DIR, Keras cache)")
-    p.add_argument("--engine", help="optuna, keras-tuner:random|bayesian|hyperband, "
-                   "autokeras:greedy|bayesian|hyperband|random")
+    p.add_argument(
+        "--engine",
+        help="optuna, keras-tuner:random|bayesian|hyperband, "
+        "autokeras:greedy|bayesian|hyperband|random",
+    )
     p.add_argument("--sampler", help="tpe, random, cmaes, gp, grid")
     p.add_argument("--pruner", help="median, hyperband, asha, none")
     p.add_argument("--budget", type=_duration("budget"), help="search budget: 90s, 10m, 2h")
@@ -82,15 +90,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=_positive_int, help="epochs per trial")
     p.add_argument("--train-limit", type=_positive_int, help="at most N training images")
     p.add_argument("--val-limit", type=_positive_int, help="at most N validation images")
-    p.add_argument("--epoch-images", type=_positive_int,
-                   help="images per epoch (low-fidelity epochs for the pruner); default: all")
-    p.add_argument("--precision", help="auto (mixed precision where native), float32, "
-                   "bfloat16, float16")
+    p.add_argument(
+        "--epoch-images",
+        type=_positive_int,
+        help="images per epoch (low-fidelity epochs for the pruner); default: all",
+    )
+    p.add_argument(
+        "--precision", help="auto (mixed precision where native), float32, bfloat16, float16"
+    )
     p.add_argument("--seed", type=int, help="random seed")
     p.add_argument("--weights", help="DenseNet121 ImageNet weights file (transfer, finetune)")
     p.add_argument("--storage", help=storage_help)
-    p.add_argument("--workers", type=_positive_int, default=1,
-                   help="run N worker processes on this host")
+    p.add_argument(
+        "--workers", type=_positive_int, default=1, help="run N worker processes on this host"
+    )
     p.add_argument("--gpus", type=_gpu_list, help="one worker per listed GPU: 0,1,...")
 
     p = sub.add_parser("worker", help="join an existing study and run its trials")
@@ -114,8 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.add_argument("--storage", help=storage_help)
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--no-model", action="store_true",
-                   help="skip the best model's summary and curves (no TensorFlow import)")
+    p.add_argument(
+        "--no-model",
+        action="store_true",
+        help="skip the best model's summary and curves (no TensorFlow import)",
+    )
 
     p = sub.add_parser("export", help="export a study's trials")
     p.add_argument("name")
@@ -137,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("presets", help="list the presets")
 
-    from dashboards.cli import add_parsers as add_dashboard_parsers
+    from hpo32.dashboards.cli import add_parsers as add_dashboard_parsers
 
     add_dashboard_parsers(sub, storage_help)
     return parser
@@ -158,9 +174,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args) or 0
     except KeyboardInterrupt:
-        print("hpo32: interrupted; the running trial was recorded. Continue with "
-              f"'hpo32 resume {getattr(args, 'study', None) or getattr(args, 'name', '')}'.",
-              file=sys.stderr)
+        print(
+            "hpo32: interrupted; the running trial was recorded. Continue with "
+            f"'hpo32 resume {getattr(args, 'study', None) or getattr(args, 'name', '')}'.",
+            file=sys.stderr,
+        )
         return EXIT_INTERRUPTED
     except Exception as exc:
         if _is_user_error(exc):
@@ -170,23 +188,29 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _is_user_error(exc: BaseException) -> bool:
-    from search.space import SpaceError
-    from storage import StorageError
-    from studies.best import ImageError
-    from studies.runner import StudyNotFound
+    from hpo32.search.space import SpaceError
+    from hpo32.storage import StorageError
+    from hpo32.studies.best import ImageError
+    from hpo32.studies.runner import StudyNotFound
 
-    errors: tuple[type[BaseException], ...] = (UserError, SpecError, SpaceError, StorageError,
-                                               StudyNotFound, ImageError)
-    if "search.data" in sys.modules:
-        errors += (sys.modules["search.data"].DataError,)
+    errors: tuple[type[BaseException], ...] = (
+        UserError,
+        SpecError,
+        SpaceError,
+        StorageError,
+        StudyNotFound,
+        ImageError,
+    )
+    if "hpo32.search.data" in sys.modules:
+        errors += (sys.modules["hpo32.search.data"].DataError,)
     return isinstance(exc, errors)
 
 
 # -- commands -------------------------------------------------------------------------------
 def cmd_search(args: argparse.Namespace) -> int:
-    from studies.progress import Progress
-    from studies.runner import search
-    from studies.spec import load_preset, load_spec_file
+    from hpo32.studies.progress import Progress
+    from hpo32.studies.runner import search
+    from hpo32.studies.spec import load_preset, load_spec_file
 
     if args.preset:
         spec = load_preset(args.preset)
@@ -195,46 +219,76 @@ def cmd_search(args: argparse.Namespace) -> int:
     else:
         spec = StudySpec()
     spec = spec.with_overrides(
-        dataset=args.dataset, classes=args.classes, data_dir=args.data_dir, engine=args.engine,
-        sampler=args.sampler, pruner=args.pruner, budget=args.budget,
-        trial_budget=args.trial_budget, n_trials=args.n_trials, epochs=args.epochs,
-        train_limit=args.train_limit, val_limit=args.val_limit, seed=args.seed,
-        weights=args.weights, epoch_images=args.epoch_images, precision=args.precision,
+        dataset=args.dataset,
+        classes=args.classes,
+        data_dir=args.data_dir,
+        engine=args.engine,
+        sampler=args.sampler,
+        pruner=args.pruner,
+        budget=args.budget,
+        trial_budget=args.trial_budget,
+        n_trials=args.n_trials,
+        epochs=args.epochs,
+        train_limit=args.train_limit,
+        val_limit=args.val_limit,
+        seed=args.seed,
+        weights=args.weights,
+        epoch_images=args.epoch_images,
+        precision=args.precision,
     )
     if spec.budget is None and spec.n_trials is None:
         spec = spec.with_overrides(budget=600.0)
-    print(f"hpo32: study '{args.study}': {spec.dataset}, {spec.engine}/{spec.sampler}/"
-          f"{spec.pruner}, budget {format_duration(spec.budget)}, "
-          f"trial budget {format_duration(spec.trial_budget)}, {spec.epochs} epochs a trial")
-    outcome = search(spec, args.study, args.storage, on_event=Progress(budget=spec.budget),
-                     workers=args.workers, gpus=args.gpus)
+    print(
+        f"hpo32: study '{args.study}': {spec.dataset}, {spec.engine}/{spec.sampler}/"
+        f"{spec.pruner}, budget {format_duration(spec.budget)}, "
+        f"trial budget {format_duration(spec.trial_budget)}, {spec.epochs} epochs a trial"
+    )
+    outcome = search(
+        spec,
+        args.study,
+        args.storage,
+        on_event=Progress(budget=spec.budget),
+        workers=args.workers,
+        gpus=args.gpus,
+    )
     _print_outcome(outcome)
     return 0
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from studies.progress import Progress
-    from studies.runner import resume
+    from hpo32.studies.progress import Progress
+    from hpo32.studies.runner import resume
 
     progress = Progress()
-    outcome = resume(args.name, args.storage, extra_budget=args.budget, n_trials=args.n_trials,
-                     data_dir=args.data_dir, trial_budget=args.trial_budget, on_event=progress)
+    outcome = resume(
+        args.name,
+        args.storage,
+        extra_budget=args.budget,
+        n_trials=args.n_trials,
+        data_dir=args.data_dir,
+        trial_budget=args.trial_budget,
+        on_event=progress,
+    )
     if outcome.reason == "budget_spent":
-        print(f"hpo32: study '{args.name}' has spent its budget; add time with "
-              f"'hpo32 resume {args.name} --budget 10m'.")
+        print(
+            f"hpo32: study '{args.name}' has spent its budget; add time with "
+            f"'hpo32 resume {args.name} --budget 10m'."
+        )
         return 0
     _print_outcome(outcome)
     return 0
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from studies.progress import Progress
-    from studies.runner import resume
+    from hpo32.studies.progress import Progress
+    from hpo32.studies.runner import resume
 
     outcome = resume(args.name, args.storage, data_dir=args.data_dir, on_event=Progress())
     if outcome.reason == "budget_spent":
-        print(f"hpo32: study '{args.name}' has no budget left; nothing to do "
-              f"(add time with 'hpo32 resume {args.name} --budget 10m').")
+        print(
+            f"hpo32: study '{args.name}' has no budget left; nothing to do "
+            f"(add time with 'hpo32 resume {args.name} --budget 10m')."
+        )
         return 0
     _print_outcome(outcome)
     return 0
@@ -243,12 +297,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def _print_outcome(outcome) -> None:
     best = f"{outcome.best_value:.4f}" if outcome.best_value is not None else "-"
     test = f"{outcome.test_accuracy:.4f}" if outcome.test_accuracy is not None else "-"
-    print(f"hpo32: study '{outcome.study}' stopped ({outcome.reason}) after "
-          f"{outcome.trials_run} trials this session; best val_acc {best}, test_acc {test}")
+    print(
+        f"hpo32: study '{outcome.study}' stopped ({outcome.reason}) after "
+        f"{outcome.trials_run} trials this session; best val_acc {best}, test_acc {test}"
+    )
 
 
 def _records(url_arg: str | None, must_exist: bool = True):
-    from storage import Records, make_engine, resolve_url, sqlite_path
+    from hpo32.storage import Records, make_engine, resolve_url, sqlite_path
 
     url = resolve_url(url_arg)
     path = sqlite_path(url)
@@ -267,15 +323,23 @@ def cmd_list(args: argparse.Namespace) -> int:
     table = [header]
     for r in rows:
         s = r.states
-        table.append((
-            r.name, r.dataset or "-", r.engine or "-",
-            f"{s.get('complete', 0)}/{s.get('pruned', 0)}/{s.get('fail', 0)}/"
-            f"{s.get('running', 0)}",
-            f"{r.best_value:.4f}" if r.best_value is not None else "-",
-            f"{format_duration(r.used_seconds)}/{format_duration(r.budget_seconds)}",
-            (time.strftime("%Y-%m-%d %H:%M", time.localtime(r.last_activity))
-             if r.last_activity else "-") + (" running" if r.running else ""),
-        ))
+        table.append(
+            (
+                r.name,
+                r.dataset or "-",
+                r.engine or "-",
+                f"{s.get('complete', 0)}/{s.get('pruned', 0)}/{s.get('fail', 0)}/"
+                f"{s.get('running', 0)}",
+                f"{r.best_value:.4f}" if r.best_value is not None else "-",
+                f"{format_duration(r.used_seconds)}/{format_duration(r.budget_seconds)}",
+                (
+                    time.strftime("%Y-%m-%d %H:%M", time.localtime(r.last_activity))
+                    if r.last_activity
+                    else "-"
+                )
+                + (" running" if r.running else ""),
+            )
+        )
     _print_table(table)
     return 0
 
@@ -289,7 +353,7 @@ def _print_table(rows: list[tuple[Any, ...]]) -> None:
 def _load_study(name: str, url: str):
     import optuna
 
-    from studies.runner import StudyNotFound
+    from hpo32.studies.runner import StudyNotFound
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
@@ -300,7 +364,7 @@ def _load_study(name: str, url: str):
 
 def study_details(records, name: str) -> dict[str, Any]:
     """What ``hpo32 show`` prints: counts, budget, best trial and its test accuracy."""
-    from studies.runner import StudyNotFound
+    from hpo32.studies.runner import StudyNotFound
 
     summaries = records.summaries([name])
     if not summaries:
@@ -324,19 +388,25 @@ def cmd_show(args: argparse.Namespace) -> int:
         return 0
     s = info["states"]
     print(f"study {info['name']}: {info['dataset'] or '-'} / {info['engine'] or '-'}")
-    print(f"  trials: {s.get('complete', 0)} complete, {s.get('pruned', 0)} pruned, "
-          f"{s.get('fail', 0)} failed, {s.get('running', 0)} running, "
-          f"{s.get('waiting', 0)} waiting")
-    print(f"  budget: {format_duration(info['used_seconds'])} used of "
-          f"{format_duration(info['budget_seconds'])}")
+    print(
+        f"  trials: {s.get('complete', 0)} complete, {s.get('pruned', 0)} pruned, "
+        f"{s.get('fail', 0)} failed, {s.get('running', 0)} running, "
+        f"{s.get('waiting', 0)} waiting"
+    )
+    print(
+        f"  budget: {format_duration(info['used_seconds'])} used of "
+        f"{format_duration(info['budget_seconds'])}"
+    )
     best = info.get("best_trial")
     if best is None:
         print("  no completed trial yet")
         return 0
     test = best.get("test_accuracy")
-    print(f"  best trial {best['number']}: val_acc {best['value']:.4f}, test_acc "
-          f"{f'{test:.4f}' if test is not None else '-'}, "
-          f"{format_duration(best.get('duration_seconds'))}")
+    print(
+        f"  best trial {best['number']}: val_acc {best['value']:.4f}, test_acc "
+        f"{f'{test:.4f}' if test is not None else '-'}, "
+        f"{format_duration(best.get('duration_seconds'))}"
+    )
     for key, value in (best.get("config") or best.get("params") or {}).items():
         print(f"    {key}: {value}")
     if not args.no_model and best["user_attrs"].get("model_path"):
@@ -345,8 +415,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def _show_model(records, name: str, url: str) -> None:
-    from storage import artifact_root
-    from studies.best import load_best, plot_curves
+    from hpo32.storage import artifact_root
+    from hpo32.studies.best import load_best, plot_curves
 
     try:
         best = load_best(records, name, artifact_root(url))
@@ -362,8 +432,8 @@ def _show_model(records, name: str, url: str) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from storage import artifact_root
-    from studies.best import load_best, predict_images
+    from hpo32.storage import artifact_root
+    from hpo32.studies.best import load_best, predict_images
 
     records, url = _records(args.storage)
     study_details(records, args.name)  # a clear error for a missing study
@@ -394,15 +464,22 @@ def cmd_export(args: argparse.Namespace) -> int:
     rows = []
     for t in study.get_trials(deepcopy=False):
         row: dict[str, Any] = {
-            "number": t.number, "state": t.state.name, "value": t.value,
+            "number": t.number,
+            "state": t.state.name,
+            "value": t.value,
             "datetime_start": t.datetime_start.isoformat() if t.datetime_start else None,
             "datetime_complete": t.datetime_complete.isoformat() if t.datetime_complete else None,
             "duration_seconds": t.duration.total_seconds() if t.duration else None,
         }
         config = t.user_attrs.get("config") or t.params
         row.update({f"params_{k}": v for k, v in config.items()})
-        row.update({f"user_attrs_{k}": v for k, v in t.user_attrs.items()
-                    if k not in ("config", "history")})
+        row.update(
+            {
+                f"user_attrs_{k}": v
+                for k, v in t.user_attrs.items()
+                if k not in ("config", "history")
+            }
+        )
         row["intermediate_values"] = {str(k): v for k, v in t.intermediate_values.items()}
         rows.append(row)
     if args.format == "json":
@@ -415,8 +492,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         writer = csv.DictWriter(buf, fieldnames=columns)
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: json.dumps(v) if isinstance(v, (dict, list)) else v
-                             for k, v in row.items()})
+            writer.writerow(
+                {k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in row.items()}
+            )
         text = buf.getvalue()
     if args.out:
         try:
@@ -430,7 +508,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from studies.compare import compare_studies
+    from hpo32.studies.compare import compare_studies
 
     records, _ = _records(args.storage)
     try:
@@ -441,39 +519,58 @@ def cmd_compare(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     if len({r["dataset"] for r in rows}) > 1:
-        print("hpo32: note: these studies use different datasets: "
-              + ", ".join(sorted(str(r["dataset"]) for r in rows)))
+        print(
+            "hpo32: note: these studies use different datasets: "
+            + ", ".join(sorted(str(r["dataset"]) for r in rows))
+        )
 
     def num(value, fmt):
         return format(value, fmt) if value is not None else "-"
 
-    table = [("STUDY", "ENGINE", "DATASET", "TRIALS (C/P/F)", "BEST VAL", "TEST",
-              "TO 95% OF BEST", "PER TRIAL")]
+    table = [
+        (
+            "STUDY",
+            "ENGINE",
+            "DATASET",
+            "TRIALS (C/P/F)",
+            "BEST VAL",
+            "TEST",
+            "TO 95% OF BEST",
+            "PER TRIAL",
+        )
+    ]
     for r in rows:
         s = r["states"]
-        table.append((r["study"], r["engine"] or "-", r["dataset"] or "-",
-                      f"{s.get('complete', 0)}/{s.get('pruned', 0)}/{s.get('fail', 0)}",
-                      num(r["best_val_accuracy"], ".4f"), num(r["test_accuracy"], ".4f"),
-                      format_duration(r["seconds_to_95pct_of_best"]),
-                      format_duration(r["median_seconds_per_trial"])))
+        table.append(
+            (
+                r["study"],
+                r["engine"] or "-",
+                r["dataset"] or "-",
+                f"{s.get('complete', 0)}/{s.get('pruned', 0)}/{s.get('fail', 0)}",
+                num(r["best_val_accuracy"], ".4f"),
+                num(r["test_accuracy"], ".4f"),
+                format_duration(r["seconds_to_95pct_of_best"]),
+                format_duration(r["median_seconds_per_trial"]),
+            )
+        )
     _print_table(table)
     return 0
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
-    from dashboards.cli import cmd_dashboard as serve
+    from hpo32.dashboards.cli import cmd_dashboard as serve
 
     return serve(args)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from dashboards.cli import cmd_report as write
+    from hpo32.dashboards.cli import cmd_report as write
 
     return write(args)
 
 
 def cmd_presets(args: argparse.Namespace) -> int:
-    from studies.spec import list_presets
+    from hpo32.studies.spec import list_presets
 
     presets = list_presets()
     width = max(map(len, presets))

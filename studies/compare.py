@@ -6,7 +6,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from storage.records import to_timestamp as _ts
+from hpo32.storage.records import to_timestamp as _ts
 
 __all__ = ["compare_studies"]
 
@@ -31,13 +31,19 @@ def compare_studies(records, names: list[str]) -> list[dict[str, Any]]:
     for name in names:
         with records.engine.connect() as con:
             rows = con.execute(
-                sa.select(trials.c.state, trials.c.datetime_start, trials.c.datetime_complete,
-                          values.c.value)
+                sa.select(
+                    trials.c.state,
+                    trials.c.datetime_start,
+                    trials.c.datetime_complete,
+                    values.c.value,
+                )
                 .join(studies, studies.c.study_id == trials.c.study_id)
-                .outerjoin(values, (values.c.trial_id == trials.c.trial_id)
-                           & (values.c.objective == 0))
+                .outerjoin(
+                    values, (values.c.trial_id == trials.c.trial_id) & (values.c.objective == 0)
+                )
                 .where(studies.c.study_name == name)
-                .order_by(trials.c.datetime_complete)).all()
+                .order_by(trials.c.datetime_complete)
+            ).all()
         summary = summaries[name]
         best = summary.best_value
         states = [str(getattr(r.state, "name", r.state)) for r in rows]
@@ -45,8 +51,10 @@ def compare_studies(records, names: list[str]) -> list[dict[str, Any]]:
         durations = sorted(
             _ts(r.datetime_complete) - _ts(r.datetime_start)
             for r, state in zip(rows, states, strict=True)
-            if r.datetime_start is not None and r.datetime_complete is not None
-            and state in ("COMPLETE", "PRUNED"))
+            if r.datetime_start is not None
+            and r.datetime_complete is not None
+            and state in ("COMPLETE", "PRUNED")
+        )
         to_95 = None
         if best is not None and starts:
             first = min(starts)
@@ -55,14 +63,16 @@ def compare_studies(records, names: list[str]) -> list[dict[str, Any]]:
                     to_95 = _ts(r.datetime_complete) - first
                     break
         result = records.result(name)
-        out.append({
-            "study": name,
-            "engine": summary.engine,
-            "dataset": summary.dataset,
-            "states": summary.states,
-            "best_val_accuracy": best,
-            "test_accuracy": result["test_accuracy"] if result else None,
-            "seconds_to_95pct_of_best": to_95,
-            "median_seconds_per_trial": durations[len(durations) // 2] if durations else None,
-        })
+        out.append(
+            {
+                "study": name,
+                "engine": summary.engine,
+                "dataset": summary.dataset,
+                "states": summary.states,
+                "best_val_accuracy": best,
+                "test_accuracy": result["test_accuracy"] if result else None,
+                "seconds_to_95pct_of_best": to_95,
+                "median_seconds_per_trial": durations[len(durations) // 2] if durations else None,
+            }
+        )
     return out

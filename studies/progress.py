@@ -7,14 +7,20 @@ import sys
 import time
 from typing import IO, Any
 
-from studies.spec import format_duration
+from hpo32.studies.spec import format_duration
 
 __all__ = ["Progress", "short_params"]
 
 _ABBREV = {
-    "conv_blocks": "blocks", "convs_per_block": "convs", "kernel_size": "k",
-    "batch_norm": "bn", "fc_layers": "fc", "activation": "act", "optimizer": "opt",
-    "learning_rate": "lr", "batch_size": "bs",
+    "conv_blocks": "blocks",
+    "convs_per_block": "convs",
+    "kernel_size": "k",
+    "batch_norm": "bn",
+    "fc_layers": "fc",
+    "activation": "act",
+    "optimizer": "opt",
+    "learning_rate": "lr",
+    "batch_size": "bs",
 }
 
 
@@ -43,8 +49,13 @@ class Progress:
         live: rewrite one line per trial in place; default: whether ``stream`` is a terminal.
     """
 
-    def __init__(self, budget: float | None = None, used_before: float = 0.0,
-                 stream: IO[str] | None = None, live: bool | None = None) -> None:
+    def __init__(
+        self,
+        budget: float | None = None,
+        used_before: float = 0.0,
+        stream: IO[str] | None = None,
+        live: bool | None = None,
+    ) -> None:
         self.stream = stream or sys.stdout
         self.label = os.environ.get("HPO32_WORKER_LABEL", "")
         if live is None:  # several workers share a terminal: plain lines, labelled
@@ -84,5 +95,4 @@ class Progress:
             value = event.get("value")
             shown = f"val_acc {value:.4f}" if value is not None else "no result"
             why = f" ({event['stopped_by']})" if event.get("stopped_by") else ""
-            self._emit(f"{head} | {self._params} | done {shown}{why} | {self._clock()}",
-                       final=True)
+            self._emit(f"{head} | {self._params} | done {shown}{why} | {self._clock()}", final=True)

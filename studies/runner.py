@@ -16,13 +16,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from storage import Records, artifact_root, make_engine, optuna_storage, resolve_url, sqlite_path
-from storage.locks import study_lock
-from storage.records import HEARTBEAT_S, SessionHeartbeat
-from studies.spec import SpecError, StudySpec, check_study_name
+from hpo32.storage import (
+    Records,
+    artifact_root,
+    make_engine,
+    optuna_storage,
+    resolve_url,
+    sqlite_path,
+)
+from hpo32.storage.locks import study_lock
+from hpo32.storage.records import HEARTBEAT_S, SessionHeartbeat
+from hpo32.studies.spec import SpecError, StudySpec, check_study_name
 
 __all__ = ["Outcome", "StudyNotFound", "evaluate_best", "resume", "search"]
-
 
 
 class StudyNotFound(LookupError):
@@ -47,7 +53,7 @@ def check_weights(spec: StudySpec, space) -> None:
     Raises:
         SpecError: the weights file is missing (one sentence naming it and where it goes).
     """
-    from search.models import WeightsMissing, resolve_weights
+    from hpo32.search.models import WeightsMissing, resolve_weights
 
     def choices(name: str) -> set:
         if name not in space:
@@ -55,8 +61,7 @@ def check_weights(spec: StudySpec, space) -> None:
         p = space[name]
         return {p.value} if hasattr(p, "value") else set(getattr(p, "choices", ()))
 
-    if "densenet121" in choices("family") and choices("densenet_mode") & {"transfer",
-                                                                          "finetune"}:
+    if "densenet121" in choices("family") and choices("densenet_mode") & {"transfer", "finetune"}:
         try:
             resolve_weights(spec.weights)
         except WeightsMissing as exc:
@@ -73,10 +78,12 @@ def check_engine(spec: StudySpec, workers: int = 1, gpus: list[str] | None = Non
     if spec.engine == "optuna":
         return
     if workers > 1 or gpus:
-        raise SpecError(f"the {spec.engine} engine runs one worker per study (its oracle "
-                        "lives in one project folder); use --engine optuna for several.")
+        raise SpecError(
+            f"the {spec.engine} engine runs one worker per study (its oracle "
+            "lives in one project folder); use --engine optuna for several."
+        )
     if spec.engine.endswith(":bayesian"):
-        from search.backends.mirror import require_sklearn
+        from hpo32.search.backends.mirror import require_sklearn
 
         try:
             require_sklearn(spec.engine)
@@ -85,11 +92,17 @@ def check_engine(spec: StudySpec, workers: int = 1, gpus: list[str] | None = Non
 
 
 def _load_splits(spec: StudySpec):
-    from search.data import load_splits
+    from hpo32.search.data import load_splits
 
-    return load_splits(spec.dataset, data_dir=spec.data_dir, classes=spec.classes,
-                       val_fraction=spec.val_fraction, train_limit=spec.train_limit,
-                       val_limit=spec.val_limit, seed=spec.seed)
+    return load_splits(
+        spec.dataset,
+        data_dir=spec.data_dir,
+        classes=spec.classes,
+        val_fraction=spec.val_fraction,
+        train_limit=spec.train_limit,
+        val_limit=spec.val_limit,
+        seed=spec.seed,
+    )
 
 
 def study_exists(engine, name: str) -> bool:
@@ -99,24 +112,30 @@ def study_exists(engine, name: str) -> bool:
     if not sa.inspect(engine).has_table("studies"):
         return False
     with engine.connect() as con:
-        row = con.execute(sa.text("SELECT 1 FROM studies WHERE study_name = :n"),
-                          {"n": name}).first()
+        row = con.execute(
+            sa.text("SELECT 1 FROM studies WHERE study_name = :n"), {"n": name}
+        ).first()
     return row is not None
 
 
-def search(spec: StudySpec, name: str, storage_url: str | None = None,
-           on_event: Callable[[dict[str, Any]], None] | None = None, workers: int = 1,
-           gpus: list[str] | None = None) -> Outcome:
+def search(
+    spec: StudySpec,
+    name: str,
+    storage_url: str | None = None,
+    on_event: Callable[[dict[str, Any]], None] | None = None,
+    workers: int = 1,
+    gpus: list[str] | None = None,
+) -> Outcome:
     """Creates study ``name`` from ``spec`` and runs it until its budget or trial count.
 
     With ``workers`` > 1 or ``gpus``, the study is created here and run by that many
     ``hpo32 worker`` processes (one per listed GPU, each seeing only its GPU).
 
     Raises:
-        SpecError, StorageError, search.data.DataError: bad input; nothing was written.
+        SpecError, StorageError, hpo32.search.data.DataError: bad input; nothing was written.
         KeyboardInterrupt: after the session and the interrupted trial are recorded.
     """
-    from search.backends.optuna_engine import enqueue_configs, make_pruner, make_sampler
+    from hpo32.search.backends.optuna_engine import enqueue_configs, make_pruner, make_sampler
 
     check_study_name(name)
     space = spec.build_space()
@@ -132,21 +151,26 @@ def search(spec: StudySpec, name: str, storage_url: str | None = None,
     path = sqlite_path(url)
     if path is None or path.exists():  # a new SQLite file is created only once all is checked
         if study_exists(make_engine(url, read_only=path is not None), name):
-            raise SpecError(
-                f"study '{name}' already exists; continue it with: hpo32 resume {name}"
-            )
+            raise SpecError(f"study '{name}' already exists; continue it with: hpo32 resume {name}")
     splits = _load_splits(spec)
     if spec.engine.startswith("autokeras") and splits.num_classes < 3:
-        raise SpecError("the autokeras engine needs at least 3 classes (AutoKeras turns two "
-                        "into one sigmoid output); use --engine optuna or keras-tuner.")
+        raise SpecError(
+            "the autokeras engine needs at least 3 classes (AutoKeras turns two "
+            "into one sigmoid output); use --engine optuna or keras-tuner."
+        )
     engine = make_engine(url)
 
     import optuna
 
     storage = optuna_storage(url, heartbeat_interval=HEARTBEAT_S)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    study = optuna.create_study(study_name=name, storage=storage, direction="maximize",
-                                sampler=sampler, pruner=make_pruner(spec.pruner, spec.epochs))
+    study = optuna.create_study(
+        study_name=name,
+        storage=storage,
+        direction="maximize",
+        sampler=sampler,
+        pruner=make_pruner(spec.pruner, spec.epochs),
+    )
     study.set_user_attr("dataset", spec.dataset)
     study.set_user_attr("engine", spec.engine)
     study.set_user_attr("class_ids", list(splits.class_ids))  # for hpo32 predict
@@ -154,16 +178,30 @@ def search(spec: StudySpec, name: str, storage_url: str | None = None,
     enqueue_configs(study, space, spec.warm_start_configs(space))
     records = Records(engine)
     workdir = artifact_root(url) / name
-    records.add_study(name, spec.engine, spec.dataset, spec.to_dict(), spec.budget,
-                      workdir=str(workdir.relative_to(artifact_root(url))))
+    records.add_study(
+        name,
+        spec.engine,
+        spec.dataset,
+        spec.to_dict(),
+        spec.budget,
+        workdir=str(workdir.relative_to(artifact_root(url))),
+    )
     if workers > 1 or gpus:
         del splits  # each worker process loads its own copy
         return run_workers(records, study, url, workers, gpus)
     return _run_session(records, study, spec, space, splits, url, on_event)
 
 
-def run_workers(records: Records, study, url: str, workers: int,
-                gpus: list[str] | None) -> Outcome:
+# ``python -c`` puts the current folder first on sys.path, where a user's own ``hpo32.py`` or
+# ``search.py`` would shadow the package: drop it before anything of hpo32 is imported
+# (``-P`` would do the same, but only from Python 3.11 on).
+WORKER_BOOT = (
+    "import sys; sys.path[:] = [p for p in sys.path if p]; "
+    "from hpo32.studies.cli import main; sys.exit(main())"
+)
+
+
+def run_workers(records: Records, study, url: str, workers: int, gpus: list[str] | None) -> Outcome:
     """Runs ``hpo32 worker`` processes on this host until they all stop.
 
     Ctrl-C or SIGTERM reaches every worker, each of which records its running trial.
@@ -177,8 +215,11 @@ def run_workers(records: Records, study, url: str, workers: int,
     procs = []
     for k, extra in enumerate(slots, start=1):
         env = dict(os.environ, HPO32_WORKER_LABEL=f"w{k}", **extra)
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "studies.cli", "worker", name, "--storage", url], env=env))
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-c", WORKER_BOOT, "worker", name, "--storage", url], env=env
+            )
+        )
     interrupted = False
     try:
         with _sigterm_as_interrupt():
@@ -196,25 +237,37 @@ def run_workers(records: Records, study, url: str, workers: int,
         raise KeyboardInterrupt
     for k, proc in enumerate(procs, start=1):
         if proc.returncode < 0:  # killed by a signal: its trial is retried by the others
-            print(f"hpo32: worker w{k} was killed by signal {-proc.returncode}; its running "
-                  "trial becomes FAIL after the heartbeat grace period and runs again.",
-                  file=sys.stderr)
+            print(
+                f"hpo32: worker w{k} was killed by signal {-proc.returncode}; its running "
+                "trial becomes FAIL after the heartbeat grace period and runs again.",
+                file=sys.stderr,
+            )
     failed = [p.returncode for p in procs if p.returncode > 0]
     if failed:
         raise RuntimeError(f"{len(failed)} of {len(procs)} workers failed (exit {failed[0]}).")
     result = records.result(name) or {}
-    from search.backends.base import best_value
+    from hpo32.search.backends.base import best_value
 
     best = best_value(study)
     reasons = sorted({s.exit_reason or "?" for s in sessions})
-    return Outcome(name, "/".join(reasons), sum(s.trials_run for s in sessions), best,
-                   result.get("test_accuracy"))
+    return Outcome(
+        name,
+        "/".join(reasons),
+        sum(s.trials_run for s in sessions),
+        best,
+        result.get("test_accuracy"),
+    )
 
 
-def resume(name: str, storage_url: str | None = None, extra_budget: float | None = None,
-           n_trials: int | None = None, data_dir: str | None = None,
-           trial_budget: float | None = None,
-           on_event: Callable[[dict[str, Any]], None] | None = None) -> Outcome:
+def resume(
+    name: str,
+    storage_url: str | None = None,
+    extra_budget: float | None = None,
+    n_trials: int | None = None,
+    data_dir: str | None = None,
+    trial_budget: float | None = None,
+    on_event: Callable[[dict[str, Any]], None] | None = None,
+) -> Outcome:
     """Continues study ``name`` with its remaining budget plus ``extra_budget``.
 
     Completed trials are never rerun; trials left RUNNING by a killed process become FAIL
@@ -222,9 +275,9 @@ def resume(name: str, storage_url: str | None = None, extra_budget: float | None
 
     Raises:
         StudyNotFound: no such study.
-        SpecError, StorageError, search.data.DataError: bad input; nothing was written.
+        SpecError, StorageError, hpo32.search.data.DataError: bad input; nothing was written.
     """
-    from search.backends.optuna_engine import make_pruner, make_sampler
+    from hpo32.search.backends.optuna_engine import make_pruner, make_sampler
 
     url = resolve_url(storage_url)
     engine = make_engine(url)
@@ -256,8 +309,12 @@ def resume(name: str, storage_url: str | None = None, extra_budget: float | None
         sampler = make_sampler(spec.sampler, spec.seed + 1000 * session_no, space)
     except ValueError as exc:
         raise SpecError(str(exc)) from None
-    study = optuna.load_study(study_name=name, storage=storage, sampler=sampler,
-                              pruner=make_pruner(spec.pruner, spec.epochs))
+    study = optuna.load_study(
+        study_name=name,
+        storage=storage,
+        sampler=sampler,
+        pruner=make_pruner(spec.pruner, spec.epochs),
+    )
     if budget != row["budget_seconds"]:
         records.set_budget(name, budget)
     if spec != StudySpec.from_dict(row["spec"]):
@@ -268,7 +325,7 @@ def resume(name: str, storage_url: str | None = None, extra_budget: float | None
 def _quickest_first_epoch(records: Records, name: str) -> float:
     """The quickest first epoch, with its validation, among the study's recorded trials
     (0 when none has one): a session with less budget left starts no trial."""
-    from search.training import first_epoch_seconds
+    from hpo32.search.training import first_epoch_seconds
 
     keys = ("epoch_seconds", "eval_seconds", "stopped_by")
     times = [first_epoch_seconds(attrs) for attrs in records.trial_attrs(name, keys)]
@@ -280,11 +337,14 @@ def _store_spec(records: Records, name: str, spec: StudySpec) -> None:
 
     import sqlalchemy as sa
 
-    from storage.records import studies_table
+    from hpo32.storage.records import studies_table
 
     with records.engine.begin() as con:
-        con.execute(sa.update(studies_table).where(studies_table.c.name == name)
-                    .values(spec_json=json.dumps(spec.to_dict())))
+        con.execute(
+            sa.update(studies_table)
+            .where(studies_table.c.name == name)
+            .values(spec_json=json.dumps(spec.to_dict()))
+        )
 
 
 def _records_if_present(engine) -> Records | None:
@@ -313,12 +373,20 @@ def _sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, old)
 
 
-def _run_session(records: Records, study, spec: StudySpec, space, splits, url: str,
-                 on_event, quickest_first_epoch: float = 0.0) -> Outcome:
+def _run_session(
+    records: Records,
+    study,
+    spec: StudySpec,
+    space,
+    splits,
+    url: str,
+    on_event,
+    quickest_first_epoch: float = 0.0,
+) -> Outcome:
     """Runs one session of the study; ``quickest_first_epoch`` as
-    :attr:`search.backends.base.SearchContext.quickest_first_epoch` (0 for a new study)."""
-    from search.backends.base import SearchContext, best_value
-    from search.backends.optuna_engine import run_optuna
+    :attr:`hpo32.search.backends.base.SearchContext.quickest_first_epoch` (0 for a new study)."""
+    from hpo32.search.backends.base import SearchContext, best_value
+    from hpo32.search.backends.optuna_engine import run_optuna
 
     name = study.study_name
     session = records.begin_session(name)
@@ -326,11 +394,19 @@ def _run_session(records: Records, study, spec: StudySpec, space, splits, url: s
     deadline = time.monotonic() + (spec.budget - used) if spec.budget is not None else None
     root = artifact_root(url)
     ctx = SearchContext(
-        space=space, splits=splits, epochs=spec.epochs,
+        space=space,
+        splits=splits,
+        epochs=spec.epochs,
         seed=spec.seed + 1000 * (len(records.sessions(name)) - 1),
-        search_deadline=deadline, trial_budget=spec.trial_budget, n_trials=spec.n_trials,
-        artifact_dir=root / name, artifact_root=root, dataset=spec.dataset,
-        weights=spec.weights, precision=spec.precision, epoch_images=spec.epoch_images,
+        search_deadline=deadline,
+        trial_budget=spec.trial_budget,
+        n_trials=spec.n_trials,
+        artifact_dir=root / name,
+        artifact_root=root,
+        dataset=spec.dataset,
+        weights=spec.weights,
+        precision=spec.precision,
+        epoch_images=spec.epoch_images,
         quickest_first_epoch=quickest_first_epoch,
     )
     ctx.on_event = on_event or (lambda e: None)
@@ -346,16 +422,20 @@ def _run_session(records: Records, study, spec: StudySpec, space, splits, url: s
         with _sigterm_as_interrupt(), SessionHeartbeat(records, session):
             family, _, variant = spec.engine.partition(":")
             if family == "keras-tuner":
-                from search.backends.keras_tuner_engine import run_keras_tuner
+                from hpo32.search.backends.keras_tuner_engine import run_keras_tuner
 
                 reason = run_keras_tuner(study, ctx, variant, on_trial_done=trial_done)
             elif family == "autokeras":
-                from search.backends.autokeras_engine import run_autokeras
+                from hpo32.search.backends.autokeras_engine import run_autokeras
 
                 reason = run_autokeras(study, ctx, variant, on_trial_done=trial_done)
             else:
-                reason = run_optuna(study, ctx, on_trial_done=trial_done,
-                                    lock=lambda: study_lock(records.engine, url, name))
+                reason = run_optuna(
+                    study,
+                    ctx,
+                    on_trial_done=trial_done,
+                    lock=lambda: study_lock(records.engine, url, name),
+                )
     except KeyboardInterrupt:
         reason = "interrupted"
         raise
@@ -373,8 +453,11 @@ def evaluate_best(records: Records, study, splits, root: Path) -> float | None:
     """
     from optuna.trial import TrialState
 
-    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if t.user_attrs.get("model_path")]
+    done = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if t.user_attrs.get("model_path")
+    ]
     if not done:
         return None
     best = max(done, key=lambda t: t.value)
@@ -383,12 +466,12 @@ def evaluate_best(records: Records, study, splits, root: Path) -> float | None:
         return known["test_accuracy"]
     import keras
 
-    from search.training import evaluate
+    from hpo32.search.training import evaluate
 
     model = keras.models.load_model(root / best.user_attrs["model_path"])
     acc = evaluate(model, splits.x_test, splits.y_test, splits.num_classes)
-    records.set_result(study.study_name, best.number, best.value, acc,
-                       best.user_attrs["model_path"])
+    records.set_result(
+        study.study_name, best.number, best.value, acc, best.user_attrs["model_path"]
+    )
     keras.backend.clear_session()
     return acc
-

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Mapping
 
-from search.space import SearchSpace, SpaceError, load_mapping
+from hpo32.search.space import SearchSpace, SpaceError, load_mapping
 
 __all__ = [
     "ENGINES",
@@ -25,8 +25,13 @@ __all__ = [
 PRESET_DIR = Path(__file__).parent / "presets"
 ENGINES = (
     "optuna",
-    "keras-tuner:random", "keras-tuner:bayesian", "keras-tuner:hyperband",
-    "autokeras:greedy", "autokeras:bayesian", "autokeras:hyperband", "autokeras:random",
+    "keras-tuner:random",
+    "keras-tuner:bayesian",
+    "keras-tuner:hyperband",
+    "autokeras:greedy",
+    "autokeras:bayesian",
+    "autokeras:hyperband",
+    "autokeras:random",
 )
 DATASETS = ("cifar10", "imagenet32")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -52,9 +57,7 @@ def parse_duration(text: str | int | float | None, what: str = "budget") -> floa
         sign = -1.0 if body.startswith("-") else 1.0
         match = _DURATION_RE.match(body.lstrip("-"))
         if not match or not any(match.groups()):
-            raise SpecError(
-                f"cannot read {what} '{text}'; write it like 90s, 10m, 2h or 1h30m."
-            )
+            raise SpecError(f"cannot read {what} '{text}'; write it like 90s, 10m, 2h or 1h30m.")
         h, m, s = (float(g) if g else 0.0 for g in match.groups())
         seconds = sign * (h * 3600 + m * 60 + s)
     if seconds <= 0:
@@ -191,8 +194,9 @@ class StudySpec:
         configs = []
         for k, partial in enumerate(self.warm_start, 1):
             if not isinstance(partial, Mapping):
-                raise SpecError(f"warm_start config {k} must be a mapping of parameter values, "
-                                f"got {partial!r}.")
+                raise SpecError(
+                    f"warm_start config {k} must be a mapping of parameter values, got {partial!r}."
+                )
             try:
                 configs.append(space.complete(partial))
             except SpaceError as exc:
@@ -201,8 +205,8 @@ class StudySpec:
 
     def validate(self) -> None:
         """Raises SpecError for any invalid setting (the space included)."""
-        from search.backends.optuna_engine import PRUNERS, SAMPLERS
-        from search.training import PRECISIONS
+        from hpo32.search.backends.optuna_engine import PRUNERS, SAMPLERS
+        from hpo32.search.training import PRECISIONS
 
         if not (self.dataset in DATASETS or str(self.dataset).startswith("folder:")):
             raise SpecError(
@@ -220,8 +224,9 @@ class StudySpec:
             )
         for key in ("n_trials", "epochs", "train_limit", "val_limit", "epoch_images"):
             value = getattr(self, key)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                                      or value < 1):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1
+            ):
                 flag = key.replace("_", "-")
                 raise SpecError(f"{flag} must be a positive integer, got {value!r}.")
         for key in ("budget", "trial_budget"):
@@ -234,8 +239,10 @@ class StudySpec:
             raise SpecError("the spec's 'space' must be a mapping with 'base' and/or 'params'.")
         space = self.build_space()
         if self.warm_start and self.engine != "optuna":
-            raise SpecError(f"warm_start works with the optuna engine, not '{self.engine}'; "
-                            "remove it or use --engine optuna.")
+            raise SpecError(
+                f"warm_start works with the optuna engine, not '{self.engine}'; "
+                "remove it or use --engine optuna."
+            )
         self.warm_start_configs(space)
 
 

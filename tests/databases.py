@@ -48,8 +48,12 @@ def fresh_database(kind: str, tmp_path) -> Iterator[str]:
     finally:
         with admin.connect() as con:
             if kind == "postgresql":
-                con.execute(sa.text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = :n AND pid <> pg_backend_pid()"), {"n": name})
+                con.execute(
+                    sa.text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = :n AND pid <> pg_backend_pid()"
+                    ),
+                    {"n": name},
+                )
             con.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
         admin.dispose()

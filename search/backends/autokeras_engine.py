@@ -1,8 +1,9 @@
 """The AutoKeras engine: AutoKeras' tuners search the one space through a custom block.
 
 The AutoKeras model is ``image input -> space block -> ClassificationHead``. The space block's
-``build(hp, inputs)`` reads a config with :func:`~search.backends.keras_tuner_engine.hp_config`
-and applies the network body of :func:`search.models.build_model` (everything but its
+``build(hp, inputs)`` reads a config with
+:func:`~hpo32.search.backends.keras_tuner_engine.hp_config`
+and applies the network body of :func:`hpo32.search.models.build_model` (everything but its
 softmax layer) to its input; the head adds the softmax layer. So AutoKeras searches hpo32's
 space, not its own, and its graph builds hpo32's network layer for layer (the head's
 ``Dense`` + ``Softmax`` stand for ``build_model``'s softmax ``Dense``; the tests compare them).
@@ -14,9 +15,9 @@ own dropouts). Mirrored trials carry the space's own names only: :func:`space_co
 the block's scoped values back into a config.
 
 AutoKeras proposes each trial's hyperparameters; the trial then trains that config with
-:func:`search.training.train_config`, the routine every engine shares (same network, input
+:func:`hpo32.search.training.train_config`, the routine every engine shares (same network, input
 pipeline, budgets and measurements), and is mirrored into the Optuna study like a KerasTuner
-trial (see :mod:`search.backends.mirror`). Budgets, resume and the project folder
+trial (see :mod:`hpo32.search.backends.mirror`). Budgets, resume and the project folder
 (``ctx.artifact_dir / "autokeras"``) work as for the KerasTuner engine; AutoKeras' final
 refit of the best model is skipped, each new best trial's model is saved as it finishes.
 
@@ -30,9 +31,9 @@ import functools
 import io
 from typing import Any, Mapping
 
-from search.backends.base import SearchContext
-from search.backends.keras_tuner_engine import declare_space, hp_config
-from search.backends.mirror import (
+from hpo32.search.backends.base import SearchContext
+from hpo32.search.backends.keras_tuner_engine import declare_space, hp_config
+from hpo32.search.backends.mirror import (
     ProjectBusy,
     ProjectMissing,
     require_sklearn,
@@ -40,7 +41,7 @@ from search.backends.mirror import (
     trial_runner,
     tuner_mixin,
 )
-from search.space import SearchSpace
+from hpo32.search.space import SearchSpace
 
 __all__ = [
     "BLOCK_NAME",
@@ -83,7 +84,7 @@ def _body(config: Mapping[str, Any], input_shape: tuple[int, ...]):
     """hpo32's network of ``config`` without its softmax layer, as a functional model."""
     import keras
 
-    from search.models import build_model
+    from hpo32.search.models import build_model
 
     full = build_model(config, input_shape, 1)
     return keras.Model(full.inputs, full.get_layer("classes").input, name="hpo32_body")
@@ -122,11 +123,20 @@ def _classes():
             return _body(config, tuple(x.shape[1:]))(x)
 
     def tuner_class(name: str):
-        base = {"greedy": ak.tuners.Greedy, "bayesian": ak.tuners.BayesianOptimization,
-                "hyperband": ak.tuners.Hyperband, "random": ak.tuners.RandomSearch}[name]
-        return type(f"Hpo32{base.__name__}", (tuner_mixin(), base),
-                    {"__doc__": "An AutoKeras tuner that trains with hpo32's routine and "
-                                "mirrors every trial."})
+        base = {
+            "greedy": ak.tuners.Greedy,
+            "bayesian": ak.tuners.BayesianOptimization,
+            "hyperband": ak.tuners.Hyperband,
+            "random": ak.tuners.RandomSearch,
+        }[name]
+        return type(
+            f"Hpo32{base.__name__}",
+            (tuner_mixin(), base),
+            {
+                "__doc__": "An AutoKeras tuner that trains with hpo32's routine and "
+                "mirrors every trial."
+            },
+        )
 
     tuners = {name: tuner_class(name) for name in TUNERS}
     return ImageInput, SpaceBlock, tuners
@@ -138,8 +148,7 @@ def _graph_nodes(space: SearchSpace, num_classes: int):
     image_input, space_block, _ = _classes()
     inputs = image_input(name="image")
     features = space_block(space=space, name=BLOCK_NAME)(inputs)
-    outputs = ak.ClassificationHead(num_classes=num_classes, dropout=0.0,
-                                    name=HEAD_NAME)(features)
+    outputs = ak.ClassificationHead(num_classes=num_classes, dropout=0.0, name=HEAD_NAME)(features)
     return inputs, outputs
 
 
@@ -152,8 +161,16 @@ def _pinned_hyperparameters():
     return hp
 
 
-def make_auto_model(space: SearchSpace, num_classes: int, tuner: str, *, directory,
-                    overwrite: bool = False, seed: int = 0, max_epochs: int = 1):
+def make_auto_model(
+    space: SearchSpace,
+    num_classes: int,
+    tuner: str,
+    *,
+    directory,
+    overwrite: bool = False,
+    seed: int = 0,
+    max_epochs: int = 1,
+):
     """The ``autokeras.AutoModel`` of this engine: image input, space block, classification
     head, driven by the named tuner (its class extended by hpo32's trial routine).
 
@@ -175,25 +192,31 @@ def make_auto_model(space: SearchSpace, num_classes: int, tuner: str, *, directo
         kwargs.update(max_epochs=max_epochs, factor=3, hyperband_iterations=None)
     with contextlib.redirect_stdout(io.StringIO()):  # "Reloading Tuner from ..."
         model = ak.AutoModel(
-            inputs=inputs, outputs=outputs, project_name=PROJECT_NAME,
+            inputs=inputs,
+            outputs=outputs,
+            project_name=PROJECT_NAME,
             # No AutoKeras trial limit: the study's count decides (see TrialMirror).
-            max_trials=None, directory=str(directory), objective="val_accuracy",
-            tuner=tuners[tuner], overwrite=overwrite,
+            max_trials=None,
+            directory=str(directory),
+            objective="val_accuracy",
+            tuner=tuners[tuner],
+            overwrite=overwrite,
             # AutoKeras (KerasTuner) reads seed 0 as "pick one at random".
-            seed=seed + 1, hyperparameters=_pinned_hyperparameters(), **kwargs,
+            seed=seed + 1,
+            hyperparameters=_pinned_hyperparameters(),
+            **kwargs,
         )
     # A config that cannot be built fails its trial; it never ends the search.
     model.tuner.oracle.max_consecutive_failed_trials = None
     return model
 
 
-def build_autokeras_model(space: SearchSpace, hp, input_shape: tuple[int, ...],
-                          num_classes: int):
+def build_autokeras_model(space: SearchSpace, hp, input_shape: tuple[int, ...], num_classes: int):
     """Builds the Keras model AutoKeras builds for ``hp`` (input, space block, head).
 
     For checking the translation: with ``hp`` holding a config's values under the block's
     scope, the result has the layers and parameter count of
-    :func:`search.models.build_model` for that config.
+    :func:`hpo32.search.models.build_model` for that config.
 
     Args:
         space: the one search space.
@@ -219,7 +242,7 @@ def _analysis_sample(splits):
     to learn the input shape and the number of classes. Trials train on ``splits``."""
     import numpy as np
 
-    from search.data import normalize
+    from hpo32.search.data import normalize
 
     n = splits.num_classes
     y = np.asarray(splits.y_train)
@@ -232,13 +255,13 @@ def run_autokeras(study, ctx: SearchContext, tuner: str, on_trial_done=None) -> 
     """Runs an AutoKeras search over ``ctx.space`` until the budget or the trial count.
 
     AutoKeras' tuner proposes each trial through the space block; the trial's config (read
-    back under the space's own names) trains with :func:`search.training.train_config` under
+    back under the space's own names) trains with :func:`hpo32.search.training.train_config` under
     ``ctx``'s trial and search deadlines, exactly like the Optuna engine, and is mirrored
     into ``study`` as an Optuna trial (engine ``autokeras:<tuner>``, the tuner's trial id in
     ``kt_trial_id``). The optimizer and learning rate are the config's; AutoKeras' own are
     pinned. A new best model is saved as ``.keras`` holding Keras layers only. Budgets,
     resume and Hyperband rungs behave as in
-    :func:`~search.backends.keras_tuner_engine.run_keras_tuner`.
+    :func:`~hpo32.search.backends.keras_tuner_engine.run_keras_tuner`.
 
     Args:
         study: an ``optuna.Study`` on an RDB storage, direction maximize.
@@ -271,19 +294,33 @@ def run_autokeras(study, ctx: SearchContext, tuner: str, on_trial_done=None) -> 
     run_trial = trial_runner(ctx, space_config)
 
     def make_tuner(overwrite: bool):
-        auto_model = make_auto_model(ctx.space, ctx.splits.num_classes, tuner,
-                                     directory=ctx.artifact_dir, overwrite=overwrite,
-                                     seed=ctx.seed, max_epochs=ctx.epochs)
+        auto_model = make_auto_model(
+            ctx.space,
+            ctx.splits.num_classes,
+            tuner,
+            directory=ctx.artifact_dir,
+            overwrite=overwrite,
+            seed=ctx.seed,
+            max_epochs=ctx.epochs,
+        )
         auto_model.tuner._hpo32_auto_model = auto_model
         return auto_model.tuner
 
     x, y = _analysis_sample(ctx.splits)
 
     def search(ak_tuner) -> None:
-        ak_tuner._hpo32_auto_model.fit(x, y, validation_data=(x, y), epochs=ctx.epochs,
-                                        batch_size=len(x), verbose=0)
+        ak_tuner._hpo32_auto_model.fit(
+            x, y, validation_data=(x, y), epochs=ctx.epochs, batch_size=len(x), verbose=0
+        )
 
-    return run_search(study, ctx, f"autokeras:{tuner}", project=PROJECT_NAME,
-                      library="AutoKeras", make_tuner=make_tuner, run_trial=run_trial,
-                      search=search, on_trial_done=on_trial_done)
-
+    return run_search(
+        study,
+        ctx,
+        f"autokeras:{tuner}",
+        project=PROJECT_NAME,
+        library="AutoKeras",
+        make_tuner=make_tuner,
+        run_trial=run_trial,
+        search=search,
+        on_trial_done=on_trial_done,
+    )

@@ -1,6 +1,6 @@
 """What every engine adapter shares: the search context and the one trial routine.
 
-An engine turns the one :class:`~search.space.SearchSpace` into its library's terms, asks its
+An engine turns the one :class:`~hpo32.search.space.SearchSpace` into its library's terms, asks its
 library for configs, and records every trial as an Optuna trial of the study it is handed.
 The training of a config, the budgets, the artifact of a new best and the attributes each
 trial records are the same for all engines and live here.
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from search.space import SearchSpace
+from hpo32.search.space import SearchSpace
 
 __all__ = ["Event", "SearchContext", "TrialFailed", "best_value", "save_model", "worker_id"]
 
@@ -34,7 +34,7 @@ class SearchContext:
 
     Attributes:
         space: the one search space.
-        splits: a :class:`search.data.Splits`, loaded once per process.
+        splits: a :class:`hpo32.search.data.Splits`, loaded once per process.
         epochs: epochs per trial (the maximum fidelity).
         seed: base seed; trial k uses ``seed + k``.
         search_deadline: ``time.monotonic()`` value when the search budget runs out, or None.
@@ -45,7 +45,7 @@ class SearchContext:
         dataset: the dataset's name, recorded with every trial.
         weights: pretrained weights file for the model families that use one.
         precision: ``auto``, ``float32``, ``bfloat16`` or ``float16`` (see
-            :func:`search.training.resolve_precision`).
+            :func:`hpo32.search.training.resolve_precision`).
         epoch_images: images per epoch (the unit of fidelity), when less than the training
             set: early epochs then see a part of the data and pruners judge sooner.
         quickest_first_epoch: seconds of the quickest first epoch, with its validation, that
@@ -75,18 +75,26 @@ class SearchContext:
         """Trains ``config`` on this context's data under its budgets (a trial starting now).
 
         Returns:
-            A :class:`search.training.TrialResult`.
+            A :class:`hpo32.search.training.TrialResult`.
         """
-        from search.training import train_config
+        from hpo32.search.training import train_config
 
-        result = train_config(config, self.splits, epochs=epochs or self.epochs,
-                              trial_deadline=self.trial_deadline(),
-                              search_deadline=self.search_deadline, report=report, seed=seed,
-                              weights=self.weights, precision=self.precision,
-                              epoch_images=self.epoch_images)
+        result = train_config(
+            config,
+            self.splits,
+            epochs=epochs or self.epochs,
+            trial_deadline=self.trial_deadline(),
+            search_deadline=self.search_deadline,
+            report=report,
+            seed=seed,
+            weights=self.weights,
+            precision=self.precision,
+            epoch_images=self.epoch_images,
+        )
         first = result.first_epoch_seconds()
-        if first is not None and (not self.quickest_first_epoch
-                                  or first < self.quickest_first_epoch):
+        if first is not None and (
+            not self.quickest_first_epoch or first < self.quickest_first_epoch
+        ):
             self.quickest_first_epoch = first
         return result
 

@@ -3,7 +3,7 @@
 :func:`hp_config` is the adapter of the one space to KerasTuner; :func:`run_keras_tuner` drives
 a KerasTuner oracle (random, bayesian, hyperband) over it, trains every config with hpo32's own
 training routine under hpo32's budgets, and mirrors each finished trial into the Optuna study
-(see :mod:`search.backends.mirror`).
+(see :mod:`hpo32.search.backends.mirror`).
 
 This module imports ``keras_tuner`` only inside functions, so the adapter can be used on any
 ``HyperParameters``-like object.
@@ -16,8 +16,8 @@ import functools
 import io
 from typing import Any
 
-from search.backends.base import SearchContext
-from search.backends.mirror import (
+from hpo32.search.backends.base import SearchContext
+from hpo32.search.backends.mirror import (
     ProjectBusy,
     ProjectMissing,
     require_sklearn,
@@ -25,7 +25,7 @@ from search.backends.mirror import (
     trial_runner,
     tuner_mixin,
 )
-from search.space import Categorical, Fixed, Float, Int, Param, SearchSpace
+from hpo32.search.space import Categorical, Fixed, Float, Int, Param, SearchSpace
 
 __all__ = [
     "ORACLES",
@@ -80,12 +80,21 @@ def _suggest(hp, space: SearchSpace, param: Param) -> Any:
     """Asks ``hp`` for one parameter inside its conditional scopes (registering it)."""
     with _scopes(hp, space, param):
         if isinstance(param, Int):
-            return hp.Int(param.name, min_value=param.low, max_value=param.high,
-                          step=None if param.log else param.step,
-                          sampling="log" if param.log else "linear")
+            return hp.Int(
+                param.name,
+                min_value=param.low,
+                max_value=param.high,
+                step=None if param.log else param.step,
+                sampling="log" if param.log else "linear",
+            )
         if isinstance(param, Float):
-            return hp.Float(param.name, min_value=param.low, max_value=param.high,
-                            step=param.step, sampling="log" if param.log else "linear")
+            return hp.Float(
+                param.name,
+                min_value=param.low,
+                max_value=param.high,
+                step=param.step,
+                sampling="log" if param.log else "linear",
+            )
         if isinstance(param, Categorical):
             return hp.Choice(param.name, list(param.choices), ordered=False)
     raise TypeError(f"unsupported parameter {param!r}")
@@ -145,8 +154,9 @@ def _hypermodel_class():
     class SpaceHyperModel(kt.HyperModel):
         """The one space as a KerasTuner HyperModel: ``build(hp)`` gives hpo32's network."""
 
-        def __init__(self, space: SearchSpace, input_shape: tuple[int, ...],
-                     num_classes: int) -> None:
+        def __init__(
+            self, space: SearchSpace, input_shape: tuple[int, ...], num_classes: int
+        ) -> None:
             super().__init__(name="hpo32_space")
             self.space = space
             self.input_shape = tuple(input_shape)
@@ -156,7 +166,7 @@ def _hypermodel_class():
             declare_space(hp, self.space)
 
         def build(self, hp):
-            from search.models import build_model, compile_model
+            from hpo32.search.models import build_model, compile_model
 
             declare_space(hp, self.space)
             config = hp_config(hp, self.space)
@@ -169,7 +179,7 @@ def _hypermodel_class():
 
 def make_hypermodel(space: SearchSpace, input_shape: tuple[int, ...], num_classes: int):
     """A ``keras_tuner.HyperModel`` whose ``build(hp)`` builds and compiles the network of
-    :func:`search.models.build_model` for the config :func:`hp_config` reads from ``hp``.
+    :func:`hpo32.search.models.build_model` for the config :func:`hp_config` reads from ``hp``.
 
     Args:
         space: the one search space.
@@ -183,8 +193,11 @@ def make_hypermodel(space: SearchSpace, input_shape: tuple[int, ...], num_classe
 def _tuner_class(oracle: str):
     import keras_tuner as kt
 
-    base = {"random": kt.RandomSearch, "bayesian": kt.BayesianOptimization,
-            "hyperband": kt.Hyperband}[oracle]
+    base = {
+        "random": kt.RandomSearch,
+        "bayesian": kt.BayesianOptimization,
+        "hyperband": kt.Hyperband,
+    }[oracle]
 
     class Hpo32KerasTuner(tuner_mixin(), base):
         """A KerasTuner tuner that trains with hpo32's routine and mirrors every trial."""
@@ -230,7 +243,7 @@ def _make_tuner(oracle: str, ctx: SearchContext, overwrite: bool):
 def run_keras_tuner(study, ctx: SearchContext, oracle: str, on_trial_done=None) -> str:
     """Runs a KerasTuner search over ``ctx.space`` until the budget or the trial count.
 
-    Every trial trains its config with :func:`search.training.train_config` under
+    Every trial trains its config with :func:`hpo32.search.training.train_config` under
     ``ctx``'s trial and search deadlines, exactly like the Optuna engine, and is mirrored
     into ``study`` as an Optuna trial (engine ``keras-tuner:<oracle>``, the tuner's trial id
     in the user attribute ``kt_trial_id``). The KerasTuner project lives in
@@ -260,13 +273,18 @@ def run_keras_tuner(study, ctx: SearchContext, oracle: str, on_trial_done=None) 
         ProjectBusy: another process is running this study's KerasTuner search.
     """
     if oracle not in ORACLES:
-        raise ValueError(f"unknown KerasTuner oracle '{oracle}'; use one of "
-                         f"{', '.join(ORACLES)}.")
+        raise ValueError(f"unknown KerasTuner oracle '{oracle}'; use one of {', '.join(ORACLES)}.")
     if oracle == "bayesian":
         require_sklearn("keras-tuner:bayesian")
     run_trial = trial_runner(ctx, hp_config)
-    return run_search(study, ctx, f"keras-tuner:{oracle}", project=PROJECT_NAME,
-                      library="KerasTuner",
-                      make_tuner=lambda overwrite: _make_tuner(oracle, ctx, overwrite),
-                      run_trial=run_trial, search=lambda tuner: tuner.search(verbose=0),
-                      on_trial_done=on_trial_done)
+    return run_search(
+        study,
+        ctx,
+        f"keras-tuner:{oracle}",
+        project=PROJECT_NAME,
+        library="KerasTuner",
+        make_tuner=lambda overwrite: _make_tuner(oracle, ctx, overwrite),
+        run_trial=run_trial,
+        search=lambda tuner: tuner.search(verbose=0),
+        on_trial_done=on_trial_done,
+    )

@@ -27,8 +27,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from search.backends.base import SearchContext, best_value, save_model, worker_id
-from search.space import Categorical, Fixed, Float, Int, Param, SearchSpace
+from hpo32.search.backends.base import SearchContext, best_value, save_model, worker_id
+from hpo32.search.space import Categorical, Fixed, Float, Int, Param, SearchSpace
 
 __all__ = [
     "ENGINE_TRIAL_ATTR",
@@ -102,8 +102,9 @@ def _snap(param: Float, value: float) -> float:
     return value
 
 
-def optuna_params(space: SearchSpace, config: Mapping[str, Any]
-                  ) -> tuple[dict[str, Any], dict[str, Any]]:
+def optuna_params(
+    space: SearchSpace, config: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """The Optuna params and distributions of a config, as the Optuna engine records them.
 
     Fixed parameters are left out (the Optuna engine never suggests them; the config records
@@ -126,8 +127,11 @@ def optuna_params(space: SearchSpace, config: Mapping[str, Any]
 
 def engine_trials(study, engine: str) -> list:
     """The study's trials recorded by ``engine`` (those carrying a tuner trial id)."""
-    return [t for t in study.get_trials(deepcopy=False)
-            if ENGINE_TRIAL_ATTR in t.user_attrs and t.user_attrs.get("engine") == engine]
+    return [
+        t
+        for t in study.get_trials(deepcopy=False)
+        if ENGINE_TRIAL_ATTR in t.user_attrs and t.user_attrs.get("engine") == engine
+    ]
 
 
 def prepare_project(study, engine: str, project_dir: Path, library: str) -> bool:
@@ -178,8 +182,13 @@ class TrialMirror:
         on_trial_done: called with no arguments after each trial the tuner has closed.
     """
 
-    def __init__(self, study, ctx: SearchContext, engine: str,
-                 on_trial_done: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        study,
+        ctx: SearchContext,
+        engine: str,
+        on_trial_done: Callable[[], None] | None = None,
+    ) -> None:
         self.study = study
         self.ctx = ctx
         self.engine = engine
@@ -193,7 +202,7 @@ class TrialMirror:
 
         Called before the tuner creates each trial, so no trial starts after the budget.
         """
-        from search.backends.optuna_engine import finished_count
+        from hpo32.search.backends.optuna_engine import finished_count
 
         if self.ctx.budget_spent():
             raise SearchStopped("budget")
@@ -213,16 +222,23 @@ class TrialMirror:
                 return t
         return None
 
-    def run(self, trial_id: str, config: Mapping[str, Any], train: TrainFn, *,
-            epochs: int, full_epochs: int, extra_attrs: Mapping[str, Any] | None = None
-            ) -> float:
+    def run(
+        self,
+        trial_id: str,
+        config: Mapping[str, Any],
+        train: TrainFn,
+        *,
+        epochs: int,
+        full_epochs: int,
+        extra_attrs: Mapping[str, Any] | None = None,
+    ) -> float:
         """Trains one tuner trial and records it; returns its validation accuracy.
 
         Args:
             trial_id: the tuner's trial id.
             config: the trial's config (plain values under the space's names).
             train: trains the config, see :data:`TrainFn`; may raise
-                :class:`search.models.InvalidConfig`.
+                :class:`hpo32.search.models.InvalidConfig`.
             epochs: epochs this trial trains (a Hyperband rung may train fewer than
                 ``full_epochs``).
             full_epochs: the full fidelity; a trial set to fewer epochs is recorded PRUNED.
@@ -240,7 +256,7 @@ class TrialMirror:
         from keras_tuner.errors import FailedTrialError
         from optuna.trial import TrialState
 
-        from search.models import InvalidConfig
+        from hpo32.search.models import InvalidConfig
 
         done = self.recorded(trial_id)
         if done is not None:  # recorded before a crash: tell the tuner, never rerun
@@ -252,18 +268,36 @@ class TrialMirror:
         number = len(self.study.get_trials(deepcopy=False))
         started = datetime.now()
         t0 = time.perf_counter()
-        attrs: dict[str, Any] = {"engine": self.engine, "dataset": ctx.dataset,
-                                 "epochs": epochs, "config": dict(config),
-                                 "worker": worker_id(),
-                                 ENGINE_TRIAL_ATTR: trial_id, **(extra_attrs or {})}
+        attrs: dict[str, Any] = {
+            "engine": self.engine,
+            "dataset": ctx.dataset,
+            "epochs": epochs,
+            "config": dict(config),
+            "worker": worker_id(),
+            ENGINE_TRIAL_ATTR: trial_id,
+            **(extra_attrs or {}),
+        }
         measured: list[float] = []
-        ctx.on_event({"kind": "trial_start", "number": number, "config": dict(config),
-                      "engine_trial_id": trial_id})
+        ctx.on_event(
+            {
+                "kind": "trial_start",
+                "number": number,
+                "config": dict(config),
+                "engine_trial_id": trial_id,
+            }
+        )
 
         def report(epoch: int, acc: float) -> bool:
             measured.append(acc)
-            ctx.on_event({"kind": "epoch", "number": number, "epoch": epoch + 1,
-                          "epochs": epochs, "val_accuracy": acc})
+            ctx.on_event(
+                {
+                    "kind": "epoch",
+                    "number": number,
+                    "epoch": epoch + 1,
+                    "epochs": epochs,
+                    "val_accuracy": acc,
+                }
+            )
             return False
 
         def record(state, value: float | None = None) -> None:
@@ -274,8 +308,14 @@ class TrialMirror:
         except InvalidConfig as exc:
             attrs["fail_reason"] = str(exc)
             record(TrialState.FAIL)
-            ctx.on_event({"kind": "trial_end", "number": number, "value": None,
-                          "stopped_by": "invalid config"})
+            ctx.on_event(
+                {
+                    "kind": "trial_end",
+                    "number": number,
+                    "value": None,
+                    "stopped_by": "invalid config",
+                }
+            )
             raise FailedTrialError(str(exc)) from None
         except KeyboardInterrupt:
             attrs["stopped_by"] = "interrupt"
@@ -288,8 +328,9 @@ class TrialMirror:
         attrs.update(result.attrs())
         try:
             if result.value is None:
-                attrs["fail_reason"] = (f"stopped by the {result.stopped_by} before the first "
-                                        "epoch ended")
+                attrs["fail_reason"] = (
+                    f"stopped by the {result.stopped_by} before the first epoch ended"
+                )
                 record(TrialState.FAIL)
                 raise FailedTrialError(f"trial {trial_id} stopped before its first epoch")
             state = TrialState.PRUNED if epochs < full_epochs else TrialState.COMPLETE
@@ -303,8 +344,14 @@ class TrialMirror:
             record(state, result.value)
             return float(result.value)
         finally:
-            ctx.on_event({"kind": "trial_end", "number": number, "value": result.value,
-                          "stopped_by": result.stopped_by})
+            ctx.on_event(
+                {
+                    "kind": "trial_end",
+                    "number": number,
+                    "value": result.value,
+                    "stopped_by": result.stopped_by,
+                }
+            )
             result.release()
 
     # -- recording -----------------------------------------------------------------------
@@ -317,15 +364,27 @@ class TrialMirror:
         family = self.engine.split(":", 1)[0]
         return save_model(model, self.ctx, f"{family}-trial-{trial_id}")
 
-    def _add(self, config: Mapping[str, Any], attrs: Mapping[str, Any], state,
-             value: float | None, measured: list[float], started: datetime) -> None:
+    def _add(
+        self,
+        config: Mapping[str, Any],
+        attrs: Mapping[str, Any],
+        state,
+        value: float | None,
+        measured: list[float],
+        started: datetime,
+    ) -> None:
         import optuna
 
         params, dists = optuna_params(self.ctx.space, config)
         steps = {k + 1: float(v) for k, v in enumerate(measured) if not math.isnan(v)}
-        trial = optuna.trial.create_trial(state=state, value=value, params=params,
-                                          distributions=dists, user_attrs=dict(attrs),
-                                          intermediate_values=steps)
+        trial = optuna.trial.create_trial(
+            state=state,
+            value=value,
+            params=params,
+            distributions=dists,
+            user_attrs=dict(attrs),
+            intermediate_values=steps,
+        )
         trial.datetime_start = started
         trial.datetime_complete = datetime.now()
         self.study.add_trial(trial)
@@ -368,8 +427,7 @@ def tuner_mixin():
     return MirroredTuner
 
 
-def trial_runner(ctx: SearchContext,
-                 config_of: Callable[[Any, SearchSpace], dict[str, Any]]):
+def trial_runner(ctx: SearchContext, config_of: Callable[[Any, SearchSpace], dict[str, Any]]):
     """The ``run_trial(tuner, trial)`` both tuner engines use: read the trial's config with
     ``config_of(hp, space)``, train it with hpo32's routine for its rung's epochs under the
     budgets, and record it through the tuner's mirror."""
@@ -382,8 +440,9 @@ def trial_runner(ctx: SearchContext,
         def train(config: Mapping[str, Any], report, seed: int):
             return ctx.train(config, epochs=epochs, report=report, seed=seed)
 
-        return tuner._hpo32.run(trial.trial_id, config, train, epochs=epochs,
-                                full_epochs=full, extra_attrs=extra)
+        return tuner._hpo32.run(
+            trial.trial_id, config, train, epochs=epochs, full_epochs=full, extra_attrs=extra
+        )
 
     return run_trial
 
@@ -406,8 +465,10 @@ def rung_of(hp, epochs: int, oracle) -> tuple[int, int, dict[str, Any]]:
     values = hp.values
     if "tuner/epochs" not in values:
         return epochs, epochs, {}
-    extra: dict[str, Any] = {"kt_bracket": int(values["tuner/bracket"]),
-                             "kt_round": int(values["tuner/round"])}
+    extra: dict[str, Any] = {
+        "kt_bracket": int(values["tuner/bracket"]),
+        "kt_round": int(values["tuner/round"]),
+    }
     if values.get("tuner/trial_id") is not None:
         extra["kt_promoted_from"] = str(values["tuner/trial_id"])
     return int(values["tuner/epochs"]), int(oracle.max_epochs), extra
@@ -448,9 +509,18 @@ def project_lock(path: Path, library: str, study_name: str):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def run_search(study, ctx: SearchContext, engine: str, *, project: str, library: str,
-               make_tuner: Callable[[bool], Any], run_trial: Callable[[Any, Any], float],
-               search: Callable[[Any], Any], on_trial_done=None) -> str:
+def run_search(
+    study,
+    ctx: SearchContext,
+    engine: str,
+    *,
+    project: str,
+    library: str,
+    make_tuner: Callable[[bool], Any],
+    run_trial: Callable[[Any, Any], float],
+    search: Callable[[Any], Any],
+    on_trial_done=None,
+) -> str:
     """The run of a tuner engine, shared by KerasTuner and AutoKeras.
 
     Returns at once when the budget is spent or ``n_trials`` reached; else, holding the

@@ -7,17 +7,24 @@ import time
 import warnings
 from typing import Any, Mapping
 
-from search.backends.base import (
+from hpo32.search.backends.base import (
     SearchContext,
     TrialFailed,
     best_value,
     save_model,
     worker_id,
 )
-from search.space import Categorical, Fixed, Float, Int, Param, SearchSpace
+from hpo32.search.space import Categorical, Fixed, Float, Int, Param, SearchSpace
 
-__all__ = ["PRUNERS", "SAMPLERS", "enqueue_configs", "make_pruner", "make_sampler", "run_optuna",
-           "suggest_config"]
+__all__ = [
+    "PRUNERS",
+    "SAMPLERS",
+    "enqueue_configs",
+    "make_pruner",
+    "make_sampler",
+    "run_optuna",
+    "suggest_config",
+]
 
 SAMPLERS = ("tpe", "random", "cmaes", "gp", "grid")
 PRUNERS = ("median", "hyperband", "asha", "none")
@@ -36,11 +43,13 @@ def suggest_config(trial, space: SearchSpace) -> dict[str, Any]:
 
     def suggest(param: Param, _values: Mapping[str, Any]) -> Any:
         if isinstance(param, Int):
-            return trial.suggest_int(param.name, param.low, param.high, step=param.step,
-                                     log=param.log)
+            return trial.suggest_int(
+                param.name, param.low, param.high, step=param.step, log=param.log
+            )
         if isinstance(param, Float):
-            return trial.suggest_float(param.name, param.low, param.high, step=param.step,
-                                       log=param.log)
+            return trial.suggest_float(
+                param.name, param.low, param.high, step=param.step, log=param.log
+            )
         if isinstance(param, Categorical):
             return trial.suggest_categorical(param.name, list(param.choices))
         raise TypeError(f"unsupported parameter {param!r}")
@@ -87,8 +96,9 @@ def make_sampler(name: str, seed: int, space: SearchSpace):
     if name == "tpe":
         with warnings.catch_warnings():  # multivariate/group/constant_liar are "experimental"
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
-                                              n_startup_trials=5, constant_liar=True)
+            return optuna.samplers.TPESampler(
+                seed=seed, multivariate=True, group=True, n_startup_trials=5, constant_liar=True
+            )
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "cmaes":
@@ -99,8 +109,7 @@ def make_sampler(name: str, seed: int, space: SearchSpace):
             import torch  # noqa: F401
         except ImportError:
             raise ValueError(
-                "the gp sampler needs torch and scipy; install them with "
-                "pip install 'hpo32[gp]'."
+                "the gp sampler needs torch and scipy; install them with pip install 'hpo32[gp]'."
             ) from None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -122,8 +131,9 @@ def make_pruner(name: str, epochs: int):
     if name == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
     if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(epochs, 1),
-                                              reduction_factor=3)
+        return optuna.pruners.HyperbandPruner(
+            min_resource=1, max_resource=max(epochs, 1), reduction_factor=3
+        )
     if name == "asha":  # one bracket of hyperband: every trial judged at epochs 1, 3, 9...
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
     if name == "none":
@@ -153,12 +163,12 @@ def train_trial(trial, ctx: SearchContext, engine_name: str = "optuna") -> float
 
     Raises:
         optuna.TrialPruned: the pruner stopped it.
-        search.models.InvalidConfig, TrialFailed: it cannot produce a value (recorded why).
+        hpo32.search.models.InvalidConfig, TrialFailed: it cannot produce a value (recorded why).
         KeyboardInterrupt: Ctrl-C or SIGTERM; its params are queued to run again first.
     """
     import optuna
 
-    from search.models import InvalidConfig
+    from hpo32.search.models import InvalidConfig
 
     config = suggest_config(trial, ctx.space)
     trial.set_user_attr("engine", engine_name)
@@ -172,8 +182,15 @@ def train_trial(trial, ctx: SearchContext, engine_name: str = "optuna") -> float
 
     def report(epoch: int, acc: float) -> bool:
         trial.report(acc, epoch + 1)
-        ctx.on_event({"kind": "epoch", "number": trial.number, "epoch": epoch + 1,
-                      "epochs": ctx.epochs, "val_accuracy": acc})
+        ctx.on_event(
+            {
+                "kind": "epoch",
+                "number": trial.number,
+                "epoch": epoch + 1,
+                "epochs": ctx.epochs,
+                "val_accuracy": acc,
+            }
+        )
         # After the last epoch nothing is left to save: the trial completes whatever its
         # rung says (successive halving's rung at epoch 9 would otherwise prune it there).
         return epoch + 1 < ctx.epochs and trial.should_prune()
@@ -183,8 +200,14 @@ def train_trial(trial, ctx: SearchContext, engine_name: str = "optuna") -> float
         result = ctx.train(config, report=report, seed=ctx.seed + trial.number)
     except InvalidConfig as exc:
         trial.set_user_attr("fail_reason", str(exc))
-        ctx.on_event({"kind": "trial_end", "number": trial.number, "value": None,
-                      "stopped_by": "invalid config"})
+        ctx.on_event(
+            {
+                "kind": "trial_end",
+                "number": trial.number,
+                "value": None,
+                "stopped_by": "invalid config",
+            }
+        )
         raise
     except KeyboardInterrupt:
         trial.set_user_attr("stopped_by", "interrupt")
@@ -194,8 +217,9 @@ def train_trial(trial, ctx: SearchContext, engine_name: str = "optuna") -> float
         trial.set_user_attr(key, value)
     try:
         if result.value is None:
-            trial.set_user_attr("fail_reason", f"stopped by the {result.stopped_by} "
-                                "before the first epoch ended")
+            trial.set_user_attr(
+                "fail_reason", f"stopped by the {result.stopped_by} before the first epoch ended"
+            )
             if result.stopped_by == "search_budget":  # the config is still untried: resume
                 _queue_retry(trial)
             raise TrialFailed(f"trial {trial.number} stopped before its first epoch")
@@ -210,8 +234,14 @@ def train_trial(trial, ctx: SearchContext, engine_name: str = "optuna") -> float
         trial.set_user_attr("trial_seconds", round(time.perf_counter() - t0, 3))
         return result.value
     finally:
-        ctx.on_event({"kind": "trial_end", "number": trial.number, "value": result.value,
-                      "stopped_by": result.stopped_by})
+        ctx.on_event(
+            {
+                "kind": "trial_end",
+                "number": trial.number,
+                "value": result.value,
+                "stopped_by": result.stopped_by,
+            }
+        )
         result.release()
 
 
@@ -228,8 +258,9 @@ class _TrialHeartbeat:
         import threading
 
         self.storage, self.trial_id = storage, trial_id
-        self.interval = storage.get_heartbeat_interval() if hasattr(
-            storage, "get_heartbeat_interval") else None
+        self.interval = (
+            storage.get_heartbeat_interval() if hasattr(storage, "get_heartbeat_interval") else None
+        )
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True, name="hpo32-trial-beat")
 
@@ -288,7 +319,7 @@ def run_optuna(study, ctx: SearchContext, on_trial_done=None, lock=None) -> str:
         ctx: the search context.
         on_trial_done: called with no arguments after each trial (session bookkeeping).
         lock: a context-manager factory serializing "count trials, ask for one" across all
-            workers of the study (see :func:`storage.locks.study_lock`), so ``n_trials`` is
+            workers of the study (see :func:`hpo32.storage.locks.study_lock`), so ``n_trials`` is
             met exactly; None for a single worker.
 
     Returns:
@@ -300,7 +331,7 @@ def run_optuna(study, ctx: SearchContext, on_trial_done=None, lock=None) -> str:
     import optuna
     from optuna.trial import TrialState
 
-    from search.models import InvalidConfig
+    from hpo32.search.models import InvalidConfig
 
     lock = lock or contextlib.nullcontext
     while True:

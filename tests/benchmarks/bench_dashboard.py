@@ -35,7 +35,7 @@ from typing import Any, Callable
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from dashboards import data, figures  # noqa: E402
+from hpo32.dashboards import data, figures  # noqa: E402
 from tests.dashboards.dbgen import build_benchmark_db  # noqa: E402
 
 STUDY = "big-cifar"
@@ -44,8 +44,11 @@ STUDY = "big-cifar"
 def _json(obj: Any) -> str:
     import plotly.io as pio
 
-    return pio.to_json(obj, validate=False) if isinstance(obj, dict) and "data" in obj \
+    return (
+        pio.to_json(obj, validate=False)
+        if isinstance(obj, dict) and "data" in obj
         else json.dumps(obj, default=str)
+    )
 
 
 def server_pages(engine) -> dict[str, list[Callable[[], Any]]]:
@@ -69,29 +72,38 @@ def server_pages(engine) -> dict[str, list[Callable[[], Any]]]:
     return {
         "studies": [lambda: data.fingerprint(engine), lambda: data.list_studies(engine)],
         "study: overview": [
-            lambda: data.study_info(engine, STUDY), lambda: data.fingerprint(engine, [STUDY]),
+            lambda: data.study_info(engine, STUDY),
+            lambda: data.fingerprint(engine, [STUDY]),
             lambda: data.best_trial(engine, STUDY),
             lambda: figures.history_figure(data.history(engine, STUDY)),
-            lambda: figures.learning_curves_figure(data.learning_curves(engine, STUDY))],
+            lambda: figures.learning_curves_figure(data.learning_curves(engine, STUDY)),
+        ],
         "study: parameters": [
             lambda: data.study_info(engine, STUDY),
             lambda: figures.parallel_figure(data.param_samples(engine, STUDY, cap=500)),
-            lambda: figures.slices_figure(samples(), params=["learning_rate"])],
+            lambda: figures.slices_figure(samples(), params=["learning_rate"]),
+        ],
         "study: importances (button)": [
-            lambda: figures.importance_figure([(STUDY, data.importances(engine, STUDY))])],
+            lambda: figures.importance_figure([(STUDY, data.importances(engine, STUDY))])
+        ],
         "study: trials (table page)": [
             lambda: data.study_info(engine, STUDY),
-            lambda: data.page_rows(data.trial_table(engine, STUDY)["rows"], 0, 25)],
+            lambda: data.page_rows(data.trial_table(engine, STUDY)["rows"], 0, 25),
+        ],
         "compare datasets": [
             lambda: figures.best_over_time_figure(data.best_over_time(engine, list(pair()))),
             lambda: figures.categorical_effects_figure(
-                [(n, data.categorical_effects(engine, n)) for n in pair()]),
-            lambda: figures.rank_correlation_figure(data.rank_correlation(engine, *pair()),
-                                                    "a", "b")],
+                [(n, data.categorical_effects(engine, n)) for n in pair()]
+            ),
+            lambda: figures.rank_correlation_figure(
+                data.rank_correlation(engine, *pair()), "a", "b"
+            ),
+        ],
         "compare engines": [
             lambda: figures.best_over_time_figure(engine_series()),
             lambda: figures.throughput_figure(data.throughput(engine_series())),
-            lambda: figures.distribution_figure(data.value_distribution(engine_series()))],
+            lambda: figures.distribution_figure(data.value_distribution(engine_series())),
+        ],
     }
 
 
@@ -132,13 +144,20 @@ return {page: page ? page.children.length : 0,
 """
 
 
-def _wait(driver, graphs: int, extra: Callable[[dict], bool] = lambda s: True,
-          timeout: float = 120.0) -> None:
+def _wait(
+    driver, graphs: int, extra: Callable[[dict], bool] = lambda s: True, timeout: float = 120.0
+) -> None:
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
         s = driver.execute_script(_STATE)
-        if (s["page"] and not s["loading"] and s["graphs"] >= graphs
-                and s["drawn"] == s["graphs"] and s["table"] != 0 and extra(s)):
+        if (
+            s["page"]
+            and not s["loading"]
+            and s["graphs"] >= graphs
+            and s["drawn"] == s["graphs"]
+            and s["table"] != 0
+            and extra(s)
+        ):
             return
         time.sleep(0.03)
     raise TimeoutError(f"page not rendered in {timeout}s: {s}")
@@ -156,13 +175,30 @@ def time_browser(url: str) -> tuple[dict[str, tuple[float, float]], str]:
     if not (os.path.exists(chromium) and os.path.exists(driver_bin)):
         return {}, "chromium/chromedriver not installed"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "dashboards.cli", "dashboard", "--storage", url, "--port", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT,
-        env=dict(os.environ, PYTHONPATH=str(ROOT)))
+        [
+            sys.executable,
+            "-m",
+            "hpo32.dashboards.cli",
+            "dashboard",
+            "--storage",
+            url,
+            "--port",
+            "0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
     opts = Options()
     opts.binary_location = chromium
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                "--window-size=1400,1000"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--window-size=1400,1000",
+    ):
         opts.add_argument(arg)
     driver = webdriver.Chrome(options=opts, service=Service(driver_bin))
     try:
@@ -209,20 +245,32 @@ def main() -> int:
     if not path.exists():
         t0 = time.perf_counter()
         counts = build_benchmark_db(url, n_trials=args.trials)
-        print(f"generated {path.name}: {counts} in {time.perf_counter() - t0:.1f} s, "
-              f"{path.stat().st_size / 1e6:.0f} MB")
-    cpu = next((line.split(":", 1)[1].strip() for line in
-                Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
-               platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
-    print(f"machine: {os.cpu_count()} CPU ({cpu}), Python {platform.python_version()}, "
-          f"{platform.system()} {platform.release()}")
+        print(
+            f"generated {path.name}: {counts} in {time.perf_counter() - t0:.1f} s, "
+            f"{path.stat().st_size / 1e6:.0f} MB"
+        )
+    cpu = (
+        next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            platform.processor(),
+        )
+        if Path("/proc/cpuinfo").exists()
+        else platform.processor()
+    )
+    print(
+        f"machine: {os.cpu_count()} CPU ({cpu}), Python {platform.python_version()}, "
+        f"{platform.system()} {platform.release()}"
+    )
 
     server = time_server(url)
     browser, how = ({}, "skipped (--no-browser)") if args.no_browser else time_browser(url)
     print(f"browser: {how}")
     print()
-    print(f"| page ({args.trials:,}-trial study) | server s | browser cold s | "
-          "browser warm s |")
+    print(f"| page ({args.trials:,}-trial study) | server s | browser cold s | browser warm s |")
     print("|---|---:|---:|---:|")
     for page in server:
         cold, warm = browser.get(page, (None, None))
@@ -240,15 +288,19 @@ def main() -> int:
         data.fingerprint(engine)
     whole = (time.perf_counter() - t0) / 20
     print()
-    print(f"live-refresh check (fingerprint): {per_study * 1000:.1f} ms for the study, "
-          f"{whole * 1000:.1f} ms for the whole database")
-    from dashboards.report import write_report
+    print(
+        f"live-refresh check (fingerprint): {per_study * 1000:.1f} ms for the study, "
+        f"{whole * 1000:.1f} ms for the whole database"
+    )
+    from hpo32.dashboards.report import write_report
 
     out = path.with_name("bench-report.html")
     t0 = time.perf_counter()
     write_report(url, [STUDY, "big-inet", "big-kt", "big-ak"], out, engine=engine)
-    print(f"hpo32 report of the 4 studies: {time.perf_counter() - t0:.1f} s, "
-          f"{out.stat().st_size / 1e6:.1f} MB")
+    print(
+        f"hpo32 report of the 4 studies: {time.perf_counter() - t0:.1f} s, "
+        f"{out.stat().st_size / 1e6:.1f} MB"
+    )
     engine.dispose()
     if tmp is not None:
         tmp.cleanup()

@@ -32,8 +32,7 @@ CANDIDATES: dict[str, dict] = {
     # the midpoints with Keras's default optimizer
     "midpoint-adam": {"optimizer": "adam", "learning_rate": 0.001},
     # a conventional small CNN: 32 then 64 filters, Adam at 1e-3 (the preset's warm start)
-    "conventional": {"filters_1": 32, "filters_2": 64, "optimizer": "adam",
-                     "learning_rate": 0.001},
+    "conventional": {"filters_1": 32, "filters_2": 64, "optimizer": "adam", "learning_rate": 0.001},
 }
 
 
@@ -44,9 +43,9 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", choices=sorted(CANDIDATES))
     args = parser.parse_args()
 
-    from search.training import train_config
-    from studies.runner import _load_splits
-    from studies.spec import load_preset
+    from hpo32.search.training import train_config
+    from hpo32.studies.runner import _load_splits
+    from hpo32.studies.spec import load_preset
 
     names = args.only or list(CANDIDATES)
     print("| candidate | split seed | val acc per epoch | final val acc | wall s |")
@@ -58,12 +57,16 @@ def main() -> None:
         for name in names:
             config = space.complete(CANDIDATES[name])
             start = time.monotonic()
-            result = train_config(config, splits, epochs=spec.epochs,
-                                  epoch_images=spec.epoch_images, seed=seed)
+            result = train_config(
+                config, splits, epochs=spec.epochs, epoch_images=spec.epoch_images, seed=seed
+            )
             wall = time.monotonic() - start
             vals = result.history["val_accuracy"]
-            print(f"| {name} | {seed} | {', '.join(f'{v:.3f}' for v in vals)} | "
-                  f"{vals[-1]:.4f} | {wall:.0f} |", flush=True)
+            print(
+                f"| {name} | {seed} | {', '.join(f'{v:.3f}' for v in vals)} | "
+                f"{vals[-1]:.4f} | {wall:.0f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
 def trial_memory(data_dir: str, trials: int, fixed: bool, folder: Path) -> list[float]:
     """Runs the CLI; returns each finished trial's peak RSS in MiB, in trial order."""
-    from studies.spec import load_preset
+    from hpo32.studies.spec import load_preset
 
     spec = load_preset("cifar10-cpu")
     space = dict(spec.space)
@@ -42,25 +42,51 @@ def trial_memory(data_dir: str, trials: int, fixed: bool, folder: Path) -> list[
         config = spec.build_space().defaults()
         space = {"base": "default", "params": {**space["params"], **config}}
     spec_file = folder / f"spec-{'fixed' if fixed else 'space'}.json"
-    spec_file.write_text(json.dumps({**spec.to_dict(), "space": space, "budget": None,
-                                     "trial_budget": None}))
+    spec_file.write_text(
+        json.dumps({**spec.to_dict(), "space": space, "budget": None, "trial_budget": None})
+    )
     db = folder / f"mem-{'fixed' if fixed else 'space'}.db"
-    subprocess.run([sys.executable, "-m", "studies.cli", "search", "--study", "mem",
-                    "--spec", str(spec_file), "--n-trials", str(trials), "--epochs", "1",
-                    "--epoch-images", "2000", "--sampler", "random", "--pruner", "none",
-                    "--data-dir", data_dir, "--storage", f"sqlite:///{db}"],
-                   check=True, stdout=subprocess.DEVNULL, env=ENV)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hpo32.studies.cli",
+            "search",
+            "--study",
+            "mem",
+            "--spec",
+            str(spec_file),
+            "--n-trials",
+            str(trials),
+            "--epochs",
+            "1",
+            "--epoch-images",
+            "2000",
+            "--sampler",
+            "random",
+            "--pruner",
+            "none",
+            "--data-dir",
+            data_dir,
+            "--storage",
+            f"sqlite:///{db}",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        env=ENV,
+    )
     with sqlite3.connect(db) as con:
         rows = con.execute(
             "SELECT t.number, a.value_json FROM trials t JOIN trial_user_attributes a "
-            "ON a.trial_id = t.trial_id AND a.key = 'peak_rss_mb' ORDER BY t.number").fetchall()
+            "ON a.trial_id = t.trial_id AND a.key = 'peak_rss_mb' ORDER BY t.number"
+        ).fetchall()
     return [float(v) for _, v in rows]
 
 
 LOAD = """
 import json, resource, sys
-from search.data import load_dataset, load_splits, make_splits
-from search.training import current_rss_mb
+from hpo32.search.data import load_dataset, load_splits, make_splits
+from hpo32.search.training import current_rss_mb
 folder, limit, how = sys.argv[1], sys.argv[2], sys.argv[3]
 limit = int(limit) if limit != "none" else None
 if how == "load_splits":  # what hpo32 search does
@@ -76,8 +102,13 @@ print(json.dumps({"dtype": str(splits.x_train.dtype), "images": len(splits.x_tra
 
 def data_memory(data_dir: str, limit: int | None, how: str) -> dict:
     folder = str(Path(data_dir) / "imagenet32-tiny200")
-    out = subprocess.run([sys.executable, "-c", LOAD, folder, str(limit or "none"), how],
-                         check=True, capture_output=True, text=True, env=ENV).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", LOAD, folder, str(limit or "none"), how],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=ENV,
+    ).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -89,25 +120,34 @@ def main() -> None:
     args = parser.parse_args()
 
     if not args.skip_trials:
-        print("| run | trials | peak RSS trial 3 MiB | peak RSS last trial MiB | "
-              "highest MiB | growth 3 -> last |")
+        print(
+            "| run | trials | peak RSS trial 3 MiB | peak RSS last trial MiB | "
+            "highest MiB | growth 3 -> last |"
+        )
         print("|---|---:|---:|---:|---:|---:|")
         with tempfile.TemporaryDirectory() as tmp:
             for fixed in (True, False):
                 rss = trial_memory(args.data_dir, args.trials, fixed, Path(tmp))
                 third, last = rss[2], rss[-1]
-                print(f"| {'one config' if fixed else 'cifar10-cpu space'} | {len(rss)} | "
-                      f"{third:.0f} | {last:.0f} | {max(rss):.0f} | "
-                      f"{100 * (last - third) / third:+.1f}% |", flush=True)
+                print(
+                    f"| {'one config' if fixed else 'cifar10-cpu space'} | {len(rss)} | "
+                    f"{third:.0f} | {last:.0f} | {max(rss):.0f} | "
+                    f"{100 * (last - third) / third:+.1f}% |",
+                    flush=True,
+                )
 
-    print("\n| ImageNet32 (200 classes), val-limit 2000 | loaded by | train images | dtype | "
-          "train array MiB | RSS after splits MiB | peak RSS MiB |")
+    print(
+        "\n| ImageNet32 (200 classes), val-limit 2000 | loaded by | train images | dtype | "
+        "train array MiB | RSS after splits MiB | peak RSS MiB |"
+    )
     print("|---|---|---:|---|---:|---:|---:|")
     for limit in (None, 10_000):
         for how in ("load_dataset + make_splits", "load_splits"):
             m = data_memory(args.data_dir, limit, how)
-            print(f"| train-limit {limit or 'none'} | {how} | {m['images']} | {m['dtype']} | "
-                  f"{m['train_mb']:.0f} | {m['rss_mb']:.0f} | {m['peak_mb']:.0f} |")
+            print(
+                f"| train-limit {limit or 'none'} | {how} | {m['images']} | {m['dtype']} | "
+                f"{m['train_mb']:.0f} | {m['rss_mb']:.0f} | {m['peak_mb']:.0f} |"
+            )
 
 
 if __name__ == "__main__":

@@ -55,8 +55,8 @@ def timed(owner, name: str, label: str, patches: list) -> None:
 def instrumented(engine: str):
     import optuna
 
-    from search.backends import base, keras_tuner_engine, optuna_engine
-    from search.training import TrialResult
+    from hpo32.search.backends import base, keras_tuner_engine, optuna_engine
+    from hpo32.search.training import TrialResult
 
     patches: list = []
     timed(base.SearchContext, "train", "train", patches)
@@ -80,16 +80,35 @@ def instrumented(engine: str):
 
 
 def run(engine: str, data_dir: str, trials: int, folder: Path) -> None:
-    from studies.cli import main as hpo32
+    from hpo32.studies.cli import main as hpo32
 
     SECONDS.clear()
     CALLS.clear()
     with instrumented(engine), contextlib.redirect_stdout(open(os.devnull, "w")):
         try:
-            hpo32(["search", "--study", engine.replace(":", "-"), "--preset", "cifar10-cpu",
-                   "--engine", engine, "--n-trials", str(trials), "--epochs", "2",
-                   "--epoch-images", "5000", "--pruner", "none", "--data-dir", data_dir,
-                   "--storage", f"sqlite:///{folder / 'overhead.db'}"])
+            hpo32(
+                [
+                    "search",
+                    "--study",
+                    engine.replace(":", "-"),
+                    "--preset",
+                    "cifar10-cpu",
+                    "--engine",
+                    engine,
+                    "--n-trials",
+                    str(trials),
+                    "--epochs",
+                    "2",
+                    "--epoch-images",
+                    "5000",
+                    "--pruner",
+                    "none",
+                    "--data-dir",
+                    data_dir,
+                    "--storage",
+                    f"sqlite:///{folder / 'overhead.db'}",
+                ]
+            )
         except SystemExit as exc:
             if exc.code:
                 raise
@@ -97,15 +116,19 @@ def run(engine: str, data_dir: str, trials: int, folder: Path) -> None:
     inside = SECONDS["report to pruner (in train)"] + SECONDS["ask pruner (in train)"]
     own = SECONDS["engine"] - train + inside
     n = CALLS["train"]
-    print(f"\n{engine}: {n} trials, {train / n:.2f} s training a trial "
-          f"(incl. validation, build and tracing)")
+    print(
+        f"\n{engine}: {n} trials, {train / n:.2f} s training a trial "
+        f"(incl. validation, build and tracing)"
+    )
     print("| part | calls | seconds | per trial s | % of training |")
     print("|---|---:|---:|---:|---:|")
     rows = [(k, CALLS[k], v) for k, v in SECONDS.items() if k not in ("train", "engine")]
     rows.append(("**own, all (engine wall - training)**", n, own))
     for label, calls, seconds in rows:
-        print(f"| {label} | {calls} | {seconds:.3f} | {seconds / n:.3f} | "
-              f"{100 * seconds / (train - inside):.2f}% |")
+        print(
+            f"| {label} | {calls} | {seconds:.3f} | {seconds / n:.3f} | "
+            f"{100 * seconds / (train - inside):.2f}% |"
+        )
 
 
 def main() -> None:

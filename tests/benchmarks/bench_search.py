@@ -45,38 +45,74 @@ KT_EPOCHS = 2
 
 def hpo32_cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
     """Runs ``hpo32 ARGS`` with this tree's code, as the installed CLI runs it."""
-    return subprocess.run([sys.executable, "-m", "studies.cli", *args], check=True,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)}, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "hpo32.studies.cli", *args],
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        **kwargs,
+    )
 
 
 def run_hpo32(data_dir: str, seed: int, budget: float, out: Path) -> dict:
     """Runs the CLI; reads the trials' completion times and values from its database."""
     db = out / f"hpo32-seed{seed}.db"
     db.unlink(missing_ok=True)
-    hpo32_cli("search", "--study", f"s{seed}", "--preset", PRESET, "--budget", f"{budget}s",
-              "--seed", str(seed), "--data-dir", data_dir, "--storage", f"sqlite:///{db}",
-              stdout=subprocess.DEVNULL)
+    hpo32_cli(
+        "search",
+        "--study",
+        f"s{seed}",
+        "--preset",
+        PRESET,
+        "--budget",
+        f"{budget}s",
+        "--seed",
+        str(seed),
+        "--data-dir",
+        data_dir,
+        "--storage",
+        f"sqlite:///{db}",
+        stdout=subprocess.DEVNULL,
+    )
     return read_hpo32(db, seed)
 
 
 def read_hpo32(db: Path, seed: int) -> dict:
     """One hpo32 run's result from its database: trials started, completion times and values
     of the complete ones, the test accuracy of the best."""
-    shown = json.loads(hpo32_cli("show", f"s{seed}", "--json", "--no-model", "--storage",
-                                 f"sqlite:///{db}", capture_output=True, text=True).stdout)
+    shown = json.loads(
+        hpo32_cli(
+            "show",
+            f"s{seed}",
+            "--json",
+            "--no-model",
+            "--storage",
+            f"sqlite:///{db}",
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
     with sqlite3.connect(db) as con:
         rows = con.execute(
             "SELECT t.state, t.datetime_start, t.datetime_complete, v.value FROM trials t "
             "LEFT JOIN trial_values v ON v.trial_id = t.trial_id "
             "WHERE t.datetime_start IS NOT NULL "  # not one queued for a later session
-            "ORDER BY t.number").fetchall()
+            "ORDER BY t.number"
+        ).fetchall()
     parse = datetime.fromisoformat
     t0 = min(parse(r[1]) for r in rows)
-    points = [((parse(end) - t0).total_seconds(), value)
-              for state, _start, end, value in rows if state == "COMPLETE" and value is not None]
-    return {"side": "hpo32", "seed": seed, "trials": len(rows),
-            "complete": len(points), "points": sorted(points),
-            "test_accuracy": shown["best_trial"].get("test_accuracy")}
+    points = [
+        ((parse(end) - t0).total_seconds(), value)
+        for state, _start, end, value in rows
+        if state == "COMPLETE" and value is not None
+    ]
+    return {
+        "side": "hpo32",
+        "seed": seed,
+        "trials": len(rows),
+        "complete": len(points),
+        "points": sorted(points),
+        "test_accuracy": shown["best_trial"].get("test_accuracy"),
+    }
 
 
 def run_keras_tuner(data_dir: str, seed: int, budget: float, out: Path) -> dict:
@@ -85,11 +121,11 @@ def run_keras_tuner(data_dir: str, seed: int, budget: float, out: Path) -> dict:
     import keras_tuner as kt
     import numpy as np
 
-    from search.backends.keras_tuner_engine import hp_config
-    from search.data import load_dataset
-    from search.models import build_model, compile_model
-    from studies.runner import _load_splits
-    from studies.spec import load_preset
+    from hpo32.search.backends.keras_tuner_engine import hp_config
+    from hpo32.search.data import load_dataset
+    from hpo32.search.models import build_model, compile_model
+    from hpo32.studies.runner import _load_splits
+    from hpo32.studies.spec import load_preset
 
     spec = load_preset(PRESET).with_overrides(data_dir=data_dir, seed=seed)
     space = spec.build_space()
@@ -132,21 +168,38 @@ def run_keras_tuner(data_dir: str, seed: int, budget: float, out: Path) -> dict:
             state["ends"][trial.trial_id] = time.monotonic() - state["t0"]
 
     folder = out / f"kt-seed{seed}"
-    tuner = Tuner(Model(), objective="val_accuracy", max_trials=10_000, seed=seed,
-                  directory=str(folder), project_name="random", overwrite=True)
+    tuner = Tuner(
+        Model(),
+        objective="val_accuracy",
+        max_trials=10_000,
+        seed=seed,
+        directory=str(folder),
+        project_name="random",
+        overwrite=True,
+    )
     keras.utils.set_random_seed(seed)
     state["t0"] = time.monotonic()
     state["deadline"] = state["t0"] + budget
-    tuner.search(x, y, epochs=KT_EPOCHS, validation_data=(xv, yv), callbacks=[Deadline()],
-                 verbose=0)
+    tuner.search(
+        x, y, epochs=KT_EPOCHS, validation_data=(xv, yv), callbacks=[Deadline()], verbose=0
+    )
     trials = tuner.oracle.trials
-    points = sorted((state["ends"][tid], t.score) for tid, t in trials.items()
-                    if t.score is not None and tid in state["ends"])
+    points = sorted(
+        (state["ends"][tid], t.score)
+        for tid, t in trials.items()
+        if t.score is not None and tid in state["ends"]
+    )
     best = tuner.get_best_models(1)[0]
     probs = best.predict(test.x_test.astype("float32") / 255.0, batch_size=256, verbose=0)
     acc = float(np.mean(np.argmax(probs, axis=1) == test.y_test))
-    return {"side": "keras-tuner", "seed": seed, "trials": len(trials),
-            "complete": len(points), "points": points, "test_accuracy": round(acc, 4)}
+    return {
+        "side": "keras-tuner",
+        "seed": seed,
+        "trials": len(trials),
+        "complete": len(points),
+        "points": points,
+        "test_accuracy": round(acc, 4),
+    }
 
 
 def best_so_far(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -163,24 +216,28 @@ def time_to_reach(points, target: float) -> float | None:
 
 
 def summarize(runs: list[dict], budget: float) -> None:
-    print(f"\n# budget {budget:.0f} s a run; {time.strftime('%Y-%m-%d')}; "
-          f"{os.cpu_count()} cores")
+    print(f"\n# budget {budget:.0f} s a run; {time.strftime('%Y-%m-%d')}; {os.cpu_count()} cores")
     print("| side | seed | trials (complete) | best val acc | test acc of best | best found at s |")
     print("|---|---:|---:|---:|---:|---:|")
     for r in runs:
         trace = best_so_far(r["points"])
         best_t, best_v = trace[-1] if trace else (None, None)
-        print(f"| {r['side']} | {r['seed']} | {r['trials']} ({r['complete']}) | "
-              f"{best_v if best_v is None else f'{best_v:.4f}'} | {r['test_accuracy']} | "
-              f"{best_t if best_t is None else f'{best_t:.0f}'} |")
-    kt_final = [best_so_far(r["points"])[-1][1] for r in runs
-                if r["side"] == "keras-tuner" and r["points"]]
+        print(
+            f"| {r['side']} | {r['seed']} | {r['trials']} ({r['complete']}) | "
+            f"{best_v if best_v is None else f'{best_v:.4f}'} | {r['test_accuracy']} | "
+            f"{best_t if best_t is None else f'{best_t:.0f}'} |"
+        )
+    kt_final = [
+        best_so_far(r["points"])[-1][1] for r in runs if r["side"] == "keras-tuner" and r["points"]
+    ]
     if not kt_final:
         return
     target = statistics.median(kt_final)
     print(f"\nbaseline: KerasTuner median final best val acc = {target:.4f}")
-    print("| side | median best val | median test acc | time to reach baseline, per seed (s) "
-          "| median time to reach (s) |")
+    print(
+        "| side | median best val | median test acc | time to reach baseline, per seed (s) "
+        "| median time to reach (s) |"
+    )
     print("|---|---:|---:|---|---:|")
     medians = {}
     for side in ("hpo32", "keras-tuner"):
@@ -193,12 +250,16 @@ def summarize(runs: list[dict], budget: float) -> None:
         medians[side] = med
         vals = [best_so_far(r["points"])[-1][1] for r in mine if r["points"]]
         tests = [r["test_accuracy"] for r in mine if r["test_accuracy"] is not None]
-        print(f"| {side} | {statistics.median(vals):.4f} | "
-              f"{statistics.median(tests) if tests else '-'} | {shown} | "
-              f"{'never' if med >= budget * 10 else f'{med:.0f}'} |")
+        print(
+            f"| {side} | {statistics.median(vals):.4f} | "
+            f"{statistics.median(tests) if tests else '-'} | {shown} | "
+            f"{'never' if med >= budget * 10 else f'{med:.0f}'} |"
+        )
     if len(medians) == 2 and medians["keras-tuner"]:
-        print(f"\nhpo32 / KerasTuner time to reach the baseline: "
-              f"{medians['hpo32'] / medians['keras-tuner']:.2f}")
+        print(
+            f"\nhpo32 / KerasTuner time to reach the baseline: "
+            f"{medians['hpo32'] / medians['keras-tuner']:.2f}"
+        )
 
 
 def main() -> None:
@@ -214,7 +275,8 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     if args.side:  # one run, in its own process
         run = (run_hpo32 if args.side == "hpo32" else run_keras_tuner)(
-            args.data_dir, args.seeds[0], args.budget, out)
+            args.data_dir, args.seeds[0], args.budget, out
+        )
         (out / f"{args.side}-seed{args.seeds[0]}.json").write_text(json.dumps(run))
         return
     if not args.summary:
@@ -222,9 +284,23 @@ def main() -> None:
             sides = ("hpo32", "keras-tuner") if i % 2 == 0 else ("keras-tuner", "hpo32")
             for side in sides:
                 print(f"running {side} seed {seed} ...", flush=True)
-                subprocess.run([sys.executable, __file__, "--side", side, "--seeds", str(seed),
-                                "--budget", str(args.budget), "--data-dir", args.data_dir,
-                                "--out", str(out)], check=True)
+                subprocess.run(
+                    [
+                        sys.executable,
+                        __file__,
+                        "--side",
+                        side,
+                        "--seeds",
+                        str(seed),
+                        "--budget",
+                        str(args.budget),
+                        "--data-dir",
+                        args.data_dir,
+                        "--out",
+                        str(out),
+                    ],
+                    check=True,
+                )
     runs = [json.loads(p.read_text()) for p in sorted(out.glob("*-seed*.json"))]
     runs = [r for r in runs if r["seed"] in args.seeds]
     summarize(runs, args.budget)

@@ -38,10 +38,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def load(images: int, data_dir: str | None, val: int = 1000):
-    from search.data import load_dataset, make_splits
+    from hpo32.search.data import load_dataset, make_splits
 
-    for folder in (data_dir, os.environ.get("HPO32_REAL_DATA"),
-                   str(Path.home() / ".cache" / "hpo32" / "real-data")):
+    for folder in (
+        data_dir,
+        os.environ.get("HPO32_REAL_DATA"),
+        str(Path.home() / ".cache" / "hpo32" / "real-data"),
+    ):
         if folder and (Path(folder) / "cifar-10-batches-py").is_dir():
             ds = load_dataset("cifar10", data_dir=folder, download=False)
             return make_splits(ds, train_limit=images, val_limit=val, seed=0), "CIFAR-10"
@@ -57,7 +60,7 @@ def plain_fit(config, splits, epochs: int) -> tuple[float, float]:
     """Plain Keras: float32 arrays, model.fit. Returns (first epoch s, later epochs img/s)."""
     import keras
 
-    from search.models import build_model, compile_model
+    from hpo32.search.models import build_model, compile_model
 
     x = splits.x_train.astype("float32") / 255.0
     y = keras.utils.to_categorical(splits.y_train, splits.num_classes)
@@ -72,39 +75,48 @@ def plain_fit(config, splits, epochs: int) -> tuple[float, float]:
         def on_epoch_end(self, epoch, logs=None):
             times.append(time.perf_counter() - self.t0)
 
-    model.fit(x, y, batch_size=int(config["batch_size"]), epochs=epochs, verbose=0,
-              callbacks=[Clock()])
+    model.fit(
+        x, y, batch_size=int(config["batch_size"]), epochs=epochs, verbose=0, callbacks=[Clock()]
+    )
     keras.backend.clear_session()
     return times[0], (epochs - 1) * len(x) / sum(times[1:])
 
 
 def hpo32_fit(config, splits, epochs: int, precision: str) -> tuple[float, float]:
     """hpo32's trial loop; (first epoch s, later epochs img/s) from the trial's own timings."""
-    from search.training import train_config
+    from hpo32.search.training import train_config
 
-    result = train_config(config, splits, epochs=epochs, precision=precision,
-                          report=lambda e, a: False)
+    result = train_config(
+        config, splits, epochs=epochs, precision=precision, report=lambda e, a: False
+    )
     first, rest = result.epoch_seconds[0], result.epoch_seconds[1:]
     result.release()
     return first, len(rest) * len(splits.x_train) / sum(rest)
 
 
 def throughput(args) -> None:
-    from search.space import MAXNET_CONFIG, default_space
-    from search.training import resolve_precision
+    from hpo32.search.space import MAXNET_CONFIG, default_space
+    from hpo32.search.training import resolve_precision
 
     splits, source = load(args.images, args.data_dir)
     median = default_space().defaults()
     median["batch_size"] = 128
     configs = {"maxnet": dict(MAXNET_CONFIG), "default-midpoint": median}
-    sides = {"plain fit": lambda c: plain_fit(c, splits, args.epochs),
-             "hpo32 float32": lambda c: hpo32_fit(c, splits, args.epochs, "float32"),
-             "hpo32 auto": lambda c: hpo32_fit(c, splits, args.epochs, "auto")}
-    print(f"# {source}, {len(splits.x_train)} training images, batch 128, {args.epochs} epochs "
-          f"a side; {platform.machine()} {os.cpu_count()} cores; auto = "
-          f"{resolve_precision('auto')}; {time.strftime('%Y-%m-%d')}")
-    print("| config | round | " + " | ".join(f"{s} img/s" for s in sides)
-          + " | hpo32 float32 / plain | hpo32 auto / plain | first epoch s (plain, f32, auto) |")
+    sides = {
+        "plain fit": lambda c: plain_fit(c, splits, args.epochs),
+        "hpo32 float32": lambda c: hpo32_fit(c, splits, args.epochs, "float32"),
+        "hpo32 auto": lambda c: hpo32_fit(c, splits, args.epochs, "auto"),
+    }
+    print(
+        f"# {source}, {len(splits.x_train)} training images, batch 128, {args.epochs} epochs "
+        f"a side; {platform.machine()} {os.cpu_count()} cores; auto = "
+        f"{resolve_precision('auto')}; {time.strftime('%Y-%m-%d')}"
+    )
+    print(
+        "| config | round | "
+        + " | ".join(f"{s} img/s" for s in sides)
+        + " | hpo32 float32 / plain | hpo32 auto / plain | first epoch s (plain, f32, auto) |"
+    )
     print("|---|---:|" + "---:|" * (len(sides) + 3))
     for name, config in configs.items():
         for r in range(args.rounds):
@@ -112,28 +124,38 @@ def throughput(args) -> None:
             got = {side: sides[side](config) for side in order}
             ips = {side: got[side][1] for side in sides}
             firsts = ", ".join(f"{got[s][0]:.1f}" for s in sides)
-            print(f"| {name} | {r + 1} | " + " | ".join(f"{ips[s]:.0f}" for s in sides)
-                  + f" | {ips['hpo32 float32'] / ips['plain fit']:.2f}"
-                  + f" | {ips['hpo32 auto'] / ips['plain fit']:.2f} | {firsts} |", flush=True)
+            print(
+                f"| {name} | {r + 1} | "
+                + " | ".join(f"{ips[s]:.0f}" for s in sides)
+                + f" | {ips['hpo32 float32'] / ips['plain fit']:.2f}"
+                + f" | {ips['hpo32 auto'] / ips['plain fit']:.2f} | {firsts} |",
+                flush=True,
+            )
 
 
 def parity(args) -> None:
-    from search.space import MAXNET_CONFIG
-    from search.training import evaluate, resolve_precision, train_config
+    from hpo32.search.space import MAXNET_CONFIG
+    from hpo32.search.training import evaluate, resolve_precision, train_config
 
     splits, source = load(args.images, args.data_dir, val=5000)
-    print(f"# {source}, MaxNet, {len(splits.x_train)} training images, "
-          f"{len(splits.x_val)} validation, {len(splits.x_test)} test, seed 0, "
-          f"{args.epochs} epochs; {time.strftime('%Y-%m-%d')}")
+    print(
+        f"# {source}, MaxNet, {len(splits.x_train)} training images, "
+        f"{len(splits.x_val)} validation, {len(splits.x_test)} test, seed 0, "
+        f"{args.epochs} epochs; {time.strftime('%Y-%m-%d')}"
+    )
     print("| precision | val acc per epoch | final val acc | test acc | train s |")
     print("|---|---|---:|---:|---:|")
     for precision in ("float32", "auto"):
-        result = train_config(dict(MAXNET_CONFIG), splits, epochs=args.epochs,
-                              precision=precision, seed=0)
+        result = train_config(
+            dict(MAXNET_CONFIG), splits, epochs=args.epochs, precision=precision, seed=0
+        )
         test = evaluate(result.model, splits.x_test, splits.y_test, splits.num_classes)
         label = f"{precision} ({resolve_precision(precision)})"
-        print(f"| {label} | {', '.join(f'{a:.3f}' for a in result.val_accuracy)} | "
-              f"{result.value:.4f} | {test:.4f} | {result.train_seconds:.0f} |", flush=True)
+        print(
+            f"| {label} | {', '.join(f'{a:.3f}' for a in result.val_accuracy)} | "
+            f"{result.value:.4f} | {test:.4f} | {result.train_seconds:.0f} |",
+            flush=True,
+        )
         result.release()
 
 

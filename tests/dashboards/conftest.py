@@ -19,7 +19,7 @@ def fixture_db(tmp_path_factory):
 @pytest.fixture(scope="session")
 def engine(fixture_db):
     """A read-only engine over :func:`fixture_db`."""
-    from dashboards.data import open_engine
+    from hpo32.dashboards.data import open_engine
 
     eng = open_engine(fixture_db[0])
     yield eng

@@ -18,13 +18,14 @@ from pathlib import Path
 
 import pytest
 
-from dashboards.app import create_app, study_path
+from hpo32.dashboards.app import create_app, study_path
 from tests.dashboards.dbgen import HOSTILE_NAME, StudyPlan, write_study
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("HPO32_CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
-CHROMEDRIVER = os.environ.get("HPO32_CHROMEDRIVER",
-                              shutil.which("chromedriver") or "/usr/bin/chromedriver")
+CHROMEDRIVER = os.environ.get(
+    "HPO32_CHROMEDRIVER", shutil.which("chromedriver") or "/usr/bin/chromedriver"
+)
 ARTIFACTS = Path(os.environ.get("HPO32_TEST_ARTIFACTS", ROOT / "test-artifacts")) / "dashboards"
 
 
@@ -35,8 +36,10 @@ def _why_no_browser() -> str | None:
         return "selenium is not installed (pip install 'selenium>=4.20')"
     for what, path in (("chromium", CHROMIUM), ("chromedriver", CHROMEDRIVER)):
         if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-            return (f"{what} not found at {path} (apt-get install chromium chromium-driver, "
-                    f"or set HPO32_{what.upper()})")
+            return (
+                f"{what} not found at {path} (apt-get install chromium chromium-driver, "
+                f"or set HPO32_{what.upper()})"
+            )
     return None
 
 
@@ -53,8 +56,13 @@ class Server:
 
         app = create_app(url, refresh_seconds=refresh_seconds)
         # Dash's dev tools show callback and property errors in an overlay the tests check
-        app.enable_dev_tools(debug=True, dev_tools_ui=True, dev_tools_props_check=True,
-                             dev_tools_hot_reload=False, dev_tools_disable_version_check=True)
+        app.enable_dev_tools(
+            debug=True,
+            dev_tools_ui=True,
+            dev_tools_props_check=True,
+            dev_tools_hot_reload=False,
+            dev_tools_disable_version_check=True,
+        )
         self.httpd = make_server("127.0.0.1", 0, app.server, threaded=True)
         self.base = f"http://127.0.0.1:{self.httpd.port}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
@@ -80,8 +88,14 @@ def browser():
 
     opts = Options()
     opts.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                "--window-size=1400,1000", "--disable-extensions", "--no-first-run"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--window-size=1400,1000",
+        "--disable-extensions",
+        "--no-first-run",
+    ):
         opts.add_argument(arg)
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(options=opts, service=Service(CHROMEDRIVER))
@@ -111,8 +125,13 @@ def wait_rendered(driver, graphs: int | None = None, timeout: float = 45.0) -> d
     state: dict = {}
     while time.monotonic() - t0 < timeout:
         state = driver.execute_script(_STATE_JS)
-        if (state["page"] and not state["loading"] and state["drawn"] == state["graphs"]
-                and (graphs is None or state["graphs"] >= graphs) and state["table"] != 0):
+        if (
+            state["page"]
+            and not state["loading"]
+            and state["drawn"] == state["graphs"]
+            and (graphs is None or state["graphs"] >= graphs)
+            and state["table"] != 0
+        ):
             time.sleep(0.2)  # one more look: a refresh may have just started
             again = driver.execute_script(_STATE_JS)
             if not again["loading"] and again["drawn"] == again["graphs"]:
@@ -157,7 +176,8 @@ def assert_clean(driver) -> None:
     """No Dash error overlay, no error box, no script from a name ran, no severe log."""
     errors = driver.execute_script(
         "return Array.from(document.querySelectorAll('.dash-fe-error__title, .hpo32-error'))"
-        ".map(e => e.textContent)")
+        ".map(e => e.textContent)"
+    )
     assert errors == []
     assert driver.execute_script("return window.__xss") is None
     body = driver.find_element("tag name", "body").text
@@ -186,8 +206,10 @@ def test_studies_page_lists_every_study_as_text(server, browser, plans):
     assert len(rows) == len(plans)
     links = [a.text for a in browser.find_elements("css selector", "#studies a.study-link")]
     assert sorted(links) == sorted(plans)  # the hostile name shown exactly as typed
-    assert browser.execute_script("return document.querySelectorAll('#page img, #page b "
-                                  "b').length") == 0
+    assert (
+        browser.execute_script("return document.querySelectorAll('#page img, #page b b').length")
+        == 0
+    )
     cifar = next(r.text for r in rows if r.text.startswith("cifar-optuna"))
     assert "running" in cifar and "cifar10" in cifar and "of" in cifar
     shot(browser, "01-studies")
@@ -221,11 +243,11 @@ def test_click_through_one_study(server, browser, plans):
     assert "learning_rate" in graph_text(browser, "g-parallel")
     assert "Slice plot" in graph_text(browser, "g-slices")
     click(browser, "#btn-importance")
-    wait_for(browser, lambda: "PED-ANOVA" in graph_text(browser, "g-importance"),
-             "importances")
+    wait_for(browser, lambda: "PED-ANOVA" in graph_text(browser, "g-importance"), "importances")
     wait_rendered(browser, graphs=3)
     bars = browser.execute_script(
-        "return document.querySelectorAll('#g-importance .bars .point').length")
+        "return document.querySelectorAll('#g-importance .bars .point').length"
+    )
     assert bars >= 20
     browser.find_element(By.XPATH, "//label[contains(., 'best 10%')]").click()
     wait_for(browser, lambda: "best 10%:" in graph_text(browser, "g-parallel"), "top 10%")
@@ -237,18 +259,21 @@ def test_click_through_one_study(server, browser, plans):
     wait_rendered(browser)
     count = browser.find_element(By.ID, "trial-table-count")
     assert count.text.startswith("60 of 60 trials match")
-    rows = browser.find_elements(By.CSS_SELECTOR,
-                                 "#trial-table tr td[data-dash-column='number']")
+    rows = browser.find_elements(By.CSS_SELECTOR, "#trial-table tr td[data-dash-column='number']")
     assert len(rows) == 25  # first page
     click(browser, "th.dash-header[data-dash-column='value'] .column-header--sort")
     click(browser, "th.dash-header[data-dash-column='value'] .column-header--sort")  # desc
-    best = max(t.value for t in plans["cifar-optuna"].trials
-               if t.state.name == "COMPLETE")
-    wait_for(browser, lambda: browser.find_element(
-        By.CSS_SELECTOR, "#trial-table td[data-dash-column='value'][data-dash-row='0']"
-    ).text.startswith(f"{best:.6f}"[:6]), "sorted by value")
-    box = browser.find_element(By.CSS_SELECTOR,
-                               "th.dash-filter[data-dash-column='state'] input[type=text]")
+    best = max(t.value for t in plans["cifar-optuna"].trials if t.state.name == "COMPLETE")
+    wait_for(
+        browser,
+        lambda: browser.find_element(
+            By.CSS_SELECTOR, "#trial-table td[data-dash-column='value'][data-dash-row='0']"
+        ).text.startswith(f"{best:.6f}"[:6]),
+        "sorted by value",
+    )
+    box = browser.find_element(
+        By.CSS_SELECTOR, "th.dash-filter[data-dash-column='state'] input[type=text]"
+    )
     box.send_keys("PRUNED", Keys.ENTER)
     pruned = sum(t.state.name == "PRUNED" for t in plans["cifar-optuna"].trials)
     wait_for(browser, lambda: count.text.startswith(f"{pruned} of 60"), "the filter")
@@ -269,8 +294,11 @@ def test_click_through_both_comparison_pages(server, browser):
     assert "Spearman rank correlation" in graph_text(browser, "g-ds-rank")
     assert "optimizer" in graph_text(browser, "g-ds-effects")
     click(browser, "#btn-ds-importance")
-    wait_for(browser, lambda: "PED-ANOVA" in graph_text(browser, "g-ds-importance"),
-             "importances on both datasets")
+    wait_for(
+        browser,
+        lambda: "PED-ANOVA" in graph_text(browser, "g-ds-importance"),
+        "importances on both datasets",
+    )
     wait_rendered(browser, graphs=4)
     legend = graph_text(browser, "g-ds-importance")
     assert "ImageNet32: inet-optuna" in legend and "CIFAR-10: cifar-optuna" in legend
@@ -314,14 +342,19 @@ def test_unknown_pages_say_so(server, browser):
 
 
 def test_report_opens_offline_in_the_browser(fixture_db, engine, browser, tmp_path):
-    from dashboards.report import write_report
+    from hpo32.dashboards.report import write_report
 
     out = write_report(fixture_db[0], [HOSTILE_NAME], tmp_path / "report.html", engine=engine)
     browser.get(out.as_uri())
-    plots = wait_for(browser, lambda: browser.execute_script(
-        "const p = document.querySelectorAll('.plotly-graph-div');"
-        "const d = Array.from(p).filter(x => x.querySelector('.main-svg'));"
-        "return p.length && p.length === d.length ? p.length : 0"), "the report's plots")
+    plots = wait_for(
+        browser,
+        lambda: browser.execute_script(
+            "const p = document.querySelectorAll('.plotly-graph-div');"
+            "const d = Array.from(p).filter(x => x.querySelector('.main-svg'));"
+            "return p.length && p.length === d.length ? p.length : 0"
+        ),
+        "the report's plots",
+    )
     assert plots == 6
     assert HOSTILE_NAME in browser.find_element("tag name", "body").text
     shot(browser, "08-report", full=False)
@@ -342,11 +375,13 @@ def test_live_refresh_while_a_search_writes(tmp_path, browser):
     try:
         browser.get(srv.base + study_path("live"))
         wait_rendered(browser, graphs=2)
+
         def summary() -> str:  # re-rendered on each refresh: look it up each time
             return browser.find_element(By.ID, "study-summary").text
 
-        wait_for(browser, lambda: summary().split(" · ")[2].startswith("5 trials"),
-                 "the five trials")
+        wait_for(
+            browser, lambda: summary().split(" · ")[2].startswith("5 trials"), "the five trials"
+        )
         browser.execute_script("window.__noReload = 1")
         study = optuna.load_study(study_name="live", storage=url)
         for k in range(3):
@@ -360,8 +395,11 @@ def test_live_refresh_while_a_search_writes(tmp_path, browser):
         wait_for(browser, lambda: "8 trials" in summary(), "the new trials", timeout=20)
         wait_for(browser, lambda: "best 0.9200" in summary(), "the new best", timeout=20)
         wait_rendered(browser, graphs=2)
-        wait_for(browser, lambda: f"{done + 3} complete" in graph_text(browser, "g-history"),
-                 "the history plot to follow")
+        wait_for(
+            browser,
+            lambda: f"{done + 3} complete" in graph_text(browser, "g-history"),
+            "the history plot to follow",
+        )
         assert browser.execute_script("return window.__noReload") == 1
         shot(browser, "09-live-refresh")
         assert_clean(browser)

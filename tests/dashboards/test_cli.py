@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from dashboards import cli
+from hpo32.dashboards import cli
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,8 +41,10 @@ def test_user_errors_exit_2_with_one_sentence(tmp_path, fixture_db, capsys):
     assert cli.main(["dashboard", "--storage", missing]) == 2
     assert cli.main(["report", "x", "--storage", missing]) == 2
     assert cli.main(["dashboard", "--storage", "ftp://host/db"]) == 2
-    assert cli.main(["report", "nope", "--storage", fixture_db[0],
-                     "--out", str(tmp_path / "r.html")]) == 2
+    assert (
+        cli.main(["report", "nope", "--storage", fixture_db[0], "--out", str(tmp_path / "r.html")])
+        == 2
+    )
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
@@ -66,9 +68,22 @@ def test_dashboard_process_serves_read_only_on_loopback(fixture_db):
     """The real command in its own process: binds 127.0.0.1, answers, stops on SIGINT."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "dashboards.cli", "dashboard", "--storage", fixture_db[0],
-         "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-        cwd=ROOT)
+        [
+            sys.executable,
+            "-m",
+            "hpo32.dashboards.cli",
+            "dashboard",
+            "--storage",
+            fixture_db[0],
+            "--port",
+            "0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
     try:
         t0 = time.monotonic()
         line = proc.stdout.readline()
@@ -92,9 +107,17 @@ def test_dashboard_process_serves_read_only_on_loopback(fixture_db):
 
 
 def test_importing_the_cli_loads_nothing_heavy():
-    code = ("import sys, dashboards, dashboards.cli; "
-            "print(sorted(m for m in ('dash', 'plotly', 'optuna', 'sqlalchemy') "
-            "if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), check=True)
+    code = (
+        "import sys, hpo32.dashboards, hpo32.dashboards.cli; "
+        "print(sorted(m for m in ('dash', 'plotly', 'optuna', 'sqlalchemy') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        check=True,
+    )
     assert out.stdout.strip() == "[]"

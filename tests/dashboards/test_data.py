@@ -12,7 +12,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from dashboards import data
+from hpo32.dashboards import data
 from tests.dashboards.dbgen import HOSTILE_NAME, StudyPlan, bulk_write_study, write_study
 
 
@@ -33,8 +33,11 @@ def test_history_from_rows_orders_by_number_and_by_completion_time():
         (6, "COMPLETE", float("inf"), 320.0, 360.0),  # never plotted
     ]
     h = data.history_from_rows(rows)
-    assert h["by_number"] == {"number": [0, 1, 5], "value": [0.5, 0.3, 0.7],
-                              "best": [0.5, 0.5, 0.7]}
+    assert h["by_number"] == {
+        "number": [0, 1, 5],
+        "value": [0.5, 0.3, 0.7],
+        "best": [0.5, 0.5, 0.7],
+    }
     assert h["by_time"]["number"] == [1, 5, 0]
     assert h["by_time"]["best"] == [0.3, 0.7, 0.7]
     assert h["counts"] == {"COMPLETE": 4, "PRUNED": 1, "FAIL": 1, "RUNNING": 1}
@@ -72,8 +75,9 @@ def test_select_curve_trials_keeps_every_state_within_the_cap():
     assert picked.count("FAIL") == 10 and picked.count("PRUNED") == 25
     best = sorted((r for r in rows if r[2] == "COMPLETE"), key=lambda r: -r[3])[:64]
     assert {r[0] for r in best} <= set(chosen)
-    few = [(i, i, "COMPLETE", 0.5) for i in range(3)] + [(10 + i, 10 + i, "FAIL", None)
-                                                        for i in range(30)]
+    few = [(i, i, "COMPLETE", 0.5) for i in range(3)] + [
+        (10 + i, 10 + i, "FAIL", None) for i in range(30)
+    ]
     assert len(data.select_curve_trials(few, 20)) == 20  # the complete ones' room is reused
 
 
@@ -92,12 +96,18 @@ def test_config_key_ignores_key_order_and_float_noise():
 
 def test_parse_filter_and_page_rows():
     assert data.parse_filter('{value} s> 0.5 && {optimizer} icontains "ad" && {x} = nope') == [
-        ("value", ">", 0.5), ("optimizer", "contains", "ad"), ("x", "=", "nope")]
+        ("value", ">", 0.5),
+        ("optimizer", "contains", "ad"),
+        ("x", "=", "nope"),
+    ]
     assert data.parse_filter("garbage") == []
-    rows = [{"number": i, "value": None if i % 5 == 0 else i / 10,
-             "opt": ["adam", "sgd"][i % 2]} for i in range(23)]
-    page, matching, pages = data.page_rows(rows, 0, 5, [{"column_id": "value",
-                                                        "direction": "desc"}])
+    rows = [
+        {"number": i, "value": None if i % 5 == 0 else i / 10, "opt": ["adam", "sgd"][i % 2]}
+        for i in range(23)
+    ]
+    page, matching, pages = data.page_rows(
+        rows, 0, 5, [{"column_id": "value", "direction": "desc"}]
+    )
     assert matching == 23 and pages == 5
     assert [r["number"] for r in page] == [22, 21, 19, 18, 17]
     last, _, _ = data.page_rows(rows, 4, 5, [{"column_id": "value", "direction": "desc"}])
@@ -128,8 +138,9 @@ def test_list_studies_covers_hpo32_and_plain_optuna_studies(engine, plans):
     assert (cifar["dataset"], cifar["engine"]) == ("cifar10", "optuna")
     assert cifar["states"]["COMPLETE"] == len(_complete(plans["cifar-optuna"]))
     assert cifar["states"]["RUNNING"] == 2 and cifar["running"]
-    assert cifar["best_value"] == pytest.approx(max(t.value for t in
-                                                    _complete(plans["cifar-optuna"])))
+    assert cifar["best_value"] == pytest.approx(
+        max(t.value for t in _complete(plans["cifar-optuna"]))
+    )
     assert rows["cifar-kt"]["engine"] == "keras-tuner:random"
     assert rows["empty"]["n_trials"] == 0 and rows["empty"]["best_value"] is None
     assert rows["all-failed"]["states"] == {"FAIL": 6}
@@ -149,8 +160,9 @@ def test_history_matches_the_written_trials(engine, plans):
     assert h["by_number"]["best"][-1] == pytest.approx(max(t.value for t in done))
     by_time = sorted(done, key=lambda t: t.datetime_complete)
     assert h["by_time"]["number"] == [t.number for t in by_time]
-    assert h["by_time"]["time"][0] == pytest.approx(by_time[0].datetime_complete.timestamp(),
-                                                    abs=1e-3)
+    assert h["by_time"]["time"][0] == pytest.approx(
+        by_time[0].datetime_complete.timestamp(), abs=1e-3
+    )
     running = [i for i, s in enumerate(h["trials"]["state"]) if s == "RUNNING"]
     assert all(h["trials"]["complete"][i] is None for i in running)
 
@@ -159,15 +171,17 @@ def test_times_do_not_depend_on_the_local_time_zone(engine, plans, monkeypatch):
     """Optuna stores naive UTC; the dashboards read it as UTC in any zone."""
     plan = plans[HOSTILE_NAME]
     last = max(t.datetime_complete.timestamp() for t in plan.trials)  # in the writer's zone
-    first = min(t.datetime_complete.timestamp() for t in plan.trials
-                if t.state == TrialState.COMPLETE)
+    first = min(
+        t.datetime_complete.timestamp() for t in plan.trials if t.state == TrialState.COMPLETE
+    )
     monkeypatch.setenv("TZ", "Asia/Tokyo")
     time.tzset()
     try:
         row = next(r for r in data.list_studies(engine) if r["name"] == HOSTILE_NAME)
         assert row["last_activity"] == pytest.approx(last, abs=1e-3)
         assert data.history(engine, HOSTILE_NAME)["by_time"]["time"][0] == pytest.approx(
-            first, abs=1e-3)
+            first, abs=1e-3
+        )
     finally:
         monkeypatch.undo()
         time.tzset()
@@ -181,8 +195,9 @@ def test_studies_without_complete_trials(engine, name):
     imp = data.importances(engine, name)
     assert imp["params"] == [] and "at least 2" in imp["note"]
     assert data.best_trial(engine, name) is None
-    assert data.categorical_effects(engine, name) == {p: [] for p in data.EFFECT_PARAMS} or \
-        all(e["count"] == 0 for v in data.categorical_effects(engine, name).values() for e in v)
+    assert data.categorical_effects(engine, name) == {p: [] for p in data.EFFECT_PARAMS} or all(
+        e["count"] == 0 for v in data.categorical_effects(engine, name).values() for e in v
+    )
 
 
 def test_unknown_study_is_an_error_naming_it(engine):
@@ -202,8 +217,7 @@ def test_learning_curves_keep_states_and_epochs(engine, plans):
         curve = by_number[t.number]
         assert curve["state"] == t.state.name
         assert curve["steps"] == sorted(t.intermediate_values)
-        assert curve["values"] == pytest.approx([t.intermediate_values[s]
-                                                 for s in curve["steps"]])
+        assert curve["values"] == pytest.approx([t.intermediate_values[s] for s in curve["steps"]])
     assert {"PRUNED", "FAIL", "COMPLETE"} <= {c["state"] for c in lc["curves"]}
     epoch1 = [t.intermediate_values[1] for t in with_curves if 1 in t.intermediate_values]
     assert lc["mean"]["steps"][0] == 1 and lc["mean"]["counts"][0] == len(epoch1)
@@ -225,17 +239,22 @@ def test_param_samples_keep_conditional_params_absent(engine, plans):
         assert t["params"] == written[t["number"]]  # the config attr, inactive ones absent
     assert any("filters_4" not in t["params"] for t in ps["trials"])
     sampled = data.param_samples(engine, "cifar-optuna", cap=10)
-    best = max(written, key=lambda n: next(t.value for t in plans["cifar-optuna"].trials
-                                           if t.number == n))
+    best = max(
+        written, key=lambda n: next(t.value for t in plans["cifar-optuna"].trials if t.number == n)
+    )
     assert sampled["n_used"] == 10 and best in [t["number"] for t in sampled["trials"]]
     assert "10 of" in sampled["note"]
-    best4 = sorted(written, key=lambda n: -next(t.value for t in plans["cifar-optuna"].trials
-                                                  if t.number == n))[:4]
+    best4 = sorted(
+        written, key=lambda n: -next(t.value for t in plans["cifar-optuna"].trials if t.number == n)
+    )[:4]
     top = data.param_samples(engine, "cifar-optuna", cap=3, top=0.1)  # best 10%: 5 trials
     assert top["n_used"] == 3 and best4[0] in [t["number"] for t in top["trials"]]
-    assert {t["number"] for t in top["trials"]} <= set(sorted(
-        written, key=lambda n: -next(t.value for t in plans["cifar-optuna"].trials
-                                     if t.number == n))[:5])
+    assert {t["number"] for t in top["trials"]} <= set(
+        sorted(
+            written,
+            key=lambda n: -next(t.value for t in plans["cifar-optuna"].trials if t.number == n),
+        )[:5]
+    )
     assert top["note"].startswith("best 10%: 5 of 44") and "3 of 5 of those" in top["note"]
     plain = data.param_samples(engine, HOSTILE_NAME)  # no config attr: Optuna's params
     assert "momentum" in {p["name"] for p in plain["params"]}
@@ -269,15 +288,16 @@ def test_categorical_effects_aggregate_like_python(engine, plans):
 
 def test_rank_correlation_pairs_the_shared_configs(engine, plans):
     rc = data.rank_correlation(engine, "inet-optuna", "cifar-optuna")
-    inet = {data.config_key(t.user_attrs["config"]): t.value
-            for t in _complete(plans["inet-optuna"])}
-    cifar = {data.config_key(t.user_attrs["config"]): t.value
-             for t in _complete(plans["cifar-optuna"])}
+    inet = {
+        data.config_key(t.user_attrs["config"]): t.value for t in _complete(plans["inet-optuna"])
+    }
+    cifar = {
+        data.config_key(t.user_attrs["config"]): t.value for t in _complete(plans["cifar-optuna"])
+    }
     shared = set(inet) & set(cifar)
     assert rc["n_pairs"] == len(shared) >= 3
     assert sorted(rc["a"]) == pytest.approx(sorted(inet[k] for k in shared))
-    expected = data.spearman([inet[k] for k in sorted(shared)],
-                             [cifar[k] for k in sorted(shared)])
+    expected = data.spearman([inet[k] for k in sorted(shared)], [cifar[k] for k in sorted(shared)])
     assert rc["spearman"] == pytest.approx(expected)
     assert data.rank_correlation(engine, "cifar-kt", "cifar-ak")["n_pairs"] == 0
 
@@ -323,9 +343,9 @@ def test_trial_table_rows_and_types(engine, plans):
     row = table["rows"][0]
     assert row["optimizer"] == plan.trials[0].params["optimizer"]
     assert all(r.get("filters_4") is None for r in table["rows"] if r["conv_blocks"] < 4)
-    page, matching, _ = data.page_rows(table["rows"], 0, 10,
-                                       [{"column_id": "value", "direction": "desc"}],
-                                       '{state} = "COMPLETE"')
+    page, matching, _ = data.page_rows(
+        table["rows"], 0, 10, [{"column_id": "value", "direction": "desc"}], '{state} = "COMPLETE"'
+    )
     assert matching == len(_complete(plan))
     assert page[0]["value"] == pytest.approx(max(t.value for t in _complete(plan)))
 
@@ -342,10 +362,27 @@ def test_bulk_writer_stores_what_optuna_stores(tmp_path):
     a = optuna.load_study(study_name="same", storage=by_api).trials
     b = optuna.load_study(study_name="same", storage=by_bulk).trials
     for x, y in zip(a, b, strict=True):
-        assert (x.number, x.state, x.value, x.params, x.distributions, x.user_attrs,
-                x.intermediate_values, x.datetime_start, x.datetime_complete) == \
-               (y.number, y.state, y.value, y.params, y.distributions, y.user_attrs,
-                y.intermediate_values, y.datetime_start, y.datetime_complete)
+        assert (
+            x.number,
+            x.state,
+            x.value,
+            x.params,
+            x.distributions,
+            x.user_attrs,
+            x.intermediate_values,
+            x.datetime_start,
+            x.datetime_complete,
+        ) == (
+            y.number,
+            y.state,
+            y.value,
+            y.params,
+            y.distributions,
+            y.user_attrs,
+            y.intermediate_values,
+            y.datetime_start,
+            y.datetime_complete,
+        )
     ea, eb = data.open_engine(by_api), data.open_engine(by_bulk)
     assert data.history(ea, "same") == data.history(eb, "same")
     assert data.trial_table(ea, "same") == data.trial_table(eb, "same")
@@ -357,8 +394,7 @@ def test_fingerprint_changes_only_when_the_study_changes(tmp_path):
     write_study(url, StudyPlan("a", 5, seed=1))
     write_study(url, StudyPlan("b", 5, seed=2))
     eng = data.open_engine(url)
-    fa, fb, fall = data.fingerprint(eng, ["a"]), data.fingerprint(eng, ["b"]), \
-        data.fingerprint(eng)
+    fa, fb, fall = data.fingerprint(eng, ["a"]), data.fingerprint(eng, ["b"]), data.fingerprint(eng)
     assert data.fingerprint(eng, ["a"]) == fa  # stable while nothing happens
     study = optuna.load_study(study_name="b", storage=url)
     trial = study.ask()
@@ -405,8 +441,10 @@ def test_engine_is_read_only_and_never_blocks_a_writer(tmp_path):
         writer.commit()
         for k in range(20):
             t0 = time.perf_counter()
-            writer.execute("INSERT INTO study_user_attributes (study_id, key, value_json) "
-                           "VALUES (1, ?, '1')", (f"k{k}",))
+            writer.execute(
+                "INSERT INTO study_user_attributes (study_id, key, value_json) VALUES (1, ?, '1')",
+                (f"k{k}",),
+            )
             writer.commit()
             assert time.perf_counter() - t0 < 0.5
     finally:
@@ -432,8 +470,8 @@ def test_every_query_on_every_database_kind(any_db):
 
     import sqlalchemy as sa
 
-    from dashboards import figures
-    from search.space import default_space
+    from hpo32.dashboards import figures
+    from hpo32.search.space import default_space
     from tests.dashboards.dbgen import sample_config
 
     shared = [sample_config(default_space(), random.Random(70 + i)) for i in range(6)]
@@ -448,7 +486,8 @@ def test_every_query_on_every_database_kind(any_db):
         assert h["by_number"]["value"] == pytest.approx([t.value for t in done])
         assert h["trials"]["state"] == [t.state.name for t in a]
         assert h["by_time"]["time"][0] == pytest.approx(
-            min(t.datetime_complete for t in done).timestamp(), abs=1.0)
+            min(t.datetime_complete for t in done).timestamp(), abs=1.0
+        )
         lc = data.learning_curves(eng, "c")
         assert lc["n_shown"] == sum(bool(t.intermediate_values) for t in a)
         assert len(data.param_samples(eng, "c")["trials"]) == len(done)
@@ -474,8 +513,8 @@ def test_every_query_on_every_database_kind(any_db):
 def test_trial_times_are_read_as_optuna_writes_them_in_any_time_zone(tmp_path, monkeypatch):
     # Optuna's tables hold naive UTC; the dashboards and `hpo32 list` (storage.records) read
     # them through the one storage.records.to_timestamp, so both agree in any time zone.
-    from storage import make_engine
-    from storage.records import Records
+    from hpo32.storage import make_engine
+    from hpo32.storage.records import Records
 
     monkeypatch.setenv("TZ", "Asia/Kolkata")  # UTC+5:30: a local reading is 5.5 h off
     time.tzset()

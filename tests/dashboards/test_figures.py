@@ -8,7 +8,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 import pytest
 
-from dashboards import data, figures
+from hpo32.dashboards import data, figures
 from tests.dashboards.dbgen import HOSTILE_NAME
 
 
@@ -47,13 +47,11 @@ def test_history_figure_has_points_best_line_and_pruned(engine, axis):
 def test_figures_of_studies_without_results_say_why(engine, name):
     h = data.history(engine, name)
     fig = _valid(figures.history_figure(h))
-    assert fig["data"] == [] and "No complete trials yet" in fig["layout"]["annotations"][0][
-        "text"]
+    assert fig["data"] == [] and "No complete trials yet" in fig["layout"]["annotations"][0]["text"]
     ps = data.param_samples(engine, name)
     for make in (figures.parallel_figure, figures.slices_figure):
         assert _valid(make(ps))["data"] == []
-    assert _valid(figures.importance_figure([(name, data.importances(engine, name))]))[
-        "data"] == []
+    assert _valid(figures.importance_figure([(name, data.importances(engine, name))]))["data"] == []
     lc = _valid(figures.learning_curves_figure(data.learning_curves(engine, name)))
     if name == "all-failed":  # failed trials may still have epochs to show
         assert all(t["name"].startswith(("fail", "mean")) for t in lc["data"])
@@ -76,12 +74,14 @@ def test_parallel_figure_axes_and_inactive_ticks(engine):
     ticks = [a["text"] for a in fig["layout"]["annotations"]]
     assert "inactive" in ticks  # filters_4 is absent when conv_blocks < 4
     assert "adamax" in ticks and "leaky_relu" in ticks
-    lines = sum(len([x for x in t["x"] if x is None]) for t in fig["data"]
-                if t.get("mode") == "lines")
+    lines = sum(
+        len([x for x in t["x"] if x is None]) for t in fig["data"] if t.get("mode") == "lines"
+    )
     assert lines == len(ps["trials"])
     top = _valid(figures.parallel_figure(ps, top=0.25))
-    top_lines = sum(len([x for x in t["x"] if x is None]) for t in top["data"]
-                    if t.get("mode") == "lines")
+    top_lines = sum(
+        len([x for x in t["x"] if x is None]) for t in top["data"] if t.get("mode") == "lines"
+    )
     assert top_lines == -(-len(ps["trials"]) // 4)
 
 
@@ -107,42 +107,63 @@ def test_comparison_figures(engine):
     _valid(figures.throughput_figure(data.throughput(series)))
     box = _valid(figures.distribution_figure(data.value_distribution(series)))
     assert [t["type"] for t in box["data"]].count("box") == 3
-    eff = _valid(figures.categorical_effects_figure([
-        ("ImageNet32", data.categorical_effects(engine, "inet-optuna")),
-        ("CIFAR-10", data.categorical_effects(engine, "cifar-optuna"))]))
+    eff = _valid(
+        figures.categorical_effects_figure(
+            [
+                ("ImageNet32", data.categorical_effects(engine, "inet-optuna")),
+                ("CIFAR-10", data.categorical_effects(engine, "cifar-optuna")),
+            ]
+        )
+    )
     assert len(eff["data"]) == 2 * len(data.EFFECT_PARAMS)
     for trace in eff["data"]:  # differences from the study's mean, weighted by counts
         counts = [c[0] for c in trace["customdata"]]
-        assert sum(y * n for y, n in zip(trace["y"], counts, strict=True)) == \
-            pytest.approx(0.0, abs=1e-9)
+        assert sum(y * n for y, n in zip(trace["y"], counts, strict=True)) == pytest.approx(
+            0.0, abs=1e-9
+        )
     rc = data.rank_correlation(engine, "inet-optuna", "cifar-optuna")
     fig = _valid(figures.rank_correlation_figure(rc, "ImageNet32", "CIFAR-10"))
-    assert "Spearman" in fig["layout"]["title"]["text"] and len(fig["data"][0]["x"]) == \
-        rc["n_pairs"]
-    imp = _valid(figures.importance_figure([
-        ("a", data.importances(engine, "inet-optuna")),
-        ("b", data.importances(engine, "cifar-optuna"))]))
+    assert (
+        "Spearman" in fig["layout"]["title"]["text"] and len(fig["data"][0]["x"]) == rc["n_pairs"]
+    )
+    imp = _valid(
+        figures.importance_figure(
+            [
+                ("a", data.importances(engine, "inet-optuna")),
+                ("b", data.importances(engine, "cifar-optuna")),
+            ]
+        )
+    )
     assert len(imp["data"]) == 2 and imp["data"][0]["orientation"] == "h"
 
 
 def test_names_from_the_database_are_escaped_everywhere(engine):
     """A study, parameter or choice named like HTML is shown as text, never parsed."""
     ps = data.param_samples(engine, HOSTILE_NAME)
-    ps["params"].append({"name": "<i>p</i>", "kind": "categorical",
-                         "choices": ["<script>x</script>"], "log": False})
+    ps["params"].append(
+        {"name": "<i>p</i>", "kind": "categorical", "choices": ["<script>x</script>"], "log": False}
+    )
     for t in ps["trials"]:
         t["params"]["<i>p</i>"] = "<script>x</script>"
     series = data.best_over_time(engine, [HOSTILE_NAME])
     figs = [
-        figures.parallel_figure(ps), figures.slices_figure(ps),
-        figures.best_over_time_figure(series), figures.distribution_figure(
-            data.value_distribution(series)),
+        figures.parallel_figure(ps),
+        figures.slices_figure(ps),
+        figures.best_over_time_figure(series),
+        figures.distribution_figure(data.value_distribution(series)),
         figures.throughput_figure(data.throughput(series)),
         figures.importance_figure([(HOSTILE_NAME, data.importances(engine, HOSTILE_NAME))]),
         figures.rank_correlation_figure(
-            data.rank_correlation(engine, HOSTILE_NAME, HOSTILE_NAME), HOSTILE_NAME, "x"),
-        figures.categorical_effects_figure([(HOSTILE_NAME, {"opt": [
-            {"choice": "<b>", "count": 1, "mean": 0.5, "std": 0.0, "max": 0.5}]})]),
+            data.rank_correlation(engine, HOSTILE_NAME, HOSTILE_NAME), HOSTILE_NAME, "x"
+        ),
+        figures.categorical_effects_figure(
+            [
+                (
+                    HOSTILE_NAME,
+                    {"opt": [{"choice": "<b>", "count": 1, "mean": 0.5, "std": 0.0, "max": 0.5}]},
+                )
+            ]
+        ),
         figures.empty_figure("<img src=x>", HOSTILE_NAME),
     ]
     for fig in figs:
@@ -165,8 +186,9 @@ def test_history_of_a_large_study_is_a_density_with_the_best_points():
     assert kinds == ["histogram2d", "scatter", "scatter"]
     assert len(dense["data"][0]["x"]) == 60  # every trial in the density
     best_points = dense["data"][1]
-    assert len(best_points["y"]) == 5 and min(best_points["y"]) >= sorted(
-        h["by_number"]["value"])[-5]
+    assert (
+        len(best_points["y"]) == 5 and min(best_points["y"]) >= sorted(h["by_number"]["value"])[-5]
+    )
     line = dense["data"][2]  # best so far, one point per change (and the last trial)
     assert sorted(set(line["y"])) == sorted(set(h["by_number"]["best"]))
     assert line["y"] == sorted(line["y"]) and len(line["y"]) <= len(set(line["y"])) + 1

@@ -6,15 +6,22 @@ import re
 
 import pytest
 
-from dashboards.report import ReportError, write_report
+from hpo32.dashboards.report import ReportError, write_report
 from tests.dashboards.dbgen import HOSTILE_NAME
 
 
 @pytest.fixture(scope="module")
 def report(fixture_db, engine, tmp_path_factory):
     out = tmp_path_factory.mktemp("report") / "report.html"
-    names = ["cifar-optuna", "inet-optuna", "cifar-kt", "cifar-ak", "empty", "all-failed",
-             HOSTILE_NAME]
+    names = [
+        "cifar-optuna",
+        "inet-optuna",
+        "cifar-kt",
+        "cifar-ak",
+        "empty",
+        "all-failed",
+        HOSTILE_NAME,
+    ]
     write_report(fixture_db[0], names, out, engine=engine)
     return out.read_text(encoding="utf-8")
 
@@ -26,8 +33,14 @@ def test_report_inlines_plotly_once_and_holds_every_figure(report):
     divs = re.findall(r'<div id="figure-(\d+)"', report)
     # 6 per study, then the dataset comparison (4) and the engines on cifar10 (3)
     assert len(divs) == 6 * 7 + 4 + 3
-    for heading in ("ImageNet32 and CIFAR-10", "Engines on cifar10", "Best trial #",
-                    "test accuracy", "Parameter importances", "Slice plots"):
+    for heading in (
+        "ImageNet32 and CIFAR-10",
+        "Engines on cifar10",
+        "Best trial #",
+        "test accuracy",
+        "Parameter importances",
+        "Slice plots",
+    ):
         assert heading in report
 
 

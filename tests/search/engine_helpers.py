@@ -10,8 +10,8 @@ from typing import Any
 
 import optuna
 
-from search.backends.base import SearchContext
-from search.space import SearchSpace, default_space
+from hpo32.search.backends.base import SearchContext
+from hpo32.search.space import SearchSpace, default_space
 
 #: The engines the contract suite runs, by the name a study spec gives them.
 ENGINES = ("optuna", "keras-tuner:random", "keras-tuner:hyperband", "autokeras:greedy")
@@ -38,15 +38,15 @@ def run_engine(name: str, study, ctx: SearchContext, on_trial_done=None) -> str:
     "autokeras:<tuner>") on ``study`` like studies.runner does."""
     family, _, variant = name.partition(":")
     if family == "optuna":
-        from search.backends.optuna_engine import run_optuna
+        from hpo32.search.backends.optuna_engine import run_optuna
 
         return run_optuna(study, ctx, on_trial_done=on_trial_done)
     if family == "keras-tuner":
-        from search.backends.keras_tuner_engine import run_keras_tuner
+        from hpo32.search.backends.keras_tuner_engine import run_keras_tuner
 
         return run_keras_tuner(study, ctx, variant, on_trial_done=on_trial_done)
     if family == "autokeras":
-        from search.backends.autokeras_engine import run_autokeras
+        from hpo32.search.backends.autokeras_engine import run_autokeras
 
         return run_autokeras(study, ctx, variant, on_trial_done=on_trial_done)
     raise ValueError(f"unknown engine {name!r}")
@@ -55,21 +55,38 @@ def run_engine(name: str, study, ctx: SearchContext, on_trial_done=None) -> str:
 def new_study(url: str, name: str = "s", pruner=None):
     """A study on a real SQLite file, as the runner creates it (random sampler; no pruner
     unless given)."""
-    from storage import optuna_storage
+    from hpo32.storage import optuna_storage
 
-    return optuna.create_study(study_name=name, storage=optuna_storage(url),
-                               direction="maximize",
-                               sampler=optuna.samplers.RandomSampler(seed=0),
-                               pruner=pruner or optuna.pruners.NopPruner())
+    return optuna.create_study(
+        study_name=name,
+        storage=optuna_storage(url),
+        direction="maximize",
+        sampler=optuna.samplers.RandomSampler(seed=0),
+        pruner=pruner or optuna.pruners.NopPruner(),
+    )
 
 
-def make_ctx(space: SearchSpace, splits, root: Path, *, epochs: int = 2,
-             n_trials: int | None = None, budget: float | None = None, seed: int = 0,
-             on_event=None) -> SearchContext:
+def make_ctx(
+    space: SearchSpace,
+    splits,
+    root: Path,
+    *,
+    epochs: int = 2,
+    n_trials: int | None = None,
+    budget: float | None = None,
+    seed: int = 0,
+    on_event=None,
+) -> SearchContext:
     return SearchContext(
-        space=space, splits=splits, epochs=epochs, seed=seed,
+        space=space,
+        splits=splits,
+        epochs=epochs,
+        seed=seed,
         search_deadline=time.monotonic() + budget if budget is not None else None,
-        n_trials=n_trials, artifact_dir=root / "s", artifact_root=root, dataset="cifar10",
+        n_trials=n_trials,
+        artifact_dir=root / "s",
+        artifact_root=root,
+        dataset="cifar10",
         on_event=on_event or (lambda event: None),
     )
 

@@ -6,9 +6,9 @@ import keras_tuner as kt
 import optuna
 import pytest
 
-from search.backends.keras_tuner_engine import hp_config
-from search.backends.optuna_engine import suggest_config
-from search.space import (
+from hpo32.search.backends.keras_tuner_engine import hp_config
+from hpo32.search.backends.optuna_engine import suggest_config
+from hpo32.search.space import (
     MAXNET_CONFIG,
     Categorical,
     Condition,
@@ -19,23 +19,25 @@ from search.space import (
     default_space,
 )
 
-EVERY_KIND = SearchSpace([
-    Int("blocks", low=1, high=4),
-    Int("filters", low=16, high=512, log=True),
-    Int("width", low=8, high=64, step=8),
-    Float("dropout", low=0.0, high=0.5),
-    Float("smoothing", low=0.0, high=0.2, step=0.05),
-    Float("lr", low=1e-4, high=1e-1, log=True),
-    Categorical("act", choices=("relu", "gelu")),
-    Categorical("kernel", choices=(3, 5)),
-    Categorical("bn", choices=(False, True)),
-    Fixed("pool", value="max"),
-    Int("filters_3", low=16, high=64, condition=Condition("blocks", min=3)),
-    Categorical("opt", choices=("sgd", "adam")),
-    Float("momentum", low=0.5, high=0.99, condition=Condition("opt", values=("sgd",))),
-    # nested: exists only when filters_3 exists (blocks >= 3) and is at most 32
-    Float("gain", low=0.1, high=1.0, condition=Condition("filters_3", max=32)),
-])
+EVERY_KIND = SearchSpace(
+    [
+        Int("blocks", low=1, high=4),
+        Int("filters", low=16, high=512, log=True),
+        Int("width", low=8, high=64, step=8),
+        Float("dropout", low=0.0, high=0.5),
+        Float("smoothing", low=0.0, high=0.2, step=0.05),
+        Float("lr", low=1e-4, high=1e-1, log=True),
+        Categorical("act", choices=("relu", "gelu")),
+        Categorical("kernel", choices=(3, 5)),
+        Categorical("bn", choices=(False, True)),
+        Fixed("pool", value="max"),
+        Int("filters_3", low=16, high=64, condition=Condition("blocks", min=3)),
+        Categorical("opt", choices=("sgd", "adam")),
+        Float("momentum", low=0.5, high=0.99, condition=Condition("opt", values=("sgd",))),
+        # nested: exists only when filters_3 exists (blocks >= 3) and is at most 32
+        Float("gain", low=0.1, high=1.0, condition=Condition("filters_3", max=32)),
+    ]
+)
 
 
 def through_keras_tuner(space: SearchSpace, choices: dict) -> dict:
@@ -52,13 +54,49 @@ def through_optuna(space: SearchSpace, choices: dict) -> dict:
 
 
 CHOICES = [
-    {"blocks": 3, "filters": 128, "width": 24, "dropout": 0.3, "smoothing": 0.1, "lr": 0.003,
-     "act": "gelu", "kernel": 5, "bn": True, "pool": "max", "filters_3": 20, "opt": "sgd",
-     "momentum": 0.9, "gain": 0.5},
-    {"blocks": 1, "filters": 16, "width": 64, "dropout": 0.0, "smoothing": 0.0, "lr": 0.1,
-     "act": "relu", "kernel": 3, "bn": False, "pool": "max", "opt": "adam"},
-    {"blocks": 4, "filters": 512, "width": 8, "dropout": 0.5, "smoothing": 0.2, "lr": 1e-4,
-     "act": "relu", "kernel": 3, "bn": False, "pool": "max", "filters_3": 64, "opt": "adam"},
+    {
+        "blocks": 3,
+        "filters": 128,
+        "width": 24,
+        "dropout": 0.3,
+        "smoothing": 0.1,
+        "lr": 0.003,
+        "act": "gelu",
+        "kernel": 5,
+        "bn": True,
+        "pool": "max",
+        "filters_3": 20,
+        "opt": "sgd",
+        "momentum": 0.9,
+        "gain": 0.5,
+    },
+    {
+        "blocks": 1,
+        "filters": 16,
+        "width": 64,
+        "dropout": 0.0,
+        "smoothing": 0.0,
+        "lr": 0.1,
+        "act": "relu",
+        "kernel": 3,
+        "bn": False,
+        "pool": "max",
+        "opt": "adam",
+    },
+    {
+        "blocks": 4,
+        "filters": 512,
+        "width": 8,
+        "dropout": 0.5,
+        "smoothing": 0.2,
+        "lr": 1e-4,
+        "act": "relu",
+        "kernel": 3,
+        "bn": False,
+        "pool": "max",
+        "filters_3": 64,
+        "opt": "adam",
+    },
 ]
 
 

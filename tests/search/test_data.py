@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from search import data
-from search.data import (
+from hpo32.search import data
+from hpo32.search.data import (
     CIFAR10_URL,
     DataError,
     Dataset,
@@ -680,14 +680,15 @@ def test_pipeline_runs_without_tf_data_autotuning(augment) -> None:
     # iterator (every trial's, when fit stops) waited for it: 0-34 s a trial. The pipeline
     # sets its parallelism and prefetch itself instead.
     x = np.zeros((64, 32, 32, 3), np.uint8)
-    ds = data.make_tf_dataset(x, np.zeros(64, np.int64), 16, training=True,
-                              augment_flip=augment, augment_crop=augment)
+    ds = data.make_tf_dataset(
+        x, np.zeros(64, np.int64), 16, training=True, augment_flip=augment, augment_crop=augment
+    )
     assert ds.options().autotune.enabled is False
     assert sum(1 for _ in ds) == 4
 
 
 def test_pipeline_keeps_no_copy_of_the_images() -> None:
-    from search.training import current_rss_mb
+    from hpo32.search.training import current_rss_mb
 
     x = np.zeros((80_000, 32, 32, 3), dtype=np.uint8)  # 246 MB
     x[::7] = 200
@@ -709,19 +710,23 @@ def test_rows_helper_matches_channel_major() -> None:
     assert rows[0, 0] == x[0, 0, 0, 0] and rows[0, 1024] == x[0, 0, 0, 1]
 
 
-@pytest.mark.parametrize("options", [
-    {"train_limit": 30, "val_limit": 8},
-    {"train_limit": 7},
-    {"val_limit": 5, "classes": [4, 2, 6]},
-    {},
-])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"train_limit": 30, "val_limit": 8},
+        {"train_limit": 7},
+        {"val_limit": 5, "classes": [4, 2, 6]},
+        {},
+    ],
+)
 @pytest.mark.parametrize("map_file", [True, False])
 def test_load_splits_reads_only_the_chosen_imagenet32_images(tmp_path, options, map_file):
     write_imagenet32(tmp_path, n_classes=6, n_per_class=20, batches=3, map_file=map_file)
     options = dict(options)
     classes = options.pop("classes", None)
-    whole = data.make_splits(data.load_dataset("imagenet32", data_dir=tmp_path, classes=classes),
-                             seed=3, **options)
+    whole = data.make_splits(
+        data.load_dataset("imagenet32", data_dir=tmp_path, classes=classes), seed=3, **options
+    )
     lean = data.load_splits("imagenet32", data_dir=tmp_path, classes=classes, seed=3, **options)
     for field in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
         np.testing.assert_array_equal(getattr(lean, field), getattr(whole, field))
@@ -748,9 +753,9 @@ def test_imagenet32_train_rows_load_only_those_rows(tmp_path):
 
 def test_load_splits_of_cifar10_equals_make_splits(tmp_path):
     write_cifar10(tmp_path, n_per_batch=20, n_test=10)
-    whole = data.make_splits(data.load_dataset("cifar10", data_dir=tmp_path, download=False),
-                             train_limit=25, seed=1)
-    lean = data.load_splits("cifar10", data_dir=tmp_path, train_limit=25, seed=1,
-                            download=False)
+    whole = data.make_splits(
+        data.load_dataset("cifar10", data_dir=tmp_path, download=False), train_limit=25, seed=1
+    )
+    lean = data.load_splits("cifar10", data_dir=tmp_path, train_limit=25, seed=1, download=False)
     np.testing.assert_array_equal(lean.x_train, whole.x_train)
     np.testing.assert_array_equal(lean.y_val, whole.y_val)

@@ -19,13 +19,13 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from search.backends.autokeras_engine import (
+from hpo32.search.backends.autokeras_engine import (
     BLOCK_NAME,
     build_autokeras_model,
     run_autokeras,
     space_config,
 )
-from search.backends.keras_tuner_engine import (
+from hpo32.search.backends.keras_tuner_engine import (
     ProjectBusy,
     ProjectMissing,
     declare_space,
@@ -33,16 +33,16 @@ from search.backends.keras_tuner_engine import (
     make_hypermodel,
     run_keras_tuner,
 )
-from search.backends.mirror import (
+from hpo32.search.backends.mirror import (
     ENGINE_TRIAL_ATTR,
     optuna_distribution,
     optuna_params,
     project_lock,
 )
-from search.backends.optuna_engine import finished_count, suggest_config
-from search.data import load_dataset, make_splits
-from search.models import build_model
-from search.space import (
+from hpo32.search.backends.optuna_engine import finished_count, suggest_config
+from hpo32.search.data import load_dataset, make_splits
+from hpo32.search.models import build_model
+from hpo32.search.space import (
     MAXNET_CONFIG,
     Categorical,
     Condition,
@@ -67,8 +67,16 @@ optuna.logging.set_verbosity(optuna.logging.ERROR)
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 STARTED = tuple(s for s in TrialState if s != TrialState.WAITING)  # WAITING: queued, not run
-ATTRS = ("train_seconds", "images_per_second", "eval_seconds", "peak_rss_mb",
-         "epochs_completed", "stopped_by", "history", "trial_seconds")
+ATTRS = (
+    "train_seconds",
+    "images_per_second",
+    "eval_seconds",
+    "peak_rss_mb",
+    "epochs_completed",
+    "stopped_by",
+    "history",
+    "trial_seconds",
+)
 
 
 @pytest.fixture(scope="module")
@@ -152,8 +160,9 @@ def test_engine_contract_records_then_resumes(engine, splits, tmp_path, url):
     before = {t.number: (t.params, t.value, t.user_attrs) for t in study.get_trials()}
 
     # resume: a new context, the same study and artifact folder, one trial more
-    study = optuna.load_study(study_name="s", storage=url,
-                              sampler=optuna.samplers.RandomSampler(seed=1))
+    study = optuna.load_study(
+        study_name="s", storage=url, sampler=optuna.samplers.RandomSampler(seed=1)
+    )
     ctx = make_ctx(tiny_space(), splits, tmp_path / "art", n_trials=3, seed=1000)
     assert run_engine(engine, study, ctx) == "n_trials"
     assert finished_count(study) == 3
@@ -180,7 +189,8 @@ def test_engine_keeps_the_search_budget(engine, splits, tmp_path, url):
     epoch_seconds = max(
         (t.user_attrs["train_seconds"] + t.user_attrs["eval_seconds"])
         / max(1, len(t.intermediate_values))
-        for t in trials if "train_seconds" in t.user_attrs
+        for t in trials
+        if "train_seconds" in t.user_attrs
     )
     last = max(trials, key=lambda t: t.datetime_complete)
     if not engine.endswith("hyperband"):  # (a short Hyperband rung may end on its own)
@@ -195,8 +205,7 @@ def test_engine_keeps_the_search_budget(engine, splits, tmp_path, url):
     assert len(study.get_trials(states=STARTED)) == len(trials)
 
 
-def test_keras_tuner_hyperband_rungs_are_pruned_and_promotions_complete(splits, tmp_path,
-                                                                        url):
+def test_keras_tuner_hyperband_rungs_are_pruned_and_promotions_complete(splits, tmp_path, url):
     study = new_study(url)
     ctx = make_ctx(tiny_space(), splits, tmp_path / "art", epochs=3, n_trials=4)
     assert run_keras_tuner(study, ctx, "hyperband") == "n_trials"
@@ -206,8 +215,7 @@ def test_keras_tuner_hyperband_rungs_are_pruned_and_promotions_complete(splits, 
     [top] = [t for t in trials if t.state == TrialState.COMPLETE]
     assert len(rungs) == 3 and all(t.user_attrs["epochs"] == 1 for t in rungs)
     assert top.user_attrs["epochs"] == 3 and sorted(top.intermediate_values) == [1, 2, 3]
-    parent = {t.user_attrs[ENGINE_TRIAL_ATTR]: t for t in rungs}[
-        top.user_attrs["kt_promoted_from"]]
+    parent = {t.user_attrs[ENGINE_TRIAL_ATTR]: t for t in rungs}[top.user_attrs["kt_promoted_from"]]
     assert parent.value == max(t.value for t in rungs)  # the best rung was promoted
     assert top.user_attrs["config"] == parent.user_attrs["config"]
     assert study.best_trial.number == top.number  # rungs never compete for the best model
@@ -261,10 +269,15 @@ def test_interrupted_trial_is_recorded_then_retried_once(splits, tmp_path, url):
 
 def test_invalid_configs_fail_their_trial_and_the_search_goes_on(splits, tmp_path, url):
     # 4 blocks whose last 5x5 convolution is unpadded shrink a 32x32 image away
-    space = default_space().override({
-        "conv_blocks": 4, "kernel_size": 5, "padding": "valid_last", "fc_layers": 0,
-        **{f"filters_{k}": {"low": 8, "high": 8} for k in range(1, 5)},
-    })
+    space = default_space().override(
+        {
+            "conv_blocks": 4,
+            "kernel_size": 5,
+            "padding": "valid_last",
+            "fc_layers": 0,
+            **{f"filters_{k}": {"low": 8, "high": 8} for k in range(1, 5)},
+        }
+    )
     study = new_study(url)
     ctx = make_ctx(space, splits, tmp_path / "art", n_trials=1, budget=3)
     assert run_keras_tuner(study, ctx, "random") == "budget"
@@ -275,26 +288,44 @@ def test_invalid_configs_fail_their_trial_and_the_search_goes_on(splits, tmp_pat
 
 # -- translation: fixed choices build the same model through every engine ----------------
 TINY_CONFIG = {
-    "conv_blocks": 2, "filters_1": 9, "block_dropout_1": 0.1, "filters_2": 16,
-    "block_dropout_2": 0.2, "convs_per_block": 2, "kernel_size": 5, "padding": "valid_last",
-    "batch_norm": True, "pooling": "max", "fc_layers": 1, "fc_units_1": 20,
-    "fc_dropout_1": 0.3, "activation": "leaky_relu", "optimizer": "sgd",
-    "learning_rate": 0.01, "batch_size": 64, "label_smoothing": 0.1, "augment_flip": False,
+    "conv_blocks": 2,
+    "filters_1": 9,
+    "block_dropout_1": 0.1,
+    "filters_2": 16,
+    "block_dropout_2": 0.2,
+    "convs_per_block": 2,
+    "kernel_size": 5,
+    "padding": "valid_last",
+    "batch_norm": True,
+    "pooling": "max",
+    "fc_layers": 1,
+    "fc_units_1": 20,
+    "fc_dropout_1": 0.3,
+    "activation": "leaky_relu",
+    "optimizer": "sgd",
+    "learning_rate": 0.01,
+    "batch_size": 64,
+    "label_smoothing": 0.1,
+    "augment_flip": False,
     "augment_crop": True,
 }
 
 
 def test_tuner_values_always_fit_the_optuna_distributions():
     # steps, logs and conditions as KerasTuner samples them (float steps round: 0.1 + 3*0.05)
-    space = SearchSpace([
-        Int("blocks", low=1, high=4), Int("width", low=8, high=64, step=8),
-        Int("filters", low=16, high=512, log=True),
-        Float("smoothing", low=0.1, high=0.3, step=0.05), Float("lr", low=1e-4, high=0.1,
-                                                                log=True),
-        Categorical("bn", choices=(False, True)), Categorical("size", choices=(32, 64)),
-        Float("extra", low=0.0, high=1.0, condition=Condition("blocks", min=3)),
-        Fixed("pool", value="max"),
-    ])
+    space = SearchSpace(
+        [
+            Int("blocks", low=1, high=4),
+            Int("width", low=8, high=64, step=8),
+            Int("filters", low=16, high=512, log=True),
+            Float("smoothing", low=0.1, high=0.3, step=0.05),
+            Float("lr", low=1e-4, high=0.1, log=True),
+            Categorical("bn", choices=(False, True)),
+            Categorical("size", choices=(32, 64)),
+            Float("extra", low=0.0, high=1.0, condition=Condition("blocks", min=3)),
+            Fixed("pool", value="max"),
+        ]
+    )
     declared = kt.HyperParameters()
     declare_space(declared, space)
     for seed in range(40):
@@ -311,9 +342,11 @@ def test_tuner_values_always_fit_the_optuna_distributions():
         optuna.trial.create_trial(params=params, distributions=dists, value=0.0)
 
 
-@pytest.mark.parametrize("space, config", [(default_space(), MAXNET_CONFIG),
-                                           (tiny_space(), TINY_CONFIG)],
-                         ids=["maxnet", "tiny"])
+@pytest.mark.parametrize(
+    "space, config",
+    [(default_space(), MAXNET_CONFIG), (tiny_space(), TINY_CONFIG)],
+    ids=["maxnet", "tiny"],
+)
 def test_fixed_choices_build_the_same_model_through_every_engine(space, config):
     shape, classes = (32, 32, 3), 10
     config = space.sample(lambda param, _values: config[param.name])  # fixed ones filled in
@@ -353,8 +386,13 @@ def test_autokeras_names_map_back_and_its_own_choices_are_pinned(splits, tmp_pat
     assert run_autokeras(study, ctx, "greedy") == "n_trials"
     [trial] = study.get_trials()
     saved = kt.engine.trial.Trial.load(
-        str(ctx.artifact_dir / "autokeras" / f"trial_{trial.user_attrs[ENGINE_TRIAL_ATTR]}"
-            / "trial.json"))
+        str(
+            ctx.artifact_dir
+            / "autokeras"
+            / f"trial_{trial.user_attrs[ENGINE_TRIAL_ATTR]}"
+            / "trial.json"
+        )
+    )
     values = saved.hyperparameters.values
     assert values["optimizer"] == "adam" and values["learning_rate"] == 1e-3  # pinned
     assert not any(name.startswith("classes/") for name in values)  # no head dropout
@@ -396,8 +434,9 @@ def test_memory_stays_flat_across_trials(splits, tmp_path, url):
 
 
 def test_a_trial_whose_first_epoch_the_search_budget_cuts_has_no_value_and_runs_again(
-        splits, tmp_path, url):
-    from search.backends.optuna_engine import run_optuna
+    splits, tmp_path, url
+):
+    from hpo32.search.backends.optuna_engine import run_optuna
 
     study = new_study(url)
     # the first step alone (it traces the graph) outlasts this budget
@@ -415,9 +454,8 @@ def test_a_trial_whose_first_epoch_the_search_budget_cuts_has_no_value_and_runs_
     assert study.trials[1].state == TrialState.COMPLETE and study.trials[1].params == cut.params
 
 
-def test_a_trial_that_ran_all_its_epochs_completes_whatever_the_pruner_says(splits, tmp_path,
-                                                                            url):
-    from search.backends.optuna_engine import run_optuna
+def test_a_trial_that_ran_all_its_epochs_completes_whatever_the_pruner_says(splits, tmp_path, url):
+    from hpo32.search.backends.optuna_engine import run_optuna
 
     class AlwaysPrune(optuna.pruners.BasePruner):
         def prune(self, study, trial) -> bool:

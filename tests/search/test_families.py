@@ -6,17 +6,18 @@ import keras
 import numpy as np
 import pytest
 
-from search.models import (
+from hpo32.search.models import (
     DENSENET_WEIGHTS_FILE,
     WeightsMissing,
     build_model,
     compile_model,
     resolve_weights,
 )
-from search.space import default_space
+from hpo32.search.space import default_space
 
-ALL_FAMILIES = default_space().override({"family": {
-    "type": "categorical", "choices": ["cnn", "alexnet", "densenet121"]}})
+ALL_FAMILIES = default_space().override(
+    {"family": {"type": "categorical", "choices": ["cnn", "alexnet", "densenet121"]}}
+)
 
 
 def config_for(**choices):
@@ -38,26 +39,31 @@ def one_step(model, config, n_classes):
     y = keras.utils.to_categorical([0, 1], n_classes)
     before = [w.numpy().copy() for w in model.trainable_weights]
     model.fit(x, y, epochs=1, batch_size=2, verbose=0)
-    changed = sum(not np.allclose(a, w.numpy()) for a, w in zip(before, model.trainable_weights,
-                                                                 strict=True))
+    changed = sum(
+        not np.allclose(a, w.numpy()) for a, w in zip(before, model.trainable_weights, strict=True)
+    )
     assert changed > 0
     probs = model.predict(x, verbose=0)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-4)
 
 
 def test_alexnet_matches_the_reports_parameter_counts():
-    config = config_for(family="alexnet", alexnet_dropout=0.4, activation="relu",
-                        optimizer="adamax")
+    config = config_for(
+        family="alexnet", alexnet_dropout=0.4, activation="relu", optimizer="adamax"
+    )
     model = build_model(config, (32, 32, 3), 200)
-    convs = [layer.count_params() for layer in model.layers
-             if isinstance(layer, keras.layers.Conv2D)]
+    convs = [
+        layer.count_params() for layer in model.layers if isinstance(layer, keras.layers.Conv2D)
+    ]
     assert convs == [34_944, 2_973_952, 885_120, 1_327_488, 884_992]
-    dense = [layer.count_params() for layer in model.layers
-             if isinstance(layer, keras.layers.Dense)]
+    dense = [
+        layer.count_params() for layer in model.layers if isinstance(layer, keras.layers.Dense)
+    ]
     assert dense[-3:] == [16_781_312, 4_097_000, 200_200]
     assert model.get_layer("resize_224").output.shape[1:3] == (224, 224)
-    assert [layer.rate for layer in model.layers
-            if isinstance(layer, keras.layers.Dropout)] == pytest.approx([0.4] * 3)
+    assert [
+        layer.rate for layer in model.layers if isinstance(layer, keras.layers.Dropout)
+    ] == pytest.approx([0.4] * 3)
     keras.backend.clear_session()
 
 
@@ -68,8 +74,13 @@ def test_alexnet_trains_a_step():
 
 
 def test_densenet_from_scratch_trains_a_step():
-    config = config_for(family="densenet121", densenet_mode="scratch", fc_layers=1,
-                        fc_units_1=64, learning_rate=0.001)
+    config = config_for(
+        family="densenet121",
+        densenet_mode="scratch",
+        fc_layers=1,
+        fc_units_1=64,
+        learning_rate=0.001,
+    )
     model = build_model(config, (32, 32, 3), 4)
     assert model.count_params() > 7_000_000
     one_step(model, config, 4)
@@ -79,8 +90,7 @@ def test_densenet_from_scratch_trains_a_step():
 @pytest.fixture(scope="module")
 def weights_file(tmp_path_factory):
     """ImageNet-shaped DenseNet121 weights made here, so loading is tested offline."""
-    base = keras.applications.DenseNet121(include_top=False, weights=None,
-                                          input_shape=(32, 32, 3))
+    base = keras.applications.DenseNet121(include_top=False, weights=None, input_shape=(32, 32, 3))
     path = tmp_path_factory.mktemp("weights") / "densenet121_notop.weights.h5"
     base.save_weights(path)
     kernel = base.get_layer("conv1_conv").get_weights()[0]
@@ -90,9 +100,16 @@ def weights_file(tmp_path_factory):
 
 def test_transfer_loads_the_weights_file_and_freezes_the_base(weights_file):
     path, kernel = weights_file
-    config = config_for(family="densenet121", densenet_mode="transfer",
-                        densenet_keep_layers=52, fc_layers=2, fc_units_1=64, fc_units_2=64,
-                        activation="swish", learning_rate=0.001)
+    config = config_for(
+        family="densenet121",
+        densenet_mode="transfer",
+        densenet_keep_layers=52,
+        fc_layers=2,
+        fc_units_1=64,
+        fc_units_2=64,
+        activation="swish",
+        learning_rate=0.001,
+    )
     model = build_model(config, (32, 32, 3), 10, weights=str(path))
     base = model.get_layer("densenet_part")
     assert len(base.layers) == 52
@@ -105,10 +122,17 @@ def test_transfer_loads_the_weights_file_and_freezes_the_base(weights_file):
 
 def test_finetune_unfreezes_the_top_layers_with_a_lower_learning_rate(weights_file):
     path, _ = weights_file
-    config = config_for(family="densenet121", densenet_mode="finetune",
-                        densenet_keep_layers=52, densenet_unfreeze_fraction=0.5,
-                        finetune_lr_scale=0.1, fc_layers=1, fc_units_1=64,
-                        learning_rate=0.01, optimizer="adamax")
+    config = config_for(
+        family="densenet121",
+        densenet_mode="finetune",
+        densenet_keep_layers=52,
+        densenet_unfreeze_fraction=0.5,
+        finetune_lr_scale=0.1,
+        fc_layers=1,
+        fc_units_1=64,
+        learning_rate=0.01,
+        optimizer="adamax",
+    )
     model = build_model(config, (32, 32, 3), 10, weights=str(path))
     base = model.get_layer("densenet_part")
     trainable = [layer.trainable for layer in base.layers]

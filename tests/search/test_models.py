@@ -5,14 +5,20 @@ import numpy as np
 import optuna
 import pytest
 
-from search.backends.optuna_engine import suggest_config
-from search.models import InvalidConfig, build_model, build_optimizer, compile_model
-from search.space import MAXNET_CONFIG, default_space
+from hpo32.search.backends.optuna_engine import suggest_config
+from hpo32.search.models import InvalidConfig, build_model, build_optimizer, compile_model
+from hpo32.search.space import MAXNET_CONFIG, default_space
 
-MAXNET_LAYERS = (
-    ["Conv2D", "Activation", "Conv2D", "Activation", "MaxPooling2D", "Dropout"] * 3
-    + ["Flatten", "Dense", "Activation", "Dropout", "Dense", "Activation", "Dropout", "Dense"]
-)
+MAXNET_LAYERS = ["Conv2D", "Activation", "Conv2D", "Activation", "MaxPooling2D", "Dropout"] * 3 + [
+    "Flatten",
+    "Dense",
+    "Activation",
+    "Dropout",
+    "Dense",
+    "Activation",
+    "Dropout",
+    "Dense",
+]
 
 
 def test_maxnet_matches_the_report():
@@ -55,17 +61,28 @@ def test_random_configs_of_the_default_space_build_and_predict_probabilities():
 
 
 def test_a_config_that_shrinks_the_image_away_is_refused():
-    config = dict(MAXNET_CONFIG, conv_blocks=4, filters_4=32, block_dropout_4=0.1,
-                  kernel_size=5, convs_per_block=3)
+    config = dict(
+        MAXNET_CONFIG,
+        conv_blocks=4,
+        filters_4=32,
+        block_dropout_4=0.1,
+        kernel_size=5,
+        convs_per_block=3,
+    )
     with pytest.raises(InvalidConfig, match="below one pixel"):
         build_model(config, (32, 32, 3), 10)
 
 
-@pytest.mark.parametrize("name, cls", [
-    ("adamax", keras.optimizers.Adamax), ("adam", keras.optimizers.Adam),
-    ("adamw", keras.optimizers.AdamW), ("sgd", keras.optimizers.SGD),
-    ("rmsprop", keras.optimizers.RMSprop),
-])
+@pytest.mark.parametrize(
+    "name, cls",
+    [
+        ("adamax", keras.optimizers.Adamax),
+        ("adam", keras.optimizers.Adam),
+        ("adamw", keras.optimizers.AdamW),
+        ("sgd", keras.optimizers.SGD),
+        ("rmsprop", keras.optimizers.RMSprop),
+    ],
+)
 def test_optimizers(name, cls):
     opt = build_optimizer({"optimizer": name, "learning_rate": 0.01})
     assert isinstance(opt, cls)

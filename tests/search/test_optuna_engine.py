@@ -3,7 +3,7 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from search.backends.optuna_engine import (
+from hpo32.search.backends.optuna_engine import (
     PRUNERS,
     SAMPLERS,
     grid_of,
@@ -11,14 +11,19 @@ from search.backends.optuna_engine import (
     make_sampler,
     suggest_config,
 )
-from search.space import SearchSpace, default_space
+from hpo32.search.space import SearchSpace, default_space
 
-GRID_SPACE = SearchSpace.from_dict({"base": "none", "params": {
-    "conv_blocks": {"type": "int", "low": 1, "high": 2},
-    "activation": {"type": "categorical", "choices": ["relu", "gelu"]},
-    "learning_rate": {"type": "float", "low": 0.01, "high": 0.03, "step": 0.01},
-    "pooling": {"type": "fixed", "value": "max"},
-}})
+GRID_SPACE = SearchSpace.from_dict(
+    {
+        "base": "none",
+        "params": {
+            "conv_blocks": {"type": "int", "low": 1, "high": 2},
+            "activation": {"type": "categorical", "choices": ["relu", "gelu"]},
+            "learning_rate": {"type": "float", "low": 0.01, "high": 0.03, "step": 0.01},
+            "pooling": {"type": "fixed", "value": "max"},
+        },
+    }
+)
 
 
 @pytest.mark.parametrize("name", SAMPLERS)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from search.data import load_dataset, make_splits
+from hpo32.search.data import load_dataset, make_splits
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILDER = ROOT.parent / "shared" / "data" / "build_datasets.py"
@@ -30,8 +30,9 @@ def real_dir() -> Path:
     if not BUILDER.is_file():
         pytest.skip(f"no real data: set HPO32_REAL_DATA or provide {BUILDER}")
     CACHE.mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, str(BUILDER), str(CACHE)], check=True,
-                   capture_output=True, timeout=900)
+    subprocess.run(
+        [sys.executable, str(BUILDER), str(CACHE)], check=True, capture_output=True, timeout=900
+    )
     return CACHE
 
 
@@ -50,7 +51,6 @@ def test_real_imagenet32_200_classes(real_dir):
     assert ds.x_train.shape == (100_000, 32, 32, 3) and ds.x_train.dtype == np.uint8
     assert ds.num_classes == 200 and ds.x_test.shape == (10_000, 32, 32, 3)
     assert all(c.startswith("n") for c in ds.class_ids)
-    first10 = load_dataset("imagenet32", data_dir=str(real_dir / "imagenet32-tiny200"),
-                           classes=10)
+    first10 = load_dataset("imagenet32", data_dir=str(real_dir / "imagenet32-tiny200"), classes=10)
     assert first10.num_classes == 10 and len(first10.x_train) == 5000
     assert first10.class_ids == ds.class_ids[:10]

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from search.space import (
+from hpo32.search.space import (
     MAXNET_CONFIG,
     Categorical,
     Condition,
@@ -33,9 +33,18 @@ def test_default_space_covers_the_documented_parameters():
     lr = space["learning_rate"]
     assert (lr.low, lr.high, lr.log) == (1e-4, 1e-1, True)
     assert (space["fc_units_2"].low, space["fc_units_2"].high) == (64, 4096)
-    for name in ("convs_per_block", "kernel_size", "batch_norm", "pooling", "fc_layers",
-                 "label_smoothing", "augment_flip", "augment_crop", "block_dropout_1",
-                 "fc_dropout_1"):
+    for name in (
+        "convs_per_block",
+        "kernel_size",
+        "batch_norm",
+        "pooling",
+        "fc_layers",
+        "label_smoothing",
+        "augment_flip",
+        "augment_crop",
+        "block_dropout_1",
+        "fc_dropout_1",
+    ):
         assert name in space
 
 
@@ -56,16 +65,21 @@ def _low(p):
 
 
 def test_families_switch_their_own_parameters():
-    space = default_space().override({"family": {"type": "categorical",
-                                                 "choices": ["cnn", "alexnet", "densenet121"]}})
+    space = default_space().override(
+        {"family": {"type": "categorical", "choices": ["cnn", "alexnet", "densenet121"]}}
+    )
     pick = {"family": "alexnet"}
     config = space.sample(lambda p, v: pick.get(p.name, _low(p)))
     assert "conv_blocks" not in config and "fc_layers" not in config
     assert "alexnet_dropout" in config and "densenet_mode" not in config
     pick = {"family": "densenet121", "densenet_mode": "finetune"}
     config = space.sample(lambda p, v: pick.get(p.name, _low(p)))
-    assert {"fc_layers", "densenet_keep_layers", "densenet_unfreeze_fraction",
-            "finetune_lr_scale"} <= set(config)
+    assert {
+        "fc_layers",
+        "densenet_keep_layers",
+        "densenet_unfreeze_fraction",
+        "finetune_lr_scale",
+    } <= set(config)
     assert "conv_blocks" not in config and "alexnet_dropout" not in config
     pick = {"family": "densenet121", "densenet_mode": "scratch"}
     config = space.sample(lambda p, v: pick.get(p.name, _low(p)))
@@ -73,28 +87,43 @@ def test_families_switch_their_own_parameters():
 
 
 def test_nested_conditions_need_the_parent_active():
-    space = SearchSpace([
-        Categorical("a", choices=("x", "y")),
-        Int("b", low=1, high=3, condition=Condition("a", values=("y",))),
-        Float("c", low=0.0, high=1.0, condition=Condition("b", min=2)),
-    ])
+    space = SearchSpace(
+        [
+            Categorical("a", choices=("x", "y")),
+            Int("b", low=1, high=3, condition=Condition("a", values=("y",))),
+            Float("c", low=0.0, high=1.0, condition=Condition("b", min=2)),
+        ]
+    )
     assert space.sample(lambda p, v: {"a": "x"}.get(p.name, 2)) == {"a": "x"}
     assert space.sample(lambda p, v: {"a": "y", "b": 2}.get(p.name, 0.5)) == {
-        "a": "y", "b": 2, "c": 0.5}
+        "a": "y",
+        "b": 2,
+        "c": 0.5,
+    }
 
 
-@pytest.mark.parametrize("params, fragment", [
-    ([Int("x", low=5, high=1)], "'x': low (5) is greater than high (1)"),
-    ([Float("lr", low=0.0, high=1.0, log=True)], "'lr': a log scale needs low > 0"),
-    ([Int("n", low=0, high=4, log=True)], "'n': a log scale needs low > 0"),
-    ([Categorical("act", choices=())], "'act': choices must not be empty"),
-    ([Int("a", low=1, high=2), Int("a", low=1, high=3)], "'a' is defined twice"),
-    ([Int("b", low=1, high=2, condition=Condition("nope", min=1))],
-     "'b': its condition refers to unknown parameter 'nope'"),
-    ([Float("f", low=0.1, high=1.0, step=0.1, log=True)], "'f': log scale cannot be used"),
-    ([Float("f", low=0.0, high=1.0), Int("g", low=1, high=2, condition=Condition("f", min=0.5))],
-     "condition must be on an int or categorical"),
-])
+@pytest.mark.parametrize(
+    "params, fragment",
+    [
+        ([Int("x", low=5, high=1)], "'x': low (5) is greater than high (1)"),
+        ([Float("lr", low=0.0, high=1.0, log=True)], "'lr': a log scale needs low > 0"),
+        ([Int("n", low=0, high=4, log=True)], "'n': a log scale needs low > 0"),
+        ([Categorical("act", choices=())], "'act': choices must not be empty"),
+        ([Int("a", low=1, high=2), Int("a", low=1, high=3)], "'a' is defined twice"),
+        (
+            [Int("b", low=1, high=2, condition=Condition("nope", min=1))],
+            "'b': its condition refers to unknown parameter 'nope'",
+        ),
+        ([Float("f", low=0.1, high=1.0, step=0.1, log=True)], "'f': log scale cannot be used"),
+        (
+            [
+                Float("f", low=0.0, high=1.0),
+                Int("g", low=1, high=2, condition=Condition("f", min=0.5)),
+            ],
+            "condition must be on an int or categorical",
+        ),
+    ],
+)
 def test_invalid_definitions_name_the_parameter(params, fragment):
     with pytest.raises(SpaceError) as err:
         SearchSpace(params)
@@ -112,17 +141,24 @@ def test_round_trip_yaml_and_json(tmp_path):
 
 
 def test_override_narrows_fixes_replaces_adds_and_removes():
-    space = default_space().override({
-        "conv_blocks": {"low": 2, "high": 3},
-        "activation": "relu",
-        "optimizer": {"choices": ["adam", "sgd"]},
-        "learning_rate": {"type": "float", "low": 0.001, "high": 0.01},
-        "momentum": {"type": "float", "low": 0.8, "high": 0.99,
-                     "when": {"parent": "optimizer", "values": ["sgd"]}},
-        "fc_layers": None,
-    })
-    assert space["conv_blocks"] == Int("conv_blocks", low=2, high=3,
-                                       condition=Condition("family", values=("cnn",)))
+    space = default_space().override(
+        {
+            "conv_blocks": {"low": 2, "high": 3},
+            "activation": "relu",
+            "optimizer": {"choices": ["adam", "sgd"]},
+            "learning_rate": {"type": "float", "low": 0.001, "high": 0.01},
+            "momentum": {
+                "type": "float",
+                "low": 0.8,
+                "high": 0.99,
+                "when": {"parent": "optimizer", "values": ["sgd"]},
+            },
+            "fc_layers": None,
+        }
+    )
+    assert space["conv_blocks"] == Int(
+        "conv_blocks", low=2, high=3, condition=Condition("family", values=("cnn",))
+    )
     assert space["activation"] == Fixed("activation", value="relu")
     assert space["optimizer"].choices == ("adam", "sgd")
     assert not space["learning_rate"].log
@@ -131,13 +167,16 @@ def test_override_narrows_fixes_replaces_adds_and_removes():
     assert config["activation"] == "relu" and config["momentum"] == 0.8
 
 
-@pytest.mark.parametrize("overrides, fragment", [
-    ({"nope": {"low": 1}}, "unknown parameter 'nope'"),
-    ({"conv_blocks": {"low": 5}}, "'conv_blocks': low (5) is greater than high (4)"),
-    ({"activation": {"choices": []}}, "'activation': choices must not be empty"),
-    ({"conv_blocks": {"colour": 1}}, "cannot override 'colour'"),
-    ({"x": {"type": "integer"}}, "unknown type 'integer'"),
-])
+@pytest.mark.parametrize(
+    "overrides, fragment",
+    [
+        ({"nope": {"low": 1}}, "unknown parameter 'nope'"),
+        ({"conv_blocks": {"low": 5}}, "'conv_blocks': low (5) is greater than high (4)"),
+        ({"activation": {"choices": []}}, "'activation': choices must not be empty"),
+        ({"conv_blocks": {"colour": 1}}, "cannot override 'colour'"),
+        ({"x": {"type": "integer"}}, "unknown type 'integer'"),
+    ],
+)
 def test_bad_overrides(overrides, fragment):
     with pytest.raises(SpaceError) as err:
         default_space().override(overrides)
@@ -178,22 +217,27 @@ def test_complete_fills_what_a_partial_config_leaves_out_with_the_defaults():
             assert value == expected, name
 
 
-@pytest.mark.parametrize("partial, fragment", [
-    ({"filter_1": 32}, "no parameter named 'filter_1'"),
-    ({"filters_4": 32}, "'filters_4' is not active"),
-    ({"filters_1": 8}, "'filters_1' is out of range"),
-    ({"filters_1": 40.5}, "'filters_1' is out of range"),
-    ({"batch_norm": "yes"}, "'batch_norm' is out of range"),
-    ({"family": "alexnet"}, "'family' is fixed to 'cnn'"),
-])
+@pytest.mark.parametrize(
+    "partial, fragment",
+    [
+        ({"filter_1": 32}, "no parameter named 'filter_1'"),
+        ({"filters_4": 32}, "'filters_4' is not active"),
+        ({"filters_1": 8}, "'filters_1' is out of range"),
+        ({"filters_1": 40.5}, "'filters_1' is out of range"),
+        ({"batch_norm": "yes"}, "'batch_norm' is out of range"),
+        ({"family": "alexnet"}, "'family' is fixed to 'cnn'"),
+    ],
+)
 def test_complete_names_the_bad_parameter(partial, fragment):
     with pytest.raises(SpaceError, match=fragment):
         default_space().complete(partial)
 
 
 def test_space_module_imports_no_ml_framework():
-    code = ("import sys, search.space; "
-            "print([m for m in ('tensorflow', 'keras', 'optuna', 'keras_tuner') "
-            "if m in sys.modules])")
+    code = (
+        "import sys, hpo32.search.space; "
+        "print([m for m in ('tensorflow', 'keras', 'optuna', 'keras_tuner') "
+        "if m in sys.modules])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import keras
 import pytest
 
-from search import training
-from search.data import load_dataset, make_splits
-from search.space import default_space
-from search.training import resolve_precision, train_config
+from hpo32.search import training
+from hpo32.search.data import load_dataset, make_splits
+from hpo32.search.space import default_space
+from hpo32.search.training import resolve_precision, train_config
 from tests.fixtures import write_cifar10
 from tests.search.engine_helpers import TINY_OVERRIDES
 
@@ -17,8 +17,9 @@ from tests.search.engine_helpers import TINY_OVERRIDES
 def splits(tmp_path_factory):
     root = tmp_path_factory.mktemp("cifar")
     write_cifar10(root, n_per_batch=40, n_test=20)
-    return make_splits(load_dataset("cifar10", data_dir=root, download=False),
-                       val_fraction=0.2, seed=0)
+    return make_splits(
+        load_dataset("cifar10", data_dir=root, download=False), val_fraction=0.2, seed=0
+    )
 
 
 @pytest.fixture
@@ -34,10 +35,10 @@ def _no_gpu(monkeypatch):
     monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [])
 
 
-@pytest.mark.parametrize(("native_bf16", "expected"), [(True, "mixed_bfloat16"),
-                                                       (False, "float32")])
-def test_auto_precision_on_a_cpu_follows_its_bfloat16_support(monkeypatch, native_bf16,
-                                                               expected):
+@pytest.mark.parametrize(
+    ("native_bf16", "expected"), [(True, "mixed_bfloat16"), (False, "float32")]
+)
+def test_auto_precision_on_a_cpu_follows_its_bfloat16_support(monkeypatch, native_bf16, expected):
     _no_gpu(monkeypatch)
     monkeypatch.setattr(training, "_cpu_has_bf16", lambda: native_bf16)
     assert resolve_precision("auto") == expected
@@ -47,10 +48,16 @@ def test_auto_precision_on_a_gpu_is_float16_from_volta_on(monkeypatch):
     import tensorflow as tf
 
     monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: ["gpu0"])
-    for capability, expected in (((8, 0), "mixed_float16"), ((7, 0), "mixed_float16"),
-                                 ((6, 1), "float32")):
-        monkeypatch.setattr(tf.config.experimental, "get_device_details",
-                            lambda device, c=capability: {"compute_capability": c})
+    for capability, expected in (
+        ((8, 0), "mixed_float16"),
+        ((7, 0), "mixed_float16"),
+        ((6, 1), "float32"),
+    ):
+        monkeypatch.setattr(
+            tf.config.experimental,
+            "get_device_details",
+            lambda device, c=capability: {"compute_capability": c},
+        )
         assert resolve_precision("auto") == expected
 
 
@@ -63,7 +70,8 @@ def test_explicit_precisions_and_a_wrong_one():
 
 
 def test_bfloat16_computes_in_bfloat16_keeps_float32_weights_and_restores_the_policy(
-        splits, config):
+    splits, config
+):
     result = train_config(config, splits, epochs=1, precision="bfloat16")
     try:
         convs = [layer for layer in result.model.layers if "conv" in layer.name]
@@ -117,10 +125,15 @@ def test_first_epoch_seconds_counts_one_validation_and_ignores_a_budget_cut_firs
 def test_no_trial_starts_in_less_time_than_a_first_epoch_takes(splits, config):
     import time
 
-    from search.backends.base import SearchContext
+    from hpo32.search.backends.base import SearchContext
 
-    ctx = SearchContext(space=default_space(), splits=splits, epochs=1,
-                        search_deadline=time.monotonic() + 3600, precision="float32")
+    ctx = SearchContext(
+        space=default_space(),
+        splits=splits,
+        epochs=1,
+        search_deadline=time.monotonic() + 3600,
+        precision="float32",
+    )
     assert not ctx.budget_spent()  # nothing measured yet: only a spent budget stops
     result = ctx.train(config, seed=0)
     first = result.epoch_seconds[0] + result.eval_seconds

@@ -4,7 +4,7 @@ import sqlite3
 
 import pytest
 
-from storage import (
+from hpo32.storage import (
     StorageError,
     artifact_root,
     make_engine,
@@ -24,11 +24,14 @@ def test_resolve_url_order(monkeypatch, tmp_path):
     assert resolve_url(arg_url) == arg_url
 
 
-@pytest.mark.parametrize("url, fragment", [
-    ("hpo32.db", "cannot use storage URL 'hpo32.db'"),
-    ("redis://localhost", "cannot use storage URL"),
-    ("sqlite:////nonexistent-dir/x.db", "folder '/nonexistent-dir' does not exist"),
-])
+@pytest.mark.parametrize(
+    "url, fragment",
+    [
+        ("hpo32.db", "cannot use storage URL 'hpo32.db'"),
+        ("redis://localhost", "cannot use storage URL"),
+        ("sqlite:////nonexistent-dir/x.db", "folder '/nonexistent-dir' does not exist"),
+    ],
+)
 def test_bad_urls_are_one_sentence(url, fragment):
     with pytest.raises(StorageError) as err:
         resolve_url(url)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from storage import Records, consumed_seconds, make_engine, optuna_storage
+from hpo32.storage import Records, consumed_seconds, make_engine, optuna_storage
 
 
 def test_consumed_seconds_is_the_union_of_intervals():
@@ -24,7 +24,7 @@ def records(tmp_path):
 def test_sessions_account_budget_across_resumes(records, monkeypatch):
     rec, _ = records
     clock = [1000.0]
-    monkeypatch.setattr("storage.records.time.time", lambda: clock[0])
+    monkeypatch.setattr("hpo32.storage.records.time.time", lambda: clock[0])
     rec.add_study("s", "optuna", "cifar10", {"epochs": 1}, 600.0)
     first = rec.begin_session("s")
     clock[0] = 1100.0

@@ -44,8 +44,13 @@ def tiny_spec(tmp_path) -> Path:
 
 
 def hpo32_env(**extra: str) -> dict[str, str]:
-    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3",
-               HPO32_ARTIFACTS="", CUDA_VISIBLE_DEVICES="")
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(ROOT),
+        TF_CPP_MIN_LOG_LEVEL="3",
+        HPO32_ARTIFACTS="",
+        CUDA_VISIBLE_DEVICES="",
+    )
     env.pop("HPO32_STORAGE", None)
     env.pop("HPO32_DATA_DIR", None)
     env.update(extra)
@@ -54,11 +59,22 @@ def hpo32_env(**extra: str) -> dict[str, str]:
 
 def run_hpo32(*args: str, cwd: Path, timeout: float = 300, **env: str):
     """Runs the real command line in a fresh process, as a user would."""
-    return subprocess.run([sys.executable, "-m", "studies.cli", *map(str, args)], cwd=cwd,
-                          env=hpo32_env(**env), capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "hpo32.studies.cli", *map(str, args)],
+        cwd=cwd,
+        env=hpo32_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def popen_hpo32(*args: str, cwd: Path, **env: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "studies.cli", *map(str, args)], cwd=cwd,
-                            env=hpo32_env(**env), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "hpo32.studies.cli", *map(str, args)],
+        cwd=cwd,
+        env=hpo32_env(**env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )

@@ -12,8 +12,8 @@ import numpy as np
 import optuna
 import pytest
 
-from storage import Records, StorageError, make_engine, optuna_storage, resolve_url
-from studies.cli import main
+from hpo32.storage import Records, StorageError, make_engine, optuna_storage, resolve_url
+from hpo32.studies.cli import main
 from tests.fixtures import write_cifar10, write_class_folders, write_imagenet32
 from tests.studies.conftest import TINY_SPEC, run_hpo32
 
@@ -60,105 +60,256 @@ def search(*extra: str) -> list[str]:
 
 # (id, argv builder taking (tmp, url, data), fragment expected in the message)
 CASES = [
-    ("malformed-yaml",
-     lambda t, u, d: search("--spec", _spec(t, "epochs: [1, 2\n"), "--storage", u),
-     "is not valid YAML/JSON"),
-    ("unknown-spec-key",
-     lambda t, u, d: search("--spec", _spec(t, "colour: red\n"), "--storage", u),
-     "unknown key 'colour'"),
-    ("warm-start-unknown-parameter", lambda t, u, d: search(
-        "--spec", _spec(t, "warm_start:\n  - {filter_1: 32}\n"), "--storage", u),
-     "warm_start config 1: no parameter named 'filter_1' in the space"),
-    ("warm-start-not-a-list", lambda t, u, d: search(
-        "--spec", _spec(t, "warm_start: {batch_norm: true}\n"), "--storage", u),
-     "warm_start must be a list of configs"),
-    ("warm-start-other-engine", lambda t, u, d: search(
-        "--spec", _spec(t, "engine: keras-tuner:random\nwarm_start: [{}]\n"), "--storage", u),
-     "warm_start works with the optuna engine, not 'keras-tuner:random'"),
-    ("unknown-parameter", lambda t, u, d: search(
-        "--spec", _spec(t, "space:\n  params:\n    wings: {low: 1, high: 2}\n"), "--storage", u),
-     "unknown parameter 'wings'"),
-    ("low-above-high", lambda t, u, d: search(
-        "--spec", _spec(t, "space:\n  params:\n    conv_blocks: {low: 3, high: 1}\n"),
-        "--storage", u), "'conv_blocks': low (3) is greater than high (1)"),
-    ("log-low-zero", lambda t, u, d: search(
-        "--spec", _spec(t, "space:\n  params:\n    learning_rate: {low: 0.0}\n"), "--storage", u),
-     "'learning_rate': a log scale needs low > 0"),
-    ("empty-choices", lambda t, u, d: search(
-        "--spec", _spec(t, "space:\n  params:\n    activation: {choices: []}\n"), "--storage", u),
-     "'activation': choices must not be empty"),
-    ("condition-on-missing", lambda t, u, d: search(
-        "--spec", _spec(t, "space:\n  params:\n    momentum: {type: float, low: 0.5, high: 0.9,"
-                           " when: {parent: solver, values: [sgd]}}\n"), "--storage", u),
-     "refers to unknown parameter 'solver'"),
-    ("duplicate-names", lambda t, u, d: search(
-        "--spec", _spec(t, "space:\n  params:\n    conv_blocks: 2\n    conv_blocks: 3\n"),
-        "--storage", u), "key 'conv_blocks' appears twice"),
-    ("unknown-engine", lambda t, u, d: search("--engine", "sklearn", "--storage", u),
-     "unknown engine 'sklearn'"),
-    ("unknown-sampler", lambda t, u, d: search("--sampler", "annealing", "--storage", u),
-     "unknown sampler 'annealing'"),
-    ("unknown-pruner", lambda t, u, d: search("--pruner", "sometimes", "--storage", u),
-     "unknown pruner 'sometimes'"),
-    ("unknown-precision", lambda t, u, d: search("--precision", "fp8", "--storage", u),
-     "unknown precision 'fp8'; use one of auto, float32, bfloat16, float16"),
-    ("zero-epoch-images", lambda t, u, d: search("--epoch-images", "0", "--storage", u),
-     "--epoch-images: must be at least 1, got 0"),
-    ("unknown-dataset", lambda t, u, d: search("--dataset", "mnist", "--storage", u),
-     "unknown dataset 'mnist'"),
-    ("unknown-preset", lambda t, u, d: search("--preset", "resnet-9000", "--storage", u),
-     "unknown preset 'resnet-9000'"),
-    ("negative-budget", lambda t, u, d: search("--budget=-5m", "--storage", u),
-     "budget must be positive"),
-    ("zero-budget", lambda t, u, d: search("--budget", "0s", "--storage", u),
-     "budget must be positive"),
-    ("unparsable-budget", lambda t, u, d: search("--budget", "soon", "--storage", u),
-     "cannot read budget 'soon'"),
-    ("zero-trials", lambda t, u, d: ["search", "--study", "fresh", "--n-trials", "0",
-                                     "--storage", u], "must be at least 1"),
-    ("unparsable-url", lambda t, u, d: search("--storage", "hpo32.db"),
-     "cannot use storage URL 'hpo32.db'"),
-    ("unreachable-postgres", lambda t, u, d: search(
-        "--storage", "postgresql://nobody@127.0.0.1:1/nothing"), "cannot connect to storage"),
-    ("directory-as-sqlite", lambda t, u, d: search("--storage", f"sqlite:///{t}"),
-     "points at a folder"),
+    (
+        "malformed-yaml",
+        lambda t, u, d: search("--spec", _spec(t, "epochs: [1, 2\n"), "--storage", u),
+        "is not valid YAML/JSON",
+    ),
+    (
+        "unknown-spec-key",
+        lambda t, u, d: search("--spec", _spec(t, "colour: red\n"), "--storage", u),
+        "unknown key 'colour'",
+    ),
+    (
+        "warm-start-unknown-parameter",
+        lambda t, u, d: search(
+            "--spec", _spec(t, "warm_start:\n  - {filter_1: 32}\n"), "--storage", u
+        ),
+        "warm_start config 1: no parameter named 'filter_1' in the space",
+    ),
+    (
+        "warm-start-not-a-list",
+        lambda t, u, d: search(
+            "--spec", _spec(t, "warm_start: {batch_norm: true}\n"), "--storage", u
+        ),
+        "warm_start must be a list of configs",
+    ),
+    (
+        "warm-start-other-engine",
+        lambda t, u, d: search(
+            "--spec", _spec(t, "engine: keras-tuner:random\nwarm_start: [{}]\n"), "--storage", u
+        ),
+        "warm_start works with the optuna engine, not 'keras-tuner:random'",
+    ),
+    (
+        "unknown-parameter",
+        lambda t, u, d: search(
+            "--spec", _spec(t, "space:\n  params:\n    wings: {low: 1, high: 2}\n"), "--storage", u
+        ),
+        "unknown parameter 'wings'",
+    ),
+    (
+        "low-above-high",
+        lambda t, u, d: search(
+            "--spec",
+            _spec(t, "space:\n  params:\n    conv_blocks: {low: 3, high: 1}\n"),
+            "--storage",
+            u,
+        ),
+        "'conv_blocks': low (3) is greater than high (1)",
+    ),
+    (
+        "log-low-zero",
+        lambda t, u, d: search(
+            "--spec", _spec(t, "space:\n  params:\n    learning_rate: {low: 0.0}\n"), "--storage", u
+        ),
+        "'learning_rate': a log scale needs low > 0",
+    ),
+    (
+        "empty-choices",
+        lambda t, u, d: search(
+            "--spec", _spec(t, "space:\n  params:\n    activation: {choices: []}\n"), "--storage", u
+        ),
+        "'activation': choices must not be empty",
+    ),
+    (
+        "condition-on-missing",
+        lambda t, u, d: search(
+            "--spec",
+            _spec(
+                t,
+                "space:\n  params:\n    momentum: {type: float, low: 0.5, high: 0.9,"
+                " when: {parent: solver, values: [sgd]}}\n",
+            ),
+            "--storage",
+            u,
+        ),
+        "refers to unknown parameter 'solver'",
+    ),
+    (
+        "duplicate-names",
+        lambda t, u, d: search(
+            "--spec",
+            _spec(t, "space:\n  params:\n    conv_blocks: 2\n    conv_blocks: 3\n"),
+            "--storage",
+            u,
+        ),
+        "key 'conv_blocks' appears twice",
+    ),
+    (
+        "unknown-engine",
+        lambda t, u, d: search("--engine", "sklearn", "--storage", u),
+        "unknown engine 'sklearn'",
+    ),
+    (
+        "unknown-sampler",
+        lambda t, u, d: search("--sampler", "annealing", "--storage", u),
+        "unknown sampler 'annealing'",
+    ),
+    (
+        "unknown-pruner",
+        lambda t, u, d: search("--pruner", "sometimes", "--storage", u),
+        "unknown pruner 'sometimes'",
+    ),
+    (
+        "unknown-precision",
+        lambda t, u, d: search("--precision", "fp8", "--storage", u),
+        "unknown precision 'fp8'; use one of auto, float32, bfloat16, float16",
+    ),
+    (
+        "zero-epoch-images",
+        lambda t, u, d: search("--epoch-images", "0", "--storage", u),
+        "--epoch-images: must be at least 1, got 0",
+    ),
+    (
+        "unknown-dataset",
+        lambda t, u, d: search("--dataset", "mnist", "--storage", u),
+        "unknown dataset 'mnist'",
+    ),
+    (
+        "unknown-preset",
+        lambda t, u, d: search("--preset", "resnet-9000", "--storage", u),
+        "unknown preset 'resnet-9000'",
+    ),
+    (
+        "negative-budget",
+        lambda t, u, d: search("--budget=-5m", "--storage", u),
+        "budget must be positive",
+    ),
+    (
+        "zero-budget",
+        lambda t, u, d: search("--budget", "0s", "--storage", u),
+        "budget must be positive",
+    ),
+    (
+        "unparsable-budget",
+        lambda t, u, d: search("--budget", "soon", "--storage", u),
+        "cannot read budget 'soon'",
+    ),
+    (
+        "zero-trials",
+        lambda t, u, d: ["search", "--study", "fresh", "--n-trials", "0", "--storage", u],
+        "must be at least 1",
+    ),
+    (
+        "unparsable-url",
+        lambda t, u, d: search("--storage", "hpo32.db"),
+        "cannot use storage URL 'hpo32.db'",
+    ),
+    (
+        "unreachable-postgres",
+        lambda t, u, d: search("--storage", "postgresql://nobody@127.0.0.1:1/nothing"),
+        "cannot connect to storage",
+    ),
+    (
+        "directory-as-sqlite",
+        lambda t, u, d: search("--storage", f"sqlite:///{t}"),
+        "points at a folder",
+    ),
     # /proc/sys is read-only even for root (CI runs as root, which ignores file modes)
-    ("read-only-sqlite", lambda t, u, d: search("--storage", "sqlite:////proc/sys/hpo32.db"),
-     "cannot create a database in read-only folder '/proc/sys'"),
-    ("missing-data-dir", lambda t, u, d: search("--data-dir", str(t / "nowhere"), "--storage", u),
-     "nowhere"),
-    ("truncated-npz", lambda t, u, d: search("--dataset", "imagenet32", "--data-dir",
-                                              _truncated_npz(t), "--storage", u),
-     "train_data_batch_1.npz"),
-    ("truncated-pickle", lambda t, u, d: search("--data-dir", _truncated_pickle(t),
-                                                 "--storage", u), "data_batch_2"),
-    ("not-a-cifar-batch", lambda t, u, d: search(
-        "--data-dir", _cifar_with(t, {b"rows": [1, 2, 3]}), "--storage", u), "data_batch_1"),
-    ("labels-out-of-range", lambda t, u, d: search(
-        "--data-dir", _cifar_with(t, {b"data": np.zeros((4, 3072), np.uint8),
-                                      b"labels": [0, 1, 2, 10]}), "--storage", u), "label 10"),
-    ("wrong-image-size", lambda t, u, d: search(
-        "--data-dir", _cifar_with(t, {b"data": np.zeros((4, 3000), np.uint8),
-                                      b"labels": [0, 1, 2, 3]}), "--storage", u), "data_batch_1"),
-    ("one-class-folder", lambda t, u, d: search("--dataset", f"folder:{_one_class(t)}",
-                                                 "--storage", u), "class"),
-    ("name-with-quotes", lambda t, u, d: ["search", "--study", "it's", "--storage", u],
-     "is not allowed"),
-    ("name-with-slash", lambda t, u, d: ["search", "--study", "a/b", "--storage", u],
-     "is not allowed"),
-    ("name-with-html", lambda t, u, d: ["search", "--study", "<script>", "--storage", u],
-     "is not allowed"),
-    ("existing-study", lambda t, u, d: ["search", "--study", "kept", "--n-trials", "1",
-                                        "--storage", u], "already exists"),
-    ("resume-missing", lambda t, u, d: ["resume", "ghost", "--storage", u],
-     "no study named 'ghost'"),
+    (
+        "read-only-sqlite",
+        lambda t, u, d: search("--storage", "sqlite:////proc/sys/hpo32.db"),
+        "cannot create a database in read-only folder '/proc/sys'",
+    ),
+    (
+        "missing-data-dir",
+        lambda t, u, d: search("--data-dir", str(t / "nowhere"), "--storage", u),
+        "nowhere",
+    ),
+    (
+        "truncated-npz",
+        lambda t, u, d: search(
+            "--dataset", "imagenet32", "--data-dir", _truncated_npz(t), "--storage", u
+        ),
+        "train_data_batch_1.npz",
+    ),
+    (
+        "truncated-pickle",
+        lambda t, u, d: search("--data-dir", _truncated_pickle(t), "--storage", u),
+        "data_batch_2",
+    ),
+    (
+        "not-a-cifar-batch",
+        lambda t, u, d: search("--data-dir", _cifar_with(t, {b"rows": [1, 2, 3]}), "--storage", u),
+        "data_batch_1",
+    ),
+    (
+        "labels-out-of-range",
+        lambda t, u, d: search(
+            "--data-dir",
+            _cifar_with(t, {b"data": np.zeros((4, 3072), np.uint8), b"labels": [0, 1, 2, 10]}),
+            "--storage",
+            u,
+        ),
+        "label 10",
+    ),
+    (
+        "wrong-image-size",
+        lambda t, u, d: search(
+            "--data-dir",
+            _cifar_with(t, {b"data": np.zeros((4, 3000), np.uint8), b"labels": [0, 1, 2, 3]}),
+            "--storage",
+            u,
+        ),
+        "data_batch_1",
+    ),
+    (
+        "one-class-folder",
+        lambda t, u, d: search("--dataset", f"folder:{_one_class(t)}", "--storage", u),
+        "class",
+    ),
+    (
+        "name-with-quotes",
+        lambda t, u, d: ["search", "--study", "it's", "--storage", u],
+        "is not allowed",
+    ),
+    (
+        "name-with-slash",
+        lambda t, u, d: ["search", "--study", "a/b", "--storage", u],
+        "is not allowed",
+    ),
+    (
+        "name-with-html",
+        lambda t, u, d: ["search", "--study", "<script>", "--storage", u],
+        "is not allowed",
+    ),
+    (
+        "existing-study",
+        lambda t, u, d: ["search", "--study", "kept", "--n-trials", "1", "--storage", u],
+        "already exists",
+    ),
+    (
+        "resume-missing",
+        lambda t, u, d: ["resume", "ghost", "--storage", u],
+        "no study named 'ghost'",
+    ),
     ("show-missing", lambda t, u, d: ["show", "ghost", "--storage", u], "no study named 'ghost'"),
-    ("worker-missing", lambda t, u, d: ["worker", "ghost", "--storage", u],
-     "no study named 'ghost'"),
-    ("export-missing", lambda t, u, d: ["export", "ghost", "--storage", u],
-     "no study named 'ghost'"),
-    ("bad-gpu-list", lambda t, u, d: search("--gpus", "zero,one", "--storage", u),
-     "is not a list of GPU numbers"),
+    (
+        "worker-missing",
+        lambda t, u, d: ["worker", "ghost", "--storage", u],
+        "no study named 'ghost'",
+    ),
+    (
+        "export-missing",
+        lambda t, u, d: ["export", "ghost", "--storage", u],
+        "no study named 'ghost'",
+    ),
+    (
+        "bad-gpu-list",
+        lambda t, u, d: search("--gpus", "zero,one", "--storage", u),
+        "is not a list of GPU numbers",
+    ),
 ]
 
 
@@ -167,8 +318,9 @@ def kept_db(tmp_path_factory):
     """A database that already holds a study with a finished trial."""
     tmp = tmp_path_factory.mktemp("kept")
     url = f"sqlite:///{tmp}/hpo32.db"
-    study = optuna.create_study(study_name="kept", storage=optuna_storage(url),
-                                direction="maximize")
+    study = optuna.create_study(
+        study_name="kept", storage=optuna_storage(url), direction="maximize"
+    )
     trial = study.ask()
     trial.suggest_int("conv_blocks", 1, 4)
     study.tell(trial, 0.5)
@@ -184,10 +336,10 @@ def _dump(db: Path) -> list[str]:
         con.close()
 
 
-@pytest.mark.parametrize("argv, fragment", [(c[1], c[2]) for c in CASES],
-                         ids=[c[0] for c in CASES])
+@pytest.mark.parametrize("argv, fragment", [(c[1], c[2]) for c in CASES], ids=[c[0] for c in CASES])
 def test_bad_input_exits_2_with_one_sentence_and_keeps_the_database(
-        argv, fragment, tmp_path, kept_db, cifar_dir, capsys, monkeypatch):
+    argv, fragment, tmp_path, kept_db, cifar_dir, capsys, monkeypatch
+):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("HPO32_STORAGE", raising=False)
     monkeypatch.setenv("HPO32_DATA_DIR", str(cifar_dir))
@@ -210,8 +362,16 @@ def test_catalogue_is_large_enough():
 
 def test_bad_input_in_a_real_process_prints_no_traceback(tmp_path, cifar_dir):
     spec = _spec(tmp_path, TINY_SPEC + "colour: red\n")
-    res = run_hpo32("search", "--study", "x", "--spec", spec, "--storage",
-                    f"sqlite:///{tmp_path}/x.db", cwd=tmp_path)
+    res = run_hpo32(
+        "search",
+        "--study",
+        "x",
+        "--spec",
+        spec,
+        "--storage",
+        f"sqlite:///{tmp_path}/x.db",
+        cwd=tmp_path,
+    )
     assert res.returncode == 2
     assert res.stderr.strip().startswith("hpo32: error: unknown key 'colour'")
     assert "Traceback" not in res.stderr

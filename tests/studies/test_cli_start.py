@@ -7,12 +7,12 @@ import sys
 
 import optuna
 
-from storage import optuna_storage
+from hpo32.storage import optuna_storage
 from tests.studies.conftest import ROOT
 
 PROBE = """
 import sys
-from studies.cli import main
+from hpo32.studies.cli import main
 code = main(sys.argv[1:])
 heavy = [m for m in ("tensorflow", "keras", "keras_tuner", "autokeras", "plotly", "dash")
          if m in sys.modules]
@@ -21,8 +21,9 @@ print("HEAVY", heavy, "OPTUNA", "optuna" in sys.modules, "CODE", code)
 
 
 def probe(*argv: str) -> str:
-    out = subprocess.run([sys.executable, "-c", PROBE, *argv], cwd=ROOT, capture_output=True,
-                         text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, *argv], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     return out.stdout
 
 
@@ -37,6 +38,11 @@ def test_help_and_list_import_no_ml_framework(tmp_path):
 
 def test_presets_lists_every_preset():
     out = probe("presets")
-    for name in ("maxnet-imagenet32", "alexnet-imagenet32", "densenet121-transfer-cifar10",
-                 "search-cnn", "cifar10-cnn"):
+    for name in (
+        "maxnet-imagenet32",
+        "alexnet-imagenet32",
+        "densenet121-transfer-cifar10",
+        "search-cnn",
+        "cifar10-cnn",
+    ):
         assert name in out

@@ -15,15 +15,32 @@ ENGINES = ["keras-tuner:random", "autokeras:greedy"]
 
 @pytest.mark.slow
 def test_engines_record_side_by_side_resume_without_duplicates_and_compare(
-        tmp_path, cifar_dir, tiny_spec):
+    tmp_path, cifar_dir, tiny_spec
+):
     url = f"sqlite:///{tmp_path}/hpo32.db"
     names = []
     for engine in ["optuna", *ENGINES]:
         name = engine.replace(":", "-")
         names.append(name)
-        res = run_hpo32("search", "--study", name, "--spec", tiny_spec, "--engine", engine,
-                        "--data-dir", cifar_dir, "--n-trials", 2, "--epochs", 1,
-                        "--storage", url, cwd=tmp_path, timeout=600)
+        res = run_hpo32(
+            "search",
+            "--study",
+            name,
+            "--spec",
+            tiny_spec,
+            "--engine",
+            engine,
+            "--data-dir",
+            cifar_dir,
+            "--n-trials",
+            2,
+            "--epochs",
+            1,
+            "--storage",
+            url,
+            cwd=tmp_path,
+            timeout=600,
+        )
         assert res.returncode == 0, res.stdout + res.stderr
         study = optuna.load_study(study_name=name, storage=url)
         finished = study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))
@@ -32,8 +49,9 @@ def test_engines_record_side_by_side_resume_without_duplicates_and_compare(
         for t in finished:
             assert t.intermediate_values
     # resume a KerasTuner study: one more trial, none duplicated
-    res = run_hpo32("resume", "keras-tuner-random", "--n-trials", 3, "--storage", url,
-                    cwd=tmp_path, timeout=600)
+    res = run_hpo32(
+        "resume", "keras-tuner-random", "--n-trials", 3, "--storage", url, cwd=tmp_path, timeout=600
+    )
     assert res.returncode == 0, res.stdout + res.stderr
     study = optuna.load_study(study_name="keras-tuner-random", storage=url)
     finished = study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))
@@ -59,8 +77,21 @@ def test_engines_record_side_by_side_resume_without_duplicates_and_compare(
 
 
 def test_several_workers_are_refused_for_keras_tuner(tmp_path, cifar_dir, tiny_spec):
-    res = run_hpo32("search", "--study", "kt", "--spec", tiny_spec, "--engine",
-                    "keras-tuner:random", "--workers", 2, "--n-trials", 2,
-                    "--storage", f"sqlite:///{tmp_path}/x.db", cwd=tmp_path)
+    res = run_hpo32(
+        "search",
+        "--study",
+        "kt",
+        "--spec",
+        tiny_spec,
+        "--engine",
+        "keras-tuner:random",
+        "--workers",
+        2,
+        "--n-trials",
+        2,
+        "--storage",
+        f"sqlite:///{tmp_path}/x.db",
+        cwd=tmp_path,
+    )
     assert res.returncode == 2 and "one worker per study" in res.stderr
     assert not (tmp_path / "x.db").exists()

@@ -12,7 +12,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from storage import Records, make_engine
+from hpo32.storage import Records, make_engine
 from tests.studies.conftest import popen_hpo32, run_hpo32
 
 
@@ -25,16 +25,38 @@ def states(study) -> dict[str, int]:
 
 def test_search_records_trials_then_resume_adds_more(tmp_path, cifar_dir, tiny_spec):
     url = f"sqlite:///{tmp_path}/hpo32.db"
-    res = run_hpo32("search", "--study", "tiny", "--spec", tiny_spec, "--data-dir", cifar_dir,
-                    "--n-trials", 2, "--storage", url, cwd=tmp_path)
+    res = run_hpo32(
+        "search",
+        "--study",
+        "tiny",
+        "--spec",
+        tiny_spec,
+        "--data-dir",
+        cifar_dir,
+        "--n-trials",
+        2,
+        "--storage",
+        url,
+        cwd=tmp_path,
+    )
     assert res.returncode == 0, res.stderr
     assert "Traceback" not in res.stderr
 
     study = optuna.load_study(study_name="tiny", storage=url)
     complete = study.get_trials(states=(TrialState.COMPLETE,))
     assert len(complete) == 2
-    space_names = {"conv_blocks", "filters_1", "filters_2", "convs_per_block", "fc_layers",
-                   "fc_units_1", "batch_size", "activation", "optimizer", "learning_rate"}
+    space_names = {
+        "conv_blocks",
+        "filters_1",
+        "filters_2",
+        "convs_per_block",
+        "fc_layers",
+        "fc_units_1",
+        "batch_size",
+        "activation",
+        "optimizer",
+        "learning_rate",
+    }
     for t in complete:
         assert sorted(t.intermediate_values) == [1, 2]
         assert 0.0 <= t.value <= 1.0
@@ -85,8 +107,18 @@ def test_search_records_trials_then_resume_adds_more(tmp_path, cifar_dir, tiny_s
 
     Image.new("RGB", (50, 40), (200, 30, 30)).save(tmp_path / "red.png")
     Image.new("RGB", (32, 32), (20, 30, 200)).save(tmp_path / "blue.jpg")
-    res = run_hpo32("predict", "tiny", tmp_path / "red.png", tmp_path / "blue.jpg", "--top", 3,
-                    "--json", "--storage", url, cwd=tmp_path)
+    res = run_hpo32(
+        "predict",
+        "tiny",
+        tmp_path / "red.png",
+        tmp_path / "blue.jpg",
+        "--top",
+        3,
+        "--json",
+        "--storage",
+        url,
+        cwd=tmp_path,
+    )
     assert res.returncode == 0, res.stderr
     results = json.loads(res.stdout)
     assert [r["image"] for r in results] == [str(tmp_path / "red.png"), str(tmp_path / "blue.jpg")]
@@ -95,31 +127,56 @@ def test_search_records_trials_then_resume_adds_more(tmp_path, cifar_dir, tiny_s
         probs = [p["probability"] for p in r["predictions"]]
         assert len(probs) == 3 and probs == sorted(probs, reverse=True)
         assert {p["class_name"] for p in r["predictions"]} <= {
-            "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
-            "truck"}
+            "airplane",
+            "automobile",
+            "bird",
+            "cat",
+            "deer",
+            "dog",
+            "frog",
+            "horse",
+            "ship",
+            "truck",
+        }
     res = run_hpo32("predict", "tiny", tmp_path / "red.png", "--storage", url, cwd=tmp_path)
     assert "RANK" in res.stdout and "PROBABILITY" in res.stdout
     res = run_hpo32("predict", "tiny", tmp_path / "nope.png", "--storage", url, cwd=tmp_path)
     assert res.returncode == 2 and "image" in res.stderr and "nope.png" in res.stderr
     assert "Traceback" not in res.stderr
     out = tmp_path / "trials.csv"
-    res = run_hpo32("export", "tiny", "--format", "csv", "--out", out, "--storage", url,
-                    cwd=tmp_path)
+    res = run_hpo32(
+        "export", "tiny", "--format", "csv", "--out", out, "--storage", url, cwd=tmp_path
+    )
     assert res.returncode == 0, res.stderr
     rows = list(csv.DictReader(out.open()))
     assert [int(r["number"]) for r in rows] == [t.number for t in study.trials]
     assert "params_conv_blocks" in rows[0]
 
 
-def test_warm_start_configs_run_first_with_the_defaults_filled_in(tmp_path, cifar_dir,
-                                                                   tiny_spec):
-    from studies.spec import load_spec_file
+def test_warm_start_configs_run_first_with_the_defaults_filled_in(tmp_path, cifar_dir, tiny_spec):
+    from hpo32.studies.spec import load_spec_file
 
-    tiny_spec.write_text(tiny_spec.read_text() + "warm_start:\n  - {}\n"
-                         "  - {conv_blocks: 1, batch_size: 64}\n  - {}\n")
+    tiny_spec.write_text(
+        tiny_spec.read_text() + "warm_start:\n  - {}\n"
+        "  - {conv_blocks: 1, batch_size: 64}\n  - {}\n"
+    )
     url = f"sqlite:///{tmp_path}/hpo32.db"
-    res = run_hpo32("search", "--study", "w", "--spec", tiny_spec, "--data-dir", cifar_dir,
-                    "--n-trials", 3, "--pruner", "asha", "--storage", url, cwd=tmp_path)
+    res = run_hpo32(
+        "search",
+        "--study",
+        "w",
+        "--spec",
+        tiny_spec,
+        "--data-dir",
+        cifar_dir,
+        "--n-trials",
+        3,
+        "--pruner",
+        "asha",
+        "--storage",
+        url,
+        cwd=tmp_path,
+    )
     assert res.returncode == 0, res.stderr
     space = load_spec_file(tiny_spec).build_space()
     trials = optuna.load_study(study_name="w", storage=url).get_trials()
@@ -133,8 +190,22 @@ def test_warm_start_configs_run_first_with_the_defaults_filled_in(tmp_path, cifa
 def test_search_budget_is_respected(tmp_path, cifar_dir, tiny_spec):
     url = f"sqlite:///{tmp_path}/hpo32.db"
     budget = 12.0
-    res = run_hpo32("search", "--study", "b", "--spec", tiny_spec, "--data-dir", cifar_dir,
-                    "--budget", f"{budget:g}s", "--epochs", 3, "--storage", url, cwd=tmp_path)
+    res = run_hpo32(
+        "search",
+        "--study",
+        "b",
+        "--spec",
+        tiny_spec,
+        "--data-dir",
+        cifar_dir,
+        "--budget",
+        f"{budget:g}s",
+        "--epochs",
+        3,
+        "--storage",
+        url,
+        cwd=tmp_path,
+    )
     assert res.returncode == 0, res.stderr
     records = Records(make_engine(url), create=False)
     [session] = records.sessions("b")
@@ -146,7 +217,8 @@ def test_search_budget_is_respected(tmp_path, cifar_dir, tiny_spec):
     epoch_seconds = max(
         (t.user_attrs["train_seconds"] + t.user_attrs["eval_seconds"])
         / max(1, len(t.intermediate_values))
-        for t in trials if "train_seconds" in t.user_attrs
+        for t in trials
+        if "train_seconds" in t.user_attrs
     )
     started = [t for t in trials if t.state != TrialState.WAITING]
     for t in started:
@@ -167,10 +239,9 @@ def test_search_budget_is_respected(tmp_path, cifar_dir, tiny_spec):
     assert len(optuna.load_study(study_name="b", storage=url).trials) == len(trials)
     # a budget left that is shorter than the quickest first epoch recorded is spent too: a
     # trial started now could not measure anything (a new process knows it from the database)
-    from search.training import first_epoch_seconds  # the rule; unit-tested in test_training
+    from hpo32.search.training import first_epoch_seconds  # the rule; unit-tested in test_training
 
-    quickest = min(s for s in (first_epoch_seconds(t.user_attrs) for t in started)
-                   if s is not None)
+    quickest = min(s for s in (first_epoch_seconds(t.user_attrs) for t in started) if s is not None)
     records.set_budget("b", records.used_seconds("b") + quickest * 0.8)
     res = run_hpo32("resume", "b", "--storage", url, cwd=tmp_path)
     assert res.returncode == 0 and "spent its budget" in res.stdout, res.stdout + res.stderr
@@ -195,8 +266,22 @@ def _wait_for_intermediate(db, timeout=120.0) -> None:
 def test_ctrl_c_mid_trial_then_resume_loses_nothing(tmp_path, cifar_dir, tiny_spec):
     db = tmp_path / "hpo32.db"
     url = f"sqlite:///{db}"
-    proc = popen_hpo32("search", "--study", "c", "--spec", tiny_spec, "--data-dir", cifar_dir,
-                       "--n-trials", 3, "--epochs", 30, "--storage", url, cwd=tmp_path)
+    proc = popen_hpo32(
+        "search",
+        "--study",
+        "c",
+        "--spec",
+        tiny_spec,
+        "--data-dir",
+        cifar_dir,
+        "--n-trials",
+        3,
+        "--epochs",
+        30,
+        "--storage",
+        url,
+        cwd=tmp_path,
+    )
     try:
         _wait_for_intermediate(db)
         proc.send_signal(signal.SIGINT)
@@ -225,13 +310,30 @@ def test_ctrl_c_mid_trial_then_resume_loses_nothing(tmp_path, cifar_dir, tiny_sp
     assert states(study) == {"COMPLETE": 3, "FAIL": 1}
 
 
-def test_a_killed_process_trial_becomes_fail_and_is_retried_on_resume(tmp_path, cifar_dir,
-                                                                      tiny_spec):
+def test_a_killed_process_trial_becomes_fail_and_is_retried_on_resume(
+    tmp_path, cifar_dir, tiny_spec
+):
     db = tmp_path / "hpo32.db"
     url = f"sqlite:///{db}"
-    proc = popen_hpo32("search", "--study", "k", "--spec", tiny_spec, "--data-dir", cifar_dir,
-                       "--n-trials", 2, "--epochs", 30, "--budget", "10m", "--storage", url,
-                       cwd=tmp_path, HPO32_HEARTBEAT="1")
+    proc = popen_hpo32(
+        "search",
+        "--study",
+        "k",
+        "--spec",
+        tiny_spec,
+        "--data-dir",
+        cifar_dir,
+        "--n-trials",
+        2,
+        "--epochs",
+        30,
+        "--budget",
+        "10m",
+        "--storage",
+        url,
+        cwd=tmp_path,
+        HPO32_HEARTBEAT="1",
+    )
     try:
         _wait_for_intermediate(db)
         proc.kill()  # SIGKILL: no chance to record anything
@@ -245,8 +347,7 @@ def test_a_killed_process_trial_becomes_fail_and_is_retried_on_resume(tmp_path, 
     assert killed.ended_at is None and killed.last_seen > killed.started_at
     time.sleep(4.5)  # the grace period (4 heartbeats) passes
 
-    res = run_hpo32("resume", "k", "--storage", url, cwd=tmp_path, timeout=600,
-                    HPO32_HEARTBEAT="1")
+    res = run_hpo32("resume", "k", "--storage", url, cwd=tmp_path, timeout=600, HPO32_HEARTBEAT="1")
     assert res.returncode == 0, res.stderr
     study = optuna.load_study(study_name="k", storage=url)
     [failed] = study.get_trials(states=(TrialState.FAIL,))
@@ -258,5 +359,7 @@ def test_a_killed_process_trial_becomes_fail_and_is_retried_on_resume(tmp_path, 
     # the killed session's budget counts up to its last sign of life, not to the resume
     used = records.used_seconds("k")
     sessions = records.sessions("k")
-    assert used == pytest.approx((killed.last_seen - killed.started_at)
-                                 + (sessions[1].ended_at - sessions[1].started_at), abs=0.5)
+    assert used == pytest.approx(
+        (killed.last_seen - killed.started_at) + (sessions[1].ended_at - sessions[1].started_at),
+        abs=0.5,
+    )

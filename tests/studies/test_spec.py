@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from studies.spec import (
+from hpo32.studies.spec import (
     SpecError,
     StudySpec,
     check_study_name,
@@ -14,10 +14,19 @@ from studies.spec import (
 )
 
 
-@pytest.mark.parametrize("text, seconds", [
-    ("90s", 90), ("10m", 600), ("2h", 7200), ("1h30m", 5400), ("45", 45), ("1.5m", 90),
-    ("2m30s", 150), (30, 30),
-])
+@pytest.mark.parametrize(
+    "text, seconds",
+    [
+        ("90s", 90),
+        ("10m", 600),
+        ("2h", 7200),
+        ("1h30m", 5400),
+        ("45", 45),
+        ("1.5m", 90),
+        ("2m30s", 150),
+        (30, 30),
+    ],
+)
 def test_parse_duration(text, seconds):
     assert parse_duration(text) == seconds
 
@@ -41,10 +50,20 @@ def test_study_names_are_restricted(name):
 
 def test_every_preset_loads_and_validates():
     presets = list_presets()
-    assert {"cifar10-cnn", "imagenet32-cnn", "maxnet-imagenet32", "alexnet-imagenet32",
-            "densenet121-imagenet32", "densenet121-transfer-cifar10",
-            "densenet121-finetune-cifar10", "autokeras-imagenet32", "autokeras-cifar10",
-            "search-cnn", "search-alexnet", "search-densenet121"} <= set(presets)
+    assert {
+        "cifar10-cnn",
+        "imagenet32-cnn",
+        "maxnet-imagenet32",
+        "alexnet-imagenet32",
+        "densenet121-imagenet32",
+        "densenet121-transfer-cifar10",
+        "densenet121-finetune-cifar10",
+        "autokeras-imagenet32",
+        "autokeras-cifar10",
+        "search-cnn",
+        "search-alexnet",
+        "search-densenet121",
+    } <= set(presets)
     for name, description in presets.items():
         spec = load_preset(name)
         assert description
@@ -69,18 +88,24 @@ def test_overrides_win_and_are_validated():
         spec.with_overrides(dataset="mnist")
 
 
-@pytest.mark.parametrize("text, fragment", [
-    ("dataset: cifar10\ncolour: red\n", "unknown key 'colour'"),
-    ("budget: soon\n", "cannot read budget 'soon'"),
-    ("space:\n  params:\n    conv_blocks: {low: 4, high: 1}\n", "low (4) is greater than high (1)"),
-    ("space:\n  params:\n    wings: {low: 1}\n", "unknown parameter 'wings'"),
-    ("dataset: [unclosed\n", "is not valid YAML/JSON"),
-    ("- a list\n", "must hold a mapping"),
-    ("engine: sklearn\n", "unknown engine 'sklearn'"),
-    ("pruner: sometimes\n", "unknown pruner 'sometimes'"),
-    ("precision: half\n", "unknown precision 'half'"),
-    ("epoch_images: 0\n", "epoch-images must be a positive integer"),
-])
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("dataset: cifar10\ncolour: red\n", "unknown key 'colour'"),
+        ("budget: soon\n", "cannot read budget 'soon'"),
+        (
+            "space:\n  params:\n    conv_blocks: {low: 4, high: 1}\n",
+            "low (4) is greater than high (1)",
+        ),
+        ("space:\n  params:\n    wings: {low: 1}\n", "unknown parameter 'wings'"),
+        ("dataset: [unclosed\n", "is not valid YAML/JSON"),
+        ("- a list\n", "must hold a mapping"),
+        ("engine: sklearn\n", "unknown engine 'sklearn'"),
+        ("pruner: sometimes\n", "unknown pruner 'sometimes'"),
+        ("precision: half\n", "unknown precision 'half'"),
+        ("epoch_images: 0\n", "epoch-images must be a positive integer"),
+    ],
+)
 def test_bad_spec_files(tmp_path, text, fragment):
     path = tmp_path / "spec.yaml"
     path.write_text(text)
@@ -94,17 +119,38 @@ def test_spec_round_trips_through_its_dict():
     assert StudySpec.from_dict(spec.to_dict()) == spec
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("densenet121-transfer-cifar10", {"family": "densenet121", "densenet_mode": "transfer",
-                                      "activation": "swish", "batch_size": 16,
-                                      "fc_units_1": 512, "fc_units_2": 512,
-                                      "fc_dropout_1": 0.35, "densenet_keep_layers": 12}),
-    ("alexnet-imagenet32", {"family": "alexnet", "alexnet_dropout": 0.4, "batch_size": 128,
-                            "optimizer": "adamax"}),
-    ("densenet121-imagenet32", {"family": "densenet121", "densenet_mode": "scratch",
-                                "fc_units_1": 1024, "fc_dropout_1": 0.2}),
-    ("densenet121-finetune-cifar10", {"densenet_mode": "finetune", "batch_size": 16}),
-])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        (
+            "densenet121-transfer-cifar10",
+            {
+                "family": "densenet121",
+                "densenet_mode": "transfer",
+                "activation": "swish",
+                "batch_size": 16,
+                "fc_units_1": 512,
+                "fc_units_2": 512,
+                "fc_dropout_1": 0.35,
+                "densenet_keep_layers": 12,
+            },
+        ),
+        (
+            "alexnet-imagenet32",
+            {"family": "alexnet", "alexnet_dropout": 0.4, "batch_size": 128, "optimizer": "adamax"},
+        ),
+        (
+            "densenet121-imagenet32",
+            {
+                "family": "densenet121",
+                "densenet_mode": "scratch",
+                "fc_units_1": 1024,
+                "fc_dropout_1": 0.2,
+            },
+        ),
+        ("densenet121-finetune-cifar10", {"densenet_mode": "finetune", "batch_size": 16}),
+    ],
+)
 def test_report_presets_are_fixed_trials_with_the_reports_settings(name, expected):
     spec = load_preset(name)
     assert spec.n_trials == 1
@@ -119,7 +165,7 @@ def test_search_presets_search_one_family_each():
 
 
 def test_pretrained_presets_need_weights(tmp_path, monkeypatch, capsys):
-    from studies.cli import main
+    from hpo32.studies.cli import main
 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     monkeypatch.chdir(tmp_path)

@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 from optuna.trial import TrialState
 
-from storage import Records, make_engine
+from hpo32.storage import Records, make_engine
 from tests.databases import KINDS, fresh_database
 from tests.studies.conftest import popen_hpo32, run_hpo32
 
@@ -31,9 +31,25 @@ def _finished(study) -> list:
 
 def test_four_workers_finish_exactly_n_trials(db_url, tmp_path, cifar_dir, tiny_spec):
     t0 = time.time()
-    res = run_hpo32("search", "--study", "many", "--spec", tiny_spec, "--data-dir", cifar_dir,
-                    "--n-trials", 40, "--epochs", 1, "--workers", 4, "--storage", db_url,
-                    cwd=tmp_path, timeout=900)
+    res = run_hpo32(
+        "search",
+        "--study",
+        "many",
+        "--spec",
+        tiny_spec,
+        "--data-dir",
+        cifar_dir,
+        "--n-trials",
+        40,
+        "--epochs",
+        1,
+        "--workers",
+        4,
+        "--storage",
+        db_url,
+        cwd=tmp_path,
+        timeout=900,
+    )
     wall = time.time() - t0
     assert res.returncode == 0, res.stdout + res.stderr
     assert "Traceback" not in res.stdout + res.stderr
@@ -71,11 +87,14 @@ def _wait_for_running_trial_with_epoch(url: str, timeout: float = 180.0):
         while time.monotonic() < deadline:
             try:
                 with engine.connect() as con:
-                    row = con.execute(sa.text(
-                        "SELECT t.number, a.value_json FROM trials t "
-                        "JOIN trial_intermediate_values v ON v.trial_id = t.trial_id "
-                        "JOIN trial_user_attributes a ON a.trial_id = t.trial_id "
-                        "WHERE t.state = 'RUNNING' AND a.key = 'worker' LIMIT 1")).first()
+                    row = con.execute(
+                        sa.text(
+                            "SELECT t.number, a.value_json FROM trials t "
+                            "JOIN trial_intermediate_values v ON v.trial_id = t.trial_id "
+                            "JOIN trial_user_attributes a ON a.trial_id = t.trial_id "
+                            "WHERE t.state = 'RUNNING' AND a.key = 'worker' LIMIT 1"
+                        )
+                    ).first()
             except sa.exc.DBAPIError:  # the tables are not created yet
                 row = None
             if row is not None:
@@ -87,12 +106,29 @@ def _wait_for_running_trial_with_epoch(url: str, timeout: float = 180.0):
 
 
 @pytest.mark.parametrize("db_kind", ["sqlite", "postgresql"])
-def test_a_killed_worker_trial_is_retried_and_the_study_finishes(db_kind, tmp_path, cifar_dir,
-                                                                  tiny_spec):
+def test_a_killed_worker_trial_is_retried_and_the_study_finishes(
+    db_kind, tmp_path, cifar_dir, tiny_spec
+):
     with fresh_database(db_kind, tmp_path) as url:
-        proc = popen_hpo32("search", "--study", "kill", "--spec", tiny_spec, "--data-dir",
-                           cifar_dir, "--n-trials", 9, "--epochs", 20, "--workers", 3,
-                           "--storage", url, cwd=tmp_path, HPO32_HEARTBEAT="1")
+        proc = popen_hpo32(
+            "search",
+            "--study",
+            "kill",
+            "--spec",
+            tiny_spec,
+            "--data-dir",
+            cifar_dir,
+            "--n-trials",
+            9,
+            "--epochs",
+            20,
+            "--workers",
+            3,
+            "--storage",
+            url,
+            cwd=tmp_path,
+            HPO32_HEARTBEAT="1",
+        )
         try:
             number, pid = _wait_for_running_trial_with_epoch(url)
             os.kill(pid, signal.SIGKILL)
@@ -111,17 +147,46 @@ def test_a_killed_worker_trial_is_retried_and_the_study_finishes(db_kind, tmp_pa
 
 
 def test_worker_joins_an_existing_study_and_stops_when_the_budget_is_spent(
-        tmp_path, cifar_dir, tiny_spec):
+    tmp_path, cifar_dir, tiny_spec
+):
     url = f"sqlite:///{tmp_path}/hpo32.db"
-    res = run_hpo32("search", "--study", "j", "--spec", tiny_spec, "--data-dir", cifar_dir,
-                    "--n-trials", 1, "--epochs", 1, "--storage", url, cwd=tmp_path)
+    res = run_hpo32(
+        "search",
+        "--study",
+        "j",
+        "--spec",
+        tiny_spec,
+        "--data-dir",
+        cifar_dir,
+        "--n-trials",
+        1,
+        "--epochs",
+        1,
+        "--storage",
+        url,
+        cwd=tmp_path,
+    )
     assert res.returncode == 0, res.stderr
     res = run_hpo32("worker", "j", "--storage", url, cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert len(optuna.load_study(study_name="j", storage=url).trials) == 1  # nothing owed
 
-    res = run_hpo32("search", "--study", "spent", "--spec", tiny_spec, "--data-dir", cifar_dir,
-                    "--budget", "3s", "--epochs", 1, "--storage", url, cwd=tmp_path)
+    res = run_hpo32(
+        "search",
+        "--study",
+        "spent",
+        "--spec",
+        tiny_spec,
+        "--data-dir",
+        cifar_dir,
+        "--budget",
+        "3s",
+        "--epochs",
+        1,
+        "--storage",
+        url,
+        cwd=tmp_path,
+    )
     assert res.returncode == 0, res.stderr
     before = len(optuna.load_study(study_name="spent", storage=url).trials)
     res = run_hpo32("worker", "spent", "--storage", url, cwd=tmp_path)
@@ -132,14 +197,29 @@ def test_worker_joins_an_existing_study_and_stops_when_the_budget_is_spent(
     assert res.returncode == 2 and "no study named 'ghost'" in res.stderr
 
 
-def test_gpus_start_one_worker_per_gpu_each_seeing_only_its_own(tmp_path, cifar_dir,
-                                                                 tiny_spec):
+def test_gpus_start_one_worker_per_gpu_each_seeing_only_its_own(tmp_path, cifar_dir, tiny_spec):
     # On a machine without GPUs TensorFlow falls back to the CPU; what matters here is that
     # each worker process was given exactly one of the listed devices.
     url = f"sqlite:///{tmp_path}/hpo32.db"
-    res = run_hpo32("search", "--study", "g", "--spec", tiny_spec, "--data-dir", cifar_dir,
-                    "--n-trials", 4, "--epochs", 1, "--gpus", "0,1", "--storage", url,
-                    cwd=tmp_path, timeout=600)
+    res = run_hpo32(
+        "search",
+        "--study",
+        "g",
+        "--spec",
+        tiny_spec,
+        "--data-dir",
+        cifar_dir,
+        "--n-trials",
+        4,
+        "--epochs",
+        1,
+        "--gpus",
+        "0,1",
+        "--storage",
+        url,
+        cwd=tmp_path,
+        timeout=600,
+    )
     assert res.returncode == 0, res.stdout + res.stderr
     trials = optuna.load_study(study_name="g", storage=url).get_trials()
     assert len(trials) == 4
