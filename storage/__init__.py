@@ -15,7 +15,13 @@ from hpo32.storage.db import (
     resolve_url,
     sqlite_path,
 )
-from hpo32.storage.records import Records, Session, StudySummary, consumed_seconds
+from hpo32.storage.records import (
+    Records,
+    Session,
+    StudySummary,
+    consumed_seconds,
+    merge_intervals,
+)
 
 __all__ = [
     "DEFAULT_URL",
@@ -26,6 +32,7 @@ __all__ = [
     "artifact_root",
     "consumed_seconds",
     "make_engine",
+    "merge_intervals",
     "optuna_storage",
     "resolve_url",
     "sqlite_path",

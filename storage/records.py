@@ -13,9 +13,11 @@ import os
 import socket
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable
 
 import sqlalchemy as sa
+
+from hpo32.storage import schema
 
 __all__ = [
     "HEARTBEAT_S",
@@ -24,48 +26,15 @@ __all__ = [
     "SessionHeartbeat",
     "StudySummary",
     "consumed_seconds",
+    "merge_intervals",
     "to_timestamp",
 ]
 
-metadata = sa.MetaData()
-
-studies_table = sa.Table(
-    "hpo32_studies",
-    metadata,
-    sa.Column("name", sa.String(255), primary_key=True),
-    sa.Column("engine", sa.String(64), nullable=False),
-    sa.Column("dataset", sa.String(512), nullable=False),
-    sa.Column("spec_json", sa.Text, nullable=False),
-    sa.Column("budget_seconds", sa.Double, nullable=True),
-    sa.Column("workdir", sa.String(1024), nullable=True),
-    sa.Column("created_at", sa.Double, nullable=False),
-)
-
-sessions_table = sa.Table(
-    "hpo32_sessions",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("study_name", sa.String(255), nullable=False, index=True),
-    sa.Column("host", sa.String(255), nullable=False),
-    sa.Column("pid", sa.Integer, nullable=False),
-    sa.Column("started_at", sa.Double, nullable=False),
-    sa.Column("last_seen", sa.Double, nullable=False),
-    sa.Column("ended_at", sa.Double, nullable=True),
-    sa.Column("exit_reason", sa.String(64), nullable=True),
-    sa.Column("trials_run", sa.Integer, nullable=False, default=0),
-    sa.Column("heartbeat_s", sa.Double, nullable=False, default=30.0),
-)
-
-results_table = sa.Table(
-    "hpo32_results",
-    metadata,
-    sa.Column("study_name", sa.String(255), primary_key=True),
-    sa.Column("trial_number", sa.Integer, nullable=False),
-    sa.Column("val_accuracy", sa.Double, nullable=True),
-    sa.Column("test_accuracy", sa.Double, nullable=True),
-    sa.Column("model_path", sa.String(1024), nullable=True),
-    sa.Column("evaluated_at", sa.Double, nullable=False),
-)
+# hpo32's tables under the names this module has always exported (declared in schema.py)
+metadata = schema.metadata
+studies_table = schema.hpo32_studies
+sessions_table = schema.hpo32_sessions
+results_table = schema.hpo32_results
 
 #: Seconds between a live session's heartbeats (and Optuna's trial heartbeats).
 HEARTBEAT_S = int(os.environ.get("HPO32_HEARTBEAT", "30"))
@@ -117,27 +86,30 @@ class StudySummary:
         return dict(self.__dict__)
 
 
+def merge_intervals(
+    intervals: Iterable[tuple[float, float | None]],
+) -> list[tuple[float, float]]:
+    """The union of ``(start, end)`` intervals as disjoint stretches in time order.
+
+    Empty and reversed intervals, and those without an end, are left out; touching or
+    overlapping ones become one stretch.
+    """
+    merged: list[list[float]] = []
+    for start, end in sorted((s, e) for s, e in intervals if e is not None and e > s):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return [(start, end) for start, end in merged]
+
+
 def consumed_seconds(intervals: list[tuple[float, float]]) -> float:
     """Wall-clock seconds covered by the union of ``(start, end)`` intervals.
 
     Concurrent workers of one study overlap; the search budget is wall-clock for the study,
     so overlapping stretches count once.
     """
-    total = 0.0
-    cur_start: float | None = None
-    cur_end = 0.0
-    for start, end in sorted(intervals):
-        if end <= start:
-            continue
-        if cur_start is None or start > cur_end:
-            if cur_start is not None:
-                total += cur_end - cur_start
-            cur_start, cur_end = start, end
-        else:
-            cur_end = max(cur_end, end)
-    if cur_start is not None:
-        total += cur_end - cur_start
-    return total
+    return sum((end - start for start, end in merge_intervals(intervals)), 0.0)
 
 
 class SessionHeartbeat:
@@ -183,7 +155,7 @@ class Records:
     def __init__(self, engine, create: bool = True) -> None:
         self.engine = engine
         if create:
-            metadata.create_all(engine)
+            schema.create_hpo32_tables(engine)
 
     # -- studies -------------------------------------------------------------------------
     def add_study(
@@ -316,15 +288,9 @@ class Records:
         return dict(row._mapping) if row else None
 
     # -- queries over Optuna's tables -------------------------------------------------------
-    def _optuna_tables(self) -> dict[str, sa.Table]:
-        meta = sa.MetaData()
-        names = ("studies", "trials", "trial_values", "trial_params", "trial_user_attributes")
-        return {n: sa.Table(n, meta, autoload_with=self.engine) for n in names}
-
     def best_trial(self, study_name: str) -> dict[str, Any] | None:
         """The best complete trial (highest value): number, value, duration, config, attrs."""
-        t = self._optuna_tables()
-        trials, values, studies = t["trials"], t["trial_values"], t["studies"]
+        trials, values, studies = schema.trials, schema.trial_values, schema.studies
         with self.engine.connect() as con:
             row = con.execute(
                 sa.select(
@@ -338,7 +304,7 @@ class Records:
                 .join(studies, studies.c.study_id == trials.c.study_id)
                 .where(
                     studies.c.study_name == study_name,
-                    trials.c.state == "COMPLETE",
+                    schema.state_is("COMPLETE"),
                     values.c.objective == 0,
                 )
                 .order_by(values.c.value.desc(), trials.c.number)
@@ -346,14 +312,14 @@ class Records:
             ).first()
             if row is None:
                 return None
-            ua = t["trial_user_attributes"]
+            ua = schema.trial_user_attributes
             attrs = {
                 k: json.loads(v)
                 for k, v in con.execute(
                     sa.select(ua.c.key, ua.c.value_json).where(ua.c.trial_id == row.trial_id)
                 )
             }
-            tp = t["trial_params"]
+            tp = schema.trial_params
             params = con.execute(
                 sa.select(tp.c.param_name, tp.c.param_value, tp.c.distribution_json).where(
                     tp.c.trial_id == row.trial_id
@@ -373,8 +339,7 @@ class Records:
     def trial_attrs(self, study_name: str, keys: tuple[str, ...]) -> list[dict[str, Any]]:
         """The user attributes ``keys`` of every trial of ``study_name`` that has any of
         them, one dict per trial in trial order (decoded from JSON)."""
-        t = self._optuna_tables()
-        trials, studies, ua = t["trials"], t["studies"], t["trial_user_attributes"]
+        trials, studies, ua = schema.trials, schema.studies, schema.trial_user_attributes
         with self.engine.connect() as con:
             rows = con.execute(
                 sa.select(trials.c.number, ua.c.key, ua.c.value_json)
@@ -394,10 +359,7 @@ class Records:
         insp = sa.inspect(self.engine)
         if not insp.has_table("studies"):
             return []
-        meta = sa.MetaData()
-        o_studies = sa.Table("studies", meta, autoload_with=self.engine)
-        trials = sa.Table("trials", meta, autoload_with=self.engine)
-        values = sa.Table("trial_values", meta, autoload_with=self.engine)
+        o_studies, trials, values = schema.studies, schema.trials, schema.trial_values
         with self.engine.connect() as con:
             q = sa.select(o_studies.c.study_id, o_studies.c.study_name)
             if names is not None:
@@ -412,7 +374,7 @@ class Records:
                 con.execute(
                     sa.select(trials.c.study_id, sa.func.max(values.c.value))
                     .join(values, values.c.trial_id == trials.c.trial_id)
-                    .where(trials.c.state == "COMPLETE", values.c.objective == 0)
+                    .where(schema.state_is("COMPLETE"), values.c.objective == 0)
                     .group_by(trials.c.study_id)
                 ).all()
             )
