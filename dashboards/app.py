@@ -21,6 +21,7 @@ from dash import Input, Output, State, dcc, html
 from dash.exceptions import PreventUpdate
 
 from hpo32.dashboards import data, figures
+from hpo32.storage import make_engine
 
 __all__ = ["create_app", "study_path"]
 
@@ -84,7 +85,7 @@ def create_app(url: str, refresh_seconds: float = 5.0, engine=None) -> dash.Dash
     Raises:
         StorageError: the database cannot be opened.
     """
-    engine = engine if engine is not None else data.open_engine(url)
+    engine = engine if engine is not None else make_engine(url, read_only=True)
     _warm_imports()
     cache = data.Cache(size=96)
     app = dash.Dash(

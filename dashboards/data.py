@@ -1,10 +1,10 @@
-"""The data behind every dashboard figure: SQL over the one database -> plain dicts and lists.
+"""The data behind every dashboard figure: the stored records -> plain dicts and lists.
 
-Each public function here reads the stored records of one or a few studies with one or a
-few aggregate SQL queries (SQLAlchemy Core over Optuna's tables and hpo32's own), never by
-loading trial objects, and returns plain Python data that :mod:`hpo32.dashboards.figures` draws.
-The helpers that turn rows into figure data (best so far, sampling, paging, ranks) are pure
-functions, unit-tested without a database.
+Each public function here reads the stored records of one or a few studies through
+:mod:`hpo32.storage.queries` (a few aggregate queries each, never a load of trial objects)
+and returns plain Python data that :mod:`hpo32.dashboards.figures` draws. The helpers that
+turn rows into figure data (best so far, sampling, paging, ranks) are pure functions,
+unit-tested without a database.
 
 Times are seconds since the epoch (UTC); Optuna stores trial datetimes as naive UTC.
 """
@@ -13,26 +13,18 @@ from __future__ import annotations
 
 import bisect
 import datetime as _dt
-import functools
 import json
 import math
 import re
-import sqlite3
 import threading
 import time
 from collections import OrderedDict
 from typing import Any, Callable, Iterable, Sequence
 
-import sqlalchemy as sa
-
-from hpo32.storage.db import SQLITE_TIMEOUT_S, make_engine, sqlite_path
-from hpo32.storage.records import (
-    Records,
-    results_table,
-    sessions_table,
-    studies_table,
-    to_timestamp,
-)
+from hpo32.storage import queries
+from hpo32.storage.db import make_engine
+from hpo32.storage.queries import UnknownStudy
+from hpo32.storage.records import Records, merge_intervals, to_timestamp
 
 __all__ = [
     "EFFECT_PARAMS",
@@ -111,124 +103,18 @@ PARAM_ORDER = (
 EFFECT_PARAMS = ("activation", "optimizer", "pooling")
 
 _FINISHED = ("COMPLETE", "PRUNED", "FAIL")
-#: Fallback liveness window for sessions of a storage layer without ``Session.end``.
-_STALE_S = 120.0
-_CHUNK = 500  # ids per IN (...) list: well under every database's bound-parameter limit
-
-# -- Optuna's tables, declared with only the columns read here ------------------------------
-_meta = sa.MetaData()
-o_studies = sa.Table(
-    "studies",
-    _meta,
-    sa.Column("study_id", sa.Integer, primary_key=True),
-    sa.Column("study_name", sa.String(512)),
-)
-o_study_attrs = sa.Table(
-    "study_user_attributes",
-    _meta,
-    sa.Column("study_user_attribute_id", sa.Integer, primary_key=True),
-    sa.Column("study_id", sa.Integer),
-    sa.Column("key", sa.String(512)),
-    sa.Column("value_json", sa.Text),
-)
-o_trials = sa.Table(
-    "trials",
-    _meta,
-    sa.Column("trial_id", sa.Integer, primary_key=True),
-    sa.Column("number", sa.Integer),
-    sa.Column("study_id", sa.Integer),
-    sa.Column("state", sa.String(16)),  # an enum in PostgreSQL/MySQL; read as its name
-    sa.Column("datetime_start", sa.DateTime),
-    sa.Column("datetime_complete", sa.DateTime),
-)
-o_values = sa.Table(
-    "trial_values",
-    _meta,
-    sa.Column("trial_value_id", sa.Integer, primary_key=True),
-    sa.Column("trial_id", sa.Integer),
-    sa.Column("objective", sa.Integer),
-    sa.Column("value", sa.Float),
-)
-o_params = sa.Table(
-    "trial_params",
-    _meta,
-    sa.Column("param_id", sa.Integer, primary_key=True),
-    sa.Column("trial_id", sa.Integer),
-    sa.Column("param_name", sa.String(512)),
-    sa.Column("param_value", sa.Float),
-    sa.Column("distribution_json", sa.Text),
-)
-o_inter = sa.Table(
-    "trial_intermediate_values",
-    _meta,
-    sa.Column("trial_intermediate_value_id", sa.Integer, primary_key=True),
-    sa.Column("trial_id", sa.Integer),
-    sa.Column("step", sa.Integer),
-    sa.Column("intermediate_value", sa.Float),
-)
-o_attrs = sa.Table(
-    "trial_user_attributes",
-    _meta,
-    sa.Column("trial_user_attribute_id", sa.Integer, primary_key=True),
-    sa.Column("trial_id", sa.Integer),
-    sa.Column("key", sa.String(512)),
-    sa.Column("value_json", sa.Text),
-)
-
-
-def _state_is(state: str):
-    """``trials.state = state`` on every database: PostgreSQL stores the state as an enum,
-    which a text parameter cannot be compared with, so the column is read as text."""
-    return sa.cast(o_trials.c.state, sa.String(16)) == state
-
-
-class UnknownStudy(LookupError):
-    """No study of that name in the database."""
 
 
 # -- engine ---------------------------------------------------------------------------------
 def open_engine(url: str):
-    """A read-only SQLAlchemy engine for the dashboards.
-
-    SQLite files open with ``mode=ro`` (WAL, so a reader never blocks a search writing to the
-    same file) through a thread-safe queue pool; PostgreSQL and MySQL sessions are set to
-    read-only transactions.
+    """A read-only SQLAlchemy engine for the dashboards: :func:`hpo32.storage.make_engine`
+    with ``read_only=True`` (SQLite files open ``mode=ro`` through a thread-safe pool;
+    PostgreSQL and MySQL sessions are read-only transactions).
 
     Raises:
         StorageError: the database cannot be opened (the message names it and the fix).
     """
-    engine = make_engine(url, read_only=True)  # validates the URL and the file, one message
-    path = sqlite_path(url)
-    if path is not None:
-        engine.dispose()
-        uri = f"file:{path}?mode=ro"
-
-        def connect() -> sqlite3.Connection:
-            return sqlite3.connect(uri, uri=True, timeout=SQLITE_TIMEOUT_S, check_same_thread=False)
-
-        # Dash serves callbacks from several threads at once; a queue pool hands each its
-        # own connection (the singleton-per-thread pool of a bare sqlite:// URL does not).
-        return sa.create_engine(
-            "sqlite://", creator=connect, poolclass=sa.pool.QueuePool, pool_size=4, max_overflow=8
-        )
-    statement = {
-        "postgresql": "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY",
-        "mysql": "SET SESSION TRANSACTION READ ONLY",
-        "mariadb": "SET SESSION TRANSACTION READ ONLY",
-    }.get(engine.dialect.name)
-    if statement:
-
-        @sa.event.listens_for(engine, "connect")
-        def _read_only(dbapi_con, _record) -> None:
-            cur = dbapi_con.cursor()
-            try:
-                cur.execute(statement)
-            finally:
-                cur.close()
-            dbapi_con.commit()  # a SET inside a transaction that rolls back would not stick
-
-        engine.dispose()  # connections opened before the listener existed
-    return engine
+    return make_engine(url, read_only=True)
 
 
 # -- a tiny thread-safe LRU cache, keyed by data fingerprints --------------------------------
@@ -265,40 +151,6 @@ def _ts(value: Any) -> float | None:
     return None if value is None else to_timestamp(value)
 
 
-def _has_table(con, name: str) -> bool:
-    return sa.inspect(con).has_table(name)
-
-
-def _study_id(con, name: str) -> int:
-    sid = con.execute(
-        sa.select(o_studies.c.study_id).where(o_studies.c.study_name == name)
-    ).scalar()
-    if sid is None:
-        raise UnknownStudy(f"no study named '{name}' in this database; see 'hpo32 list'.")
-    return int(sid)
-
-
-def _chunks(seq: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
-    for i in range(0, len(seq), size):
-        yield seq[i : i + size]
-
-
-@functools.lru_cache(maxsize=4096)
-def _distribution(dist_json: str):
-    from optuna.distributions import json_to_distribution
-
-    return json_to_distribution(dist_json)
-
-
-def _json(text: str | None) -> Any:
-    if text is None:
-        return None
-    try:
-        return json.loads(text)
-    except ValueError:
-        return None
-
-
 def _finite(value: Any) -> float | None:
     if value is None:
         return None
@@ -327,93 +179,23 @@ def fingerprint(engine, names: Sequence[str] | None = None) -> str:
 
     It is a handful of indexed aggregate queries, cheap enough to run every few seconds.
     """
-    with engine.connect() as con:
-        if not _has_table(con, "trials"):
-            return "empty"
-        sids: list[int] | None = None
-        if names is not None:
-            sids = [
-                r[0]
-                for r in con.execute(
-                    sa.select(o_studies.c.study_id).where(o_studies.c.study_name.in_(list(names)))
-                )
-            ]
-        t = o_trials
-        q = sa.select(
-            sa.func.count(),
-            sa.func.max(t.c.trial_id),
-            sa.func.max(t.c.datetime_start),
-            sa.func.max(t.c.datetime_complete),
-            sa.func.sum(sa.case((_state_is("RUNNING"), 1), else_=0)),
-        )
-        iq = (
-            sa.select(sa.func.max(o_inter.c.trial_intermediate_value_id))
-            .join(t, t.c.trial_id == o_inter.c.trial_id)
-            .where(_state_is("RUNNING"))
-        )
-        if sids is not None:
-            q = q.where(t.c.study_id.in_(sids))
-            iq = iq.where(t.c.study_id.in_(sids))
-        parts: list[Any] = [list(con.execute(q).one()), con.execute(iq).scalar()]
-        parts.append(
-            con.execute(sa.select(sa.func.count(), sa.func.max(o_studies.c.study_id))).one()
-            if names is None
-            else sids
-        )
-        if _has_table(con, "hpo32_sessions"):
-            sq = sa.select(
-                sa.func.count(),
-                sa.func.max(sessions_table.c.last_seen),
-                sa.func.max(sessions_table.c.ended_at),
-            )
-            if names is not None:
-                sq = sq.where(sessions_table.c.study_name.in_(list(names)))
-            parts.append(list(con.execute(sq).one()))
-            parts.append(_live_sessions(con, names))
-        if _has_table(con, "hpo32_results"):
-            rq = sa.select(sa.func.max(results_table.c.evaluated_at))
-            if names is not None:
-                rq = rq.where(results_table.c.study_name.in_(list(names)))
-            parts.append(con.execute(rq).scalar())
+    marks = queries.change_marks(engine, names)
+    if marks is None:
+        return "empty"
+    parts: list[Any] = [list(marks.trials), marks.newest_running_step]
+    # all studies: the (count, newest id) row as text, as it always was; else the ids
+    parts.append(str(marks.studies) if names is None else list(marks.studies))
+    if marks.sessions is not None:
+        parts.append(list(marks.sessions))
+        parts.append(list(marks.live_sessions or ()))
+    if marks.has_results:
+        parts.append(marks.newest_result)
     return json.dumps(parts, default=str)
-
-
-def _live_sessions(con, names: Sequence[str] | None) -> list[int]:
-    """Ids of unfinished sessions still heard from (so a fingerprint changes when a search
-    dies without a word, not just when data arrive)."""
-    import hpo32.storage.records as records_module
-
-    cols = {c["name"] for c in sa.inspect(con).get_columns("hpo32_sessions")}
-    beats = getattr(records_module, "STALE_AFTER_BEATS", None)
-    q = sa.select(
-        sessions_table.c.id,
-        sessions_table.c.last_seen,
-        *([sessions_table.c.heartbeat_s] if "heartbeat_s" in cols and beats else []),
-    )
-    q = q.where(sessions_table.c.ended_at.is_(None))
-    if names is not None:
-        q = q.where(sessions_table.c.study_name.in_(list(names)))
-    now = time.time()
-    live = []
-    for row in con.execute(q):
-        window = beats * row[2] if len(row) > 2 else _STALE_S
-        if now - row[1] < window:
-            live.append(row[0])
-    return sorted(live)
 
 
 def completed_key(engine, name: str) -> str:
     """Changes only when the set of complete trials of ``name`` changes (for importances)."""
-    with engine.connect() as con:
-        sid = _study_id(con, name)
-        row = con.execute(
-            sa.select(
-                sa.func.count(),
-                sa.func.max(o_trials.c.trial_id),
-                sa.func.max(o_trials.c.datetime_complete),
-            ).where(o_trials.c.study_id == sid, _state_is("COMPLETE"))
-        ).one()
-    return json.dumps([name, *row], default=str)
+    return json.dumps([name, *queries.complete_marks(engine, name)], default=str)
 
 
 # -- studies overview -------------------------------------------------------------------------
@@ -428,48 +210,12 @@ def list_studies(engine, now: float | None = None) -> list[dict[str, Any]]:
     summaries = records.summaries()
     if not summaries:
         return []
-    attrs: dict[str, dict[str, Any]] = {}
-    specs: dict[str, Any] = {}
-    with engine.connect() as con:
-        for name, key, value in con.execute(
-            sa.select(o_studies.c.study_name, o_study_attrs.c.key, o_study_attrs.c.value_json)
-            .join(o_study_attrs, o_study_attrs.c.study_id == o_studies.c.study_id)
-            .where(o_study_attrs.c.key.in_(("dataset", "engine")))
-        ):
-            attrs.setdefault(name, {})[key] = _json(value)
-        if _has_table(con, "hpo32_studies"):
-            for name, spec in con.execute(
-                sa.select(studies_table.c.name, studies_table.c.spec_json)
-            ):
-                specs[name] = _json(spec)
-        # trials' times are naive UTC in Optuna's tables; read here as such
-        last_trial = {
-            name: _ts(last)
-            for name, last in con.execute(
-                sa.select(
-                    o_studies.c.study_name,
-                    sa.func.max(
-                        sa.func.coalesce(o_trials.c.datetime_complete, o_trials.c.datetime_start)
-                    ),
-                )
-                .join(o_trials, o_trials.c.study_id == o_studies.c.study_id)
-                .group_by(o_studies.c.study_name)
-            )
-        }
-        last_seen: dict[str, float] = {}
-        if _has_table(con, "hpo32_sessions"):
-            last_seen = dict(
-                con.execute(
-                    sa.select(
-                        sessions_table.c.study_name, sa.func.max(sessions_table.c.last_seen)
-                    ).group_by(sessions_table.c.study_name)
-                ).all()
-            )
+    with queries.snapshot(engine) as con:
+        attrs = queries.study_attrs_by_name(con, keys=("dataset", "engine"))
+        specs = queries.study_specs(con)
     out = []
     for s in summaries:
         row = s.to_dict()
-        moments = [m for m in (last_trial.get(s.name), last_seen.get(s.name)) if m is not None]
-        row["last_activity"] = max(moments) if moments else None
         extra = attrs.get(s.name, {})
         row["dataset"] = row["dataset"] or _str_or_none(extra.get("dataset"))
         row["engine"] = row["engine"] or _str_or_none(extra.get("engine"))
@@ -545,14 +291,11 @@ def best_so_far(values: Sequence[float | None]) -> list[float | None]:
     return out
 
 
-def _history_rows(con, sid: int) -> list[tuple[Any, ...]]:
-    t, v = o_trials, o_values
-    return con.execute(
-        sa.select(t.c.number, t.c.state, v.c.value, t.c.datetime_start, t.c.datetime_complete)
-        .select_from(t.outerjoin(v, sa.and_(v.c.trial_id == t.c.trial_id, v.c.objective == 0)))
-        .where(t.c.study_id == sid)
-        .order_by(t.c.number)
-    ).all()
+def _history_rows(bind, name: str) -> list[tuple[Any, ...]]:
+    """``(number, state, value, start, complete)`` of every trial of ``name`` by number."""
+    return [
+        (t.number, t.state, t.value, t.started, t.completed) for t in queries.trials(bind, name)
+    ]
 
 
 def history_from_rows(rows: Iterable[Sequence[Any]]) -> dict[str, Any]:
@@ -602,10 +345,7 @@ def history_from_rows(rows: Iterable[Sequence[Any]]) -> dict[str, Any]:
 def history(engine, name: str) -> dict[str, Any]:
     """Every trial's number, state, value, start and finish, plus best so far against trial
     number and against wall-clock time (one query; see :func:`history_from_rows`)."""
-    with engine.connect() as con:
-        sid = _study_id(con, name)
-        rows = _history_rows(con, sid)
-    out = history_from_rows(rows)
+    out = history_from_rows(_history_rows(engine, name))
     out["name"] = name
     return out
 
@@ -617,12 +357,7 @@ def active_time(intervals: Sequence[tuple[float, float]]) -> Callable[[float], f
     ``intervals`` are the stretches when the study was being searched (its sessions, or its
     trials' start-finish spans); gaps between resumes do not count, overlaps count once.
     """
-    merged: list[list[float]] = []
-    for start, end in sorted((s, e) for s, e in intervals if e is not None and e >= s):
-        if merged and start <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], end)
-        else:
-            merged.append([start, end])
+    merged = merge_intervals(intervals)  # the union storage counts the budget over
     starts = [m[0] for m in merged]
     before = []
     total = 0.0
@@ -640,58 +375,12 @@ def active_time(intervals: Sequence[tuple[float, float]]) -> Callable[[float], f
     return spent
 
 
-def _labels(con, names: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """``{name: {"dataset", "engine"}}`` from hpo32's rows, else the study's user attrs.
-
-    Raises:
-        UnknownStudy: a name is not a study.
-    """
-    out: dict[str, dict[str, Any]] = {}
-    rows = con.execute(
-        sa.select(o_studies.c.study_id, o_studies.c.study_name).where(
-            o_studies.c.study_name.in_(list(names))
-        )
-    ).all()
-    found = {name for _sid, name in rows}
-    for name in names:
-        if name not in found:
-            raise UnknownStudy(f"no study named '{name}' in this database; see 'hpo32 list'.")
-        out[name] = {"dataset": None, "engine": None}
-    for name, key, value in con.execute(
-        sa.select(o_studies.c.study_name, o_study_attrs.c.key, o_study_attrs.c.value_json)
-        .join(o_study_attrs, o_study_attrs.c.study_id == o_studies.c.study_id)
-        .where(
-            o_studies.c.study_name.in_(list(names)), o_study_attrs.c.key.in_(("dataset", "engine"))
-        )
-    ):
-        out[name][key] = _str_or_none(_json(value))
-    if _has_table(con, "hpo32_studies"):
-        for name, dataset, engine_name in con.execute(
-            sa.select(studies_table.c.name, studies_table.c.dataset, studies_table.c.engine).where(
-                studies_table.c.name.in_(list(names))
-            )
-        ):
-            out[name] = {"dataset": dataset, "engine": engine_name}
-    return out
-
-
-def _session_end(session: Any, now: float) -> float:
-    """Where a session's stretch of search ends: its end, now while alive, else its last
-    sign of life (the storage layer's rule when it has one)."""
-    end = getattr(session, "end", None)
-    if callable(end):
-        return end(now)
-    if session.ended_at is not None:
-        return session.ended_at
-    return now if now - session.last_seen < _STALE_S else session.last_seen
-
-
 def _search_intervals(
     sessions: Sequence[Any], hist: dict[str, Any], now: float
 ) -> list[tuple[float, float]]:
     intervals: list[tuple[float, float]] = []
     if sessions:
-        intervals = [(float(s.started_at), float(_session_end(s, now))) for s in sessions]
+        intervals = [(float(s.started_at), float(s.end(now))) for s in sessions]
     trials = hist["trials"]
     if not intervals:  # a plain Optuna study: the time some trial was running
         for s, c, state in zip(trials["start"], trials["complete"], trials["state"], strict=True):
@@ -714,15 +403,12 @@ def best_over_time(engine, names: Sequence[str], now: float | None = None) -> li
         completion order), n_complete, finished (hours of each finished trial), span_hours.
     """
     now = time.time() if now is None else now
-    records = Records(engine, create=False)
-    with engine.connect() as con:
-        have_sessions = _has_table(con, "hpo32_sessions")
-        info = _labels(con, names)
+    info = queries.study_labels(engine, names)
     out = []
-    with engine.connect() as con:
+    with queries.snapshot(engine) as con:
         for name in names:
-            hist = history_from_rows(_history_rows(con, _study_id(con, name)))
-            sessions = records.sessions(name) if have_sessions else []
+            hist = history_from_rows(_history_rows(con, name))
+            sessions = queries.sessions(con, name)
             spent = active_time(_search_intervals(sessions, hist, now))
             bt = hist["by_time"]
             trials = hist["trials"]
@@ -738,8 +424,8 @@ def best_over_time(engine, names: Sequence[str], now: float | None = None) -> li
             out.append(
                 {
                     "name": name,
-                    "dataset": info[name]["dataset"],
-                    "engine": info[name]["engine"],
+                    "dataset": info[name].dataset,
+                    "engine": info[name].engine,
                     "hours": [spent(t) / 3600.0 for t in bt["time"]],
                     "best": bt["best"],
                     "value": bt["value"],
@@ -885,54 +571,23 @@ def learning_curves(engine, name: str, cap: int = 200) -> dict[str, Any]:
         ``mean``: ``{steps, values, counts}`` over every trial of the study; ``n_total``
         trials with curves; ``n_shown``; ``note`` saying how the drawn ones were chosen.
     """
-    t, v, iv = o_trials, o_values, o_inter
-    with engine.connect() as con:
-        sid = _study_id(con, name)
-        mean_rows = con.execute(
-            sa.select(iv.c.step, sa.func.avg(iv.c.intermediate_value), sa.func.count())
-            .join(t, t.c.trial_id == iv.c.trial_id)
-            .where(t.c.study_id == sid, iv.c.intermediate_value.is_not(None))
-            .group_by(iv.c.step)
-            .order_by(iv.c.step)
-        ).all()
-        with_curve = sa.exists().where(iv.c.trial_id == t.c.trial_id)
-        with_history = sa.exists().where(
-            o_attrs.c.trial_id == t.c.trial_id, o_attrs.c.key == "history"
-        )
-        trows = con.execute(
-            sa.select(
-                t.c.trial_id, t.c.number, t.c.state, v.c.value, sa.case((with_curve, 1), else_=0)
-            )
-            .select_from(t.outerjoin(v, sa.and_(v.c.trial_id == t.c.trial_id, v.c.objective == 0)))
-            .where(t.c.study_id == sid, sa.or_(with_curve, with_history))
-            .order_by(t.c.number)
-        ).all()
-        rows = [(r[0], r[1], str(r[2]), _finite(r[3]), bool(r[4])) for r in trows]
+    with queries.snapshot(engine) as con:
+        mean_rows = queries.curve_means(con, name)
+        rows = [
+            (r.trial_id, r.number, r.state, r.value, r.has_intermediate)
+            for r in queries.curve_trials(con, name)
+        ]
         chosen = select_curve_trials(rows, cap)
-        points: dict[int, list[tuple[int, float]]] = {}
-        for chunk in _chunks(chosen):
-            for tid, step, value in con.execute(
-                sa.select(iv.c.trial_id, iv.c.step, iv.c.intermediate_value).where(
-                    iv.c.trial_id.in_(chunk)
-                )
-            ):
-                if value is not None and math.isfinite(value):
-                    points.setdefault(tid, []).append((int(step), float(value)))
+        points = queries.intermediate_values(con, chosen)
         missing = [i for i in chosen if i not in points]
-        for chunk in _chunks(missing):
-            for tid, value_json in con.execute(
-                sa.select(o_attrs.c.trial_id, o_attrs.c.value_json).where(
-                    o_attrs.c.trial_id.in_(chunk), o_attrs.c.key == "history"
-                )
-            ):
-                hist = _json(value_json)
-                accs = hist.get("val_accuracy") if isinstance(hist, dict) else None
-                if isinstance(accs, list):
-                    points[tid] = [
-                        (k + 1, float(a))
-                        for k, a in enumerate(accs)
-                        if isinstance(a, (int, float)) and math.isfinite(a)
-                    ]
+        for tid, hist in queries.trial_attr(con, missing, "history").items():
+            accs = hist.get("val_accuracy") if isinstance(hist, dict) else None
+            if isinstance(accs, list):
+                points[tid] = [
+                    (k + 1, float(a))
+                    for k, a in enumerate(accs)
+                    if isinstance(a, (int, float)) and math.isfinite(a)
+                ]
     info = {r[0]: r for r in rows}
     curves = []
     for tid in sorted(chosen, key=lambda i: info[i][1]):
@@ -960,9 +615,9 @@ def learning_curves(engine, name: str, cap: int = 200) -> dict[str, Any]:
         "name": name,
         "curves": curves,
         "mean": {
-            "steps": [int(r[0]) for r in mean_rows],
-            "values": [float(r[1]) for r in mean_rows],
-            "counts": [int(r[2]) for r in mean_rows],
+            "steps": [r.step for r in mean_rows],
+            "values": [r.mean for r in mean_rows],
+            "counts": [r.count for r in mean_rows],
         },
         "n_total": n_total,
         "n_shown": len(curves),
@@ -1050,61 +705,30 @@ def _infer_spec(name: str, values: list[Any]) -> dict[str, Any]:
     return {"name": name, "kind": "categorical", "choices": choices, "log": False}
 
 
-def _trial_params(con, trial_ids: Sequence[int]) -> dict[int, dict[str, tuple[Any, Any]]]:
-    """``{trial_id: {name: (external value, distribution)}}`` from ``trial_params``."""
-    out: dict[int, dict[str, tuple[Any, Any]]] = {}
-    for chunk in _chunks(list(trial_ids)):
-        for tid, name, value, dist_json in con.execute(
-            sa.select(
-                o_params.c.trial_id,
-                o_params.c.param_name,
-                o_params.c.param_value,
-                o_params.c.distribution_json,
-            ).where(o_params.c.trial_id.in_(chunk))
-        ):
-            try:
-                dist = _distribution(dist_json)
-                ext = dist.to_external_repr(value)
-            except Exception:  # a distribution this Optuna cannot read: keep the raw number
-                dist, ext = None, value
-            out.setdefault(tid, {})[name] = (ext, dist)
-    return out
-
-
-def _attr_values(con, trial_ids: Sequence[int], key: str) -> dict[int, Any]:
-    out: dict[int, Any] = {}
-    for chunk in _chunks(list(trial_ids)):
-        for tid, value_json in con.execute(
-            sa.select(o_attrs.c.trial_id, o_attrs.c.value_json).where(
-                o_attrs.c.trial_id.in_(chunk), o_attrs.c.key == key
-            )
-        ):
-            out[tid] = _json(value_json)
-    return out
-
-
 def _configs(
-    con, trial_ids: Sequence[int]
+    bind, trial_ids: Sequence[int]
 ) -> tuple[dict[int, dict[str, Any]], dict[str, dict[str, Any]], dict[int, dict[str, Any]]]:
     """Each trial's active params (the ``config`` user attribute when present, else Optuna's
     params), the axis spec of every parameter and each trial's Optuna distributions."""
     configs = {
-        tid: c for tid, c in _attr_values(con, trial_ids, "config").items() if isinstance(c, dict)
+        tid: c
+        for tid, c in queries.trial_attr(bind, trial_ids, "config").items()
+        if isinstance(c, dict)
     }
-    stored = _trial_params(con, trial_ids)
+    stored = queries.trial_params(bind, trial_ids)
     specs: dict[str, dict[str, Any]] = {}
     dists: dict[int, dict[str, Any]] = {}
     out: dict[int, dict[str, Any]] = {}
     seen: set[tuple[str, int]] = set()  # distributions are cached: one object per JSON
     for tid in trial_ids:
         params = stored.get(tid, {})
-        dists[tid] = {n: d for n, (_v, d) in params.items() if d is not None}
+        dists[tid] = {n: p.distribution for n, p in params.items() if p.distribution is not None}
         for n, d in dists[tid].items():
             if (n, id(d)) not in seen:
                 seen.add((n, id(d)))
                 specs[n] = _merge_spec(specs.get(n), _param_spec(n, d))
         cfg = configs.get(tid)
-        out[tid] = dict(cfg) if cfg is not None else {n: val for n, (val, _d) in params.items()}
+        out[tid] = dict(cfg) if cfg is not None else {n: p.value for n, p in params.items()}
     unknown: dict[str, list[Any]] = {}
     for cfg in out.values():
         for n, val in cfg.items():
@@ -1120,18 +744,9 @@ def _configs(
     return out, specs, dists
 
 
-def _complete_trials(con, sid: int) -> list[tuple[int, int, float]]:
-    t, v = o_trials, o_values
-    return [
-        (r[0], r[1], float(r[2]))
-        for r in con.execute(
-            sa.select(t.c.trial_id, t.c.number, v.c.value)
-            .join(v, sa.and_(v.c.trial_id == t.c.trial_id, v.c.objective == 0))
-            .where(t.c.study_id == sid, _state_is("COMPLETE"), v.c.value.is_not(None))
-            .order_by(t.c.number)
-        ).all()
-        if math.isfinite(r[2])
-    ]
+def _complete_trials(bind, name: str) -> list[tuple[int, int, float]]:
+    """``(trial_id, number, value)`` of complete trials with a finite value, by number."""
+    return [(t.trial_id, t.number, t.value) for t in queries.complete_trials(bind, name)]
 
 
 def param_samples(
@@ -1152,9 +767,8 @@ def param_samples(
         log, choices); ``trials``: ``{number, value, params, distributions}`` by number;
         ``n_complete``; ``n_used``; ``note`` saying what was sampled, if anything.
     """
-    with engine.connect() as con:
-        sid = _study_id(con, name)
-        done = _complete_trials(con, sid)
+    with queries.snapshot(engine) as con:
+        done = _complete_trials(con, name)
         pool = done
         if top < 1.0 and done:
             keep = max(1, math.ceil(top * len(done)))
@@ -1260,34 +874,15 @@ def categorical_effects(
     Returns:
         ``{param: [{choice, count, mean, std, max}, ...]}`` in the choices' declared order.
     """
-    t, v, p = o_trials, o_values, o_params
-    with engine.connect() as con:
-        sid = _study_id(con, name)
-        rows = con.execute(
-            sa.select(
-                p.c.param_name,
-                p.c.param_value,
-                p.c.distribution_json,
-                sa.func.count(),
-                sa.func.avg(v.c.value),
-                sa.func.avg(v.c.value * v.c.value),
-                sa.func.max(v.c.value),
-            )
-            .join(t, t.c.trial_id == p.c.trial_id)
-            .join(v, sa.and_(v.c.trial_id == t.c.trial_id, v.c.objective == 0))
-            .where(
-                t.c.study_id == sid,
-                _state_is("COMPLETE"),
-                v.c.value.is_not(None),
-                p.c.param_name.in_(list(params)),
-            )
-            .group_by(p.c.param_name, p.c.param_value, p.c.distribution_json)
-        ).all()
+    rows = [
+        (r.param_name, r.raw_value, r.distribution_json, r.count, r.mean, r.mean_square, r.max)
+        for r in queries.choice_stats(engine, name, params)
+    ]
     acc: dict[str, dict[Any, list[float]]] = {}
     order: dict[str, list[Any]] = {}
     for pname, raw, dist_json, n, mean, mean_sq, best in rows:
         try:
-            dist = _distribution(dist_json)
+            dist = queries.distribution(dist_json)
             choice = dist.to_external_repr(raw)
             choices = list(getattr(dist, "choices", ()))
         except Exception:
@@ -1373,14 +968,15 @@ def spearman(a: Sequence[float], b: Sequence[float]) -> float | None:
 
 def _values_by_config(con, name: str) -> dict[tuple[Any, ...], tuple[float, int, int]]:
     """``{config_key: (mean value, count, first trial number)}`` of complete trials."""
-    sid = _study_id(con, name)
-    done = _complete_trials(con, sid)
+    done = _complete_trials(con, name)
     ids = [d[0] for d in done]
-    configs = {tid: c for tid, c in _attr_values(con, ids, "config").items() if isinstance(c, dict)}
+    configs = {
+        tid: c for tid, c in queries.trial_attr(con, ids, "config").items() if isinstance(c, dict)
+    }
     lacking = [tid for tid in ids if tid not in configs]
     if lacking:
-        for tid, params in _trial_params(con, lacking).items():
-            configs[tid] = {n: v for n, (v, _d) in params.items()}
+        for tid, params in queries.trial_params(con, lacking).items():
+            configs[tid] = {n: p.value for n, p in params.items()}
     acc: dict[tuple[Any, ...], list[float]] = {}
     for tid, number, value in done:
         cfg = configs.get(tid)
@@ -1400,7 +996,7 @@ def rank_correlation(engine, name_a: str, name_b: str) -> dict[str, Any]:
         ``a``, ``b`` (values, paired), ``numbers`` (first trial number on each side),
         ``n_pairs``, ``spearman`` (None below 3 pairs).
     """
-    with engine.connect() as con:
+    with queries.snapshot(engine) as con:
         va = _values_by_config(con, name_a)
         vb = _values_by_config(con, name_b)
     shared = sorted(set(va) & set(vb), key=lambda k: va[k][2])
@@ -1421,14 +1017,11 @@ def rank_correlation(engine, name_a: str, name_b: str) -> dict[str, Any]:
 def best_trial(engine, name: str) -> dict[str, Any] | None:
     """The best complete trial (number, value, duration, config, user attrs) with the study's
     test result (``result``: trial_number, val_accuracy, test_accuracy, model_path) if any."""
-    records = Records(engine, create=False)
-    with engine.connect() as con:
-        _study_id(con, name)
-        has_results = _has_table(con, "hpo32_results")
-    best = records.best_trial(name)
+    queries.study_id(engine, name)  # raises UnknownStudy
+    best = Records(engine, create=False).best_trial(name)
     if best is None:
         return None
-    best["result"] = records.result(name) if has_results else None
+    best["result"] = queries.study_result(engine, name)
     best["param_names"] = param_order(best["config"] or {})
     return best
 
@@ -1452,62 +1045,33 @@ def trial_table(engine, name: str) -> dict[str, Any]:
         ``columns`` (ids in display order), ``types`` (``numeric`` or ``text`` per column),
         ``rows``.
     """
-    t, v = o_trials, o_values
-    with engine.connect() as con:
-        sid = _study_id(con, name)
-        trows = con.execute(
-            sa.select(
-                t.c.trial_id,
-                t.c.number,
-                t.c.state,
-                v.c.value,
-                t.c.datetime_start,
-                t.c.datetime_complete,
-            )
-            .select_from(t.outerjoin(v, sa.and_(v.c.trial_id == t.c.trial_id, v.c.objective == 0)))
-            .where(t.c.study_id == sid)
-            .order_by(t.c.number)
-        ).all()
-        attrs: dict[int, dict[str, Any]] = {}
-        for tid, key, value_json in con.execute(
-            sa.select(o_attrs.c.trial_id, o_attrs.c.key, o_attrs.c.value_json)
-            .join(t, t.c.trial_id == o_attrs.c.trial_id)
-            .where(t.c.study_id == sid, o_attrs.c.key.in_(_ATTR_COLUMNS + ("config",)))
-        ):
-            attrs.setdefault(tid, {})[key] = _json(value_json)
-        lacking = {r[0] for r in trows if not isinstance(attrs.get(r[0], {}).get("config"), dict)}
+    with queries.snapshot(engine) as con:
+        trows = queries.trials(con, name)
+        attrs = queries.study_trial_attrs(con, name, _ATTR_COLUMNS + ("config",))
+        lacking = {
+            t.trial_id
+            for t in trows
+            if not isinstance(attrs.get(t.trial_id, {}).get("config"), dict)
+        }
         stored: dict[int, dict[str, Any]] = {}
         if lacking:
-            for tid, pname, raw, dist_json in con.execute(
-                sa.select(
-                    o_params.c.trial_id,
-                    o_params.c.param_name,
-                    o_params.c.param_value,
-                    o_params.c.distribution_json,
-                )
-                .join(t, t.c.trial_id == o_params.c.trial_id)
-                .where(t.c.study_id == sid)
-            ):
+            for tid, params in queries.study_trial_params(con, name).items():
                 if tid in lacking:
-                    try:
-                        raw = _distribution(dist_json).to_external_repr(raw)
-                    except Exception:
-                        pass
-                    stored.setdefault(tid, {})[pname] = raw
+                    stored[tid] = {n: p.value for n, p in params.items()}
     rows = []
     text_cols: set[str] = {"state", "started"}
     seen_cols: set[str] = set()
     fmt = "%Y-%m-%d %H:%M:%S"
-    for tid, number, state, value, start, complete in trows:
-        a = attrs.get(tid, {})
+    for trial in trows:
+        a = attrs.get(trial.trial_id, {})
         cfg = a.pop("config", None)
         if not isinstance(cfg, dict):
-            cfg = stored.get(tid, {})
-        s, c = _ts(start), _ts(complete)
+            cfg = stored.get(trial.trial_id, {})
+        s, c = trial.started, trial.completed
         row: dict[str, Any] = {
-            "number": int(number),
-            "state": str(state),
-            "value": _finite(value),
+            "number": trial.number,
+            "state": trial.state,
+            "value": _finite(trial.value),
             "duration_s": round(c - s, 1) if s is not None and c is not None else None,
             "started": _dt.datetime.fromtimestamp(s).strftime(fmt) if s is not None else None,
         }

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from hpo32.dashboards import data, figures
+from hpo32.storage import make_engine
 
 __all__ = ["ReportError", "build_report", "redact_url", "write_report"]
 
@@ -286,7 +287,7 @@ def write_report(url: str, names: Sequence[str], out: str | os.PathLike[str], en
         raise ReportError(f"'{path}' is a folder; name an .html file, e.g. --out report.html.")
     if not path.parent.resolve().is_dir():
         raise ReportError(f"folder '{path.parent}' does not exist; create it first.")
-    engine = engine if engine is not None else data.open_engine(url)
+    engine = engine if engine is not None else make_engine(url, read_only=True)
     text = build_report(engine, names, source=url)
     tmp = None
     try:

@@ -92,12 +92,23 @@ def engine_kwargs(url: str, read_only: bool = False) -> dict[str, Any]:
     return {"pool_pre_ping": True, "pool_size": 2, "max_overflow": 2}
 
 
+#: Statements that make every session of a read-only engine refuse writes.
+_READ_ONLY_SESSION = {
+    "postgresql": "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY",
+    "mysql": "SET SESSION TRANSACTION READ ONLY",
+    "mariadb": "SET SESSION TRANSACTION READ ONLY",
+}
+
+
 def make_engine(url: str, read_only: bool = False):
     """A SQLAlchemy engine for ``url``; SQLite files get WAL and a busy timeout.
 
     Args:
         url: a resolved storage URL.
-        read_only: for SQLite, open the file read-only (the dashboards do).
+        read_only: refuse writes (the dashboards and read-only commands do). SQLite files
+            open with ``mode=ro`` (WAL, so a reader never blocks a search writing to the same
+            file) through a thread-safe queue pool; PostgreSQL and MySQL sessions are set to
+            read-only transactions.
 
     Raises:
         StorageError: the database cannot be reached.
@@ -111,14 +122,20 @@ def make_engine(url: str, read_only: bool = False):
         if not path.exists():
             raise StorageError(f"database file '{path}' does not exist; run a search first.")
         uri = f"file:{path}?mode=ro"
+
+        def connect() -> sqlite3.Connection:
+            return sqlite3.connect(uri, uri=True, timeout=SQLITE_TIMEOUT_S, check_same_thread=False)
+
+        # Dash serves callbacks from several threads at once; a queue pool hands each its
+        # own connection (the singleton-per-thread pool of a bare sqlite:// URL does not).
         engine = sa.create_engine(
-            "sqlite://",
-            creator=lambda: sqlite3.connect(
-                uri, uri=True, timeout=SQLITE_TIMEOUT_S, check_same_thread=False
-            ),
+            "sqlite://", creator=connect, poolclass=sa.pool.QueuePool, pool_size=4, max_overflow=8
         )
     else:
         engine = sa.create_engine(url, **engine_kwargs(url))
+        statement = _READ_ONLY_SESSION.get(engine.dialect.name) if read_only else None
+        if statement:
+            _read_only_sessions(engine, statement)
     try:
         with engine.connect():
             pass
@@ -127,6 +144,20 @@ def make_engine(url: str, read_only: bool = False):
             f"cannot connect to storage '{_redact(url)}': {_first_line(exc)}."
         ) from None
     return engine
+
+
+def _read_only_sessions(engine, statement: str) -> None:
+    """Runs ``statement`` on every new connection of ``engine`` (before any other use)."""
+    import sqlalchemy as sa
+
+    @sa.event.listens_for(engine, "connect")
+    def _read_only(dbapi_con, _record) -> None:
+        cur = dbapi_con.cursor()
+        try:
+            cur.execute(statement)
+        finally:
+            cur.close()
+        dbapi_con.commit()  # a SET inside a transaction that rolls back would not stick
 
 
 def optuna_storage(

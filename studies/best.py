@@ -36,9 +36,7 @@ def load_best(records, study_name: str, artifact_root: Path) -> BestModel:
     Raises:
         LookupError: the study has no saved best model yet (one clear sentence).
     """
-    import json
-
-    import sqlalchemy as sa
+    from hpo32.storage import queries
 
     best = records.best_trial(study_name)
     if best is None or not best["user_attrs"].get("model_path"):
@@ -49,16 +47,7 @@ def load_best(records, study_name: str, artifact_root: Path) -> BestModel:
             f"the best model of '{study_name}' is missing at '{path}'; set "
             "HPO32_ARTIFACTS to the folder that holds it."
         )
-    attrs: dict[str, Any] = {}
-    with records.engine.connect() as con:
-        rows = con.execute(
-            sa.text(
-                "SELECT a.key, a.value_json FROM study_user_attributes a "
-                "JOIN studies s ON s.study_id = a.study_id WHERE s.study_name = :n"
-            ),
-            {"n": study_name},
-        ).all()
-    attrs = {k: json.loads(v) for k, v in rows}
+    attrs: dict[str, Any] = queries.study_attrs(records.engine, study_name)
     history = _trial_history(records, study_name, best["number"])
     ids = attrs.get("class_ids") or []
     return BestModel(
@@ -67,21 +56,10 @@ def load_best(records, study_name: str, artifact_root: Path) -> BestModel:
 
 
 def _trial_history(records, study_name: str, number: int) -> dict[str, list[float]]:
-    import json
+    """The ``history`` user attribute of trial ``number`` (per-epoch metrics), or ``{}``."""
+    from hpo32.storage import queries
 
-    import sqlalchemy as sa
-
-    with records.engine.connect() as con:
-        row = con.execute(
-            sa.text(
-                "SELECT a.value_json FROM trial_user_attributes a "
-                "JOIN trials t ON t.trial_id = a.trial_id "
-                "JOIN studies s ON s.study_id = t.study_id "
-                "WHERE s.study_name = :n AND t.number = :k AND a.key = 'history'"
-            ),
-            {"n": study_name, "k": number},
-        ).first()
-    return json.loads(row[0]) if row else {}
+    return queries.trial_user_attr(records.engine, study_name, number, "history", default={})
 
 
 def read_image(path: str | Path):

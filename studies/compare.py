@@ -1,12 +1,10 @@
-"""``hpo32 compare``: studies (engines) side by side, from SQL over the one database."""
+"""``hpo32 compare``: studies (engines) side by side, from the records of the one database."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import sqlalchemy as sa
-
-from hpo32.storage.records import to_timestamp as _ts
+from hpo32.storage import queries
 
 __all__ = ["compare_studies"]
 
@@ -23,44 +21,29 @@ def compare_studies(records, names: list[str]) -> list[dict[str, Any]]:
     missing = [n for n in names if n not in summaries]
     if missing:
         raise LookupError(f"no study named '{missing[0]}'; see hpo32 list.")
-    meta = sa.MetaData()
-    studies = sa.Table("studies", meta, autoload_with=records.engine)
-    trials = sa.Table("trials", meta, autoload_with=records.engine)
-    values = sa.Table("trial_values", meta, autoload_with=records.engine)
     out = []
     for name in names:
-        with records.engine.connect() as con:
-            rows = con.execute(
-                sa.select(
-                    trials.c.state,
-                    trials.c.datetime_start,
-                    trials.c.datetime_complete,
-                    values.c.value,
-                )
-                .join(studies, studies.c.study_id == trials.c.study_id)
-                .outerjoin(
-                    values, (values.c.trial_id == trials.c.trial_id) & (values.c.objective == 0)
-                )
-                .where(studies.c.study_name == name)
-                .order_by(trials.c.datetime_complete)
-            ).all()
+        # in completion order (unfinished ones first; only finished trials are timed below)
+        rows = sorted(
+            queries.trials(records.engine, name),
+            key=lambda t: (t.completed is not None, t.completed or 0.0),
+        )
         summary = summaries[name]
         best = summary.best_value
-        states = [str(getattr(r.state, "name", r.state)) for r in rows]
-        starts = [_ts(r.datetime_start) for r in rows if r.datetime_start is not None]
+        starts = [r.started for r in rows if r.started is not None]
         durations = sorted(
-            _ts(r.datetime_complete) - _ts(r.datetime_start)
-            for r, state in zip(rows, states, strict=True)
-            if r.datetime_start is not None
-            and r.datetime_complete is not None
-            and state in ("COMPLETE", "PRUNED")
+            r.completed - r.started
+            for r in rows
+            if r.started is not None
+            and r.completed is not None
+            and r.state in ("COMPLETE", "PRUNED")
         )
         to_95 = None
         if best is not None and starts:
             first = min(starts)
-            for r, state in zip(rows, states, strict=True):
-                if state == "COMPLETE" and r.value is not None and r.value >= 0.95 * best:
-                    to_95 = _ts(r.datetime_complete) - first
+            for r in rows:
+                if r.state == "COMPLETE" and r.value is not None and r.value >= 0.95 * best:
+                    to_95 = None if r.completed is None else r.completed - first
                     break
         result = records.result(name)
         out.append(
