@@ -3,7 +3,13 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from hpo32.storage import Records, consumed_seconds, make_engine, optuna_storage
+from hpo32.storage import (
+    Records,
+    consumed_seconds,
+    make_engine,
+    merge_intervals,
+    optuna_storage,
+)
 
 
 def test_consumed_seconds_is_the_union_of_intervals():
@@ -12,6 +18,17 @@ def test_consumed_seconds_is_the_union_of_intervals():
     # concurrent workers overlap: the budget is wall-clock, not a sum
     assert consumed_seconds([(0, 10), (5, 12), (11, 13), (30, 31)]) == 14
     assert consumed_seconds([(5, 5), (7, 6)]) == 0
+
+
+def test_merge_intervals_is_the_union_both_the_budget_and_the_time_axis_use():
+    assert merge_intervals([(20, 25), (0, 10), (5, 12), (12, 13), (30, 30), (40, None)]) == [
+        (0, 13),
+        (20, 25),
+    ]
+    from hpo32.dashboards.data import active_time
+
+    intervals = [(0.0, 10.0), (5.0, 12.0), (11.0, 13.0), (30.0, 31.0)]
+    assert active_time(intervals)(1e9) == consumed_seconds(intervals)
 
 
 @pytest.fixture
