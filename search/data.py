@@ -1440,11 +1440,25 @@ PREFETCH_BATCHES = 4
 
 def _map_parallelism() -> int:
     """Batches gathered and augmented at once: the CPUs this process may use, at most 8."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cpus = os.cpu_count() or 1
-    return max(1, min(8, cpus))
+    from hpo32.search.hardware import cpu_count
+
+    return max(1, min(8, cpu_count()))
+
+
+def _alternating_flips(n_images: int, seed: int) -> Callable[[np.ndarray], np.ndarray]:
+    """Returns ``mirror(idx)``: whether each drawn image is flipped this time, at random on its
+    first draw and the opposite of its last draw after that (one bool of state per image)."""
+    rng = np.random.default_rng(seed)
+    last = rng.random(n_images) < 0.5
+    seen = np.zeros(n_images, dtype=bool)
+
+    def mirror(idx: np.ndarray) -> np.ndarray:
+        out = np.where(seen[idx], ~last[idx], last[idx])
+        last[idx] = out
+        seen[idx] = True
+        return out
+
+    return mirror
 
 
 def make_tf_dataset(
@@ -1457,14 +1471,19 @@ def make_tf_dataset(
     augment_crop: bool = False,
     seed: int = 0,
     num_classes: int | None = None,
+    flip_mode: str = "random",
+    crop_pixels: int = 4,
 ) -> tf.data.Dataset:
     """Builds a batched ``tf.data`` pipeline of (float32 images in [0, 1], int32 labels).
 
     The images stay in the caller's uint8 array (no copy); the pipeline shuffles index
     batches (training only, reshuffled every epoch), gathers each batch at once and augments it
     vectorised: a left-right flip with probability 0.5 per image, and a random 32x32 crop of the
-    image padded by 4 pixels (reflect) with per-image offsets. Augmentation applies only when
-    ``training``. Shuffling and augmentation are deterministic given ``seed``.
+    image padded by ``crop_pixels`` (reflect) with per-image offsets. With ``flip_mode``
+    ``alternating`` an image is flipped at random the first time it is drawn and the other way
+    each time after (airbench's alternating flip: every two epochs show both sides).
+    Augmentation applies only when ``training``. Shuffling and augmentation are deterministic
+    given ``seed``.
 
     Args:
         x: uint8 images (N, H, W, C).
@@ -1474,6 +1493,8 @@ def make_tf_dataset(
         augment_flip: random left-right flips.
         augment_crop: random pad-and-crop.
         seed: the random seed.
+        flip_mode: ``random`` or ``alternating``.
+        crop_pixels: the largest shift of the crop, in pixels.
         num_classes: if given, the labels are checked to lie in 0..num_classes-1.
 
     Returns:
@@ -1502,14 +1523,21 @@ def make_tf_dataset(
         labels = tf.constant(y_np.astype(np.int32))
     flip = bool(training and augment_flip)
     crop = bool(training and augment_crop)
-    pad = 4
+    pad = int(crop_pixels)
+    if flip_mode not in ("random", "alternating"):
+        raise ValueError(f"unknown flip_mode '{flip_mode}'; use random or alternating.")
+    alternate = _alternating_flips(int(x.shape[0]), seed) if flip_mode == "alternating" else None
 
     def transform(idx: tf.Tensor, rand_seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         batch = images(idx)
         count = tf.shape(idx)[0]
         if flip:
-            coin = tf.random.stateless_uniform([count], seed=rand_seed[0])
-            batch = tf.where(coin[:, None, None, None] < 0.5, tf.reverse(batch, axis=[2]), batch)
+            if flip_mode == "alternating":
+                mirror = tf.numpy_function(alternate, [idx], tf.bool, stateful=True)
+                mirror.set_shape([None])
+            else:
+                mirror = tf.random.stateless_uniform([count], seed=rand_seed[0]) < 0.5
+            batch = tf.where(mirror[:, None, None, None], tf.reverse(batch, axis=[2]), batch)
         if crop:
             padded = tf.pad(batch, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode="REFLECT")
             offsets = tf.random.stateless_uniform(

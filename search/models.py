@@ -6,13 +6,18 @@ from typing import Any, Mapping
 
 __all__ = [
     "DENSENET_WEIGHTS_FILE",
+    "FAMILIES",
     "InvalidConfig",
     "WeightsMissing",
     "build_model",
     "build_optimizer",
     "compile_model",
+    "init_whitening",
     "resolve_weights",
 ]
+
+#: The model families ``family`` may name, each with its builder below.
+FAMILIES = ("cnn", "resnet", "alexnet", "densenet121")
 
 #: The file Keras' DenseNet121 loads its ImageNet weights (without the top) from.
 DENSENET_WEIGHTS_FILE = "densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5"
@@ -88,11 +93,13 @@ def build_model(
     family = config.get("family", "cnn")
     if family == "cnn":
         return build_cnn(config, input_shape, num_classes)
+    if family == "resnet":
+        return build_resnet(config, input_shape, num_classes)
     if family == "alexnet":
         return build_alexnet(config, input_shape, num_classes)
     if family == "densenet121":
         return build_densenet121(config, input_shape, num_classes, weights)
-    raise InvalidConfig(f"unknown model family '{family}'; use cnn, alexnet or densenet121.")
+    raise InvalidConfig(f"unknown model family '{family}'; use one of {', '.join(FAMILIES)}.")
 
 
 def build_cnn(config: Mapping[str, Any], input_shape: tuple[int, ...], num_classes: int):
@@ -141,7 +148,7 @@ def build_cnn(config: Mapping[str, Any], input_shape: tuple[int, ...], num_class
                 )
             x = layers.Conv2D(filters, kernel, padding=padding)(x)
             if config.get("batch_norm"):
-                x = layers.BatchNormalization()(x)
+                x = _batch_norm(config)(x)
             x = _activation(config["activation"])(x)
         if size >= 2:
             x = pool_cls(pool_size=2)(x)
@@ -160,6 +167,127 @@ def _head(x, config: Mapping[str, Any], num_classes: int):
         x = _activation(config["activation"])(x)
         x = layers.Dropout(float(config.get(f"fc_dropout_{k}", 0.0)))(x)
     return layers.Dense(num_classes, activation="softmax", dtype="float32", name="classes")(x)
+
+
+def _batch_norm(config: Mapping[str, Any]):
+    """Batch norm with the config's ``bn_momentum`` (Keras' sense: the share of the old
+    moving statistics kept; default 0.99) and ``bn_scale`` (``learned``, or ``frozen`` at 1)."""
+    from keras import layers
+
+    return layers.BatchNormalization(
+        momentum=float(config.get("bn_momentum", 0.99)),
+        scale=config.get("bn_scale", "learned") != "frozen",
+    )
+
+
+def build_resnet(config: Mapping[str, Any], input_shape: tuple[int, ...], num_classes: int):
+    """Builds the residual conv-group network of ``family: resnet`` (airbench94's layout).
+
+    A stem convolution of ``stem_width`` filters and kernel ``stem_kernel`` (unpadded, with
+    bias, then the activation; :func:`init_whitening` may set it to patch whitening and
+    freeze it), then ``res_groups`` groups, group k: a 3x3 convolution of ``width_k``
+    filters, 2x2 max pooling, batch norm, activation, then ``group_convs`` more 3x3
+    convolutions each with batch norm and activation, their output added to the group's
+    first activation when ``residual``. With ``dirac_init`` each convolution starts as the
+    identity on its first input channels. A global max or average pool (``head_pool``),
+    ``head_dropout``, and the softmax dense layer, its logits scaled by ``logit_scale``.
+
+    Raises:
+        InvalidConfig: the poolings would shrink the image below one pixel.
+    """
+    import keras
+    from keras import layers
+
+    act = config.get("activation", "gelu")
+    stem_kernel = int(config.get("stem_kernel", 2))
+    size = min(input_shape[0], input_shape[1]) - stem_kernel + 1
+    groups = int(config["res_groups"])
+    if size >> groups < 1:
+        raise InvalidConfig(
+            f"{groups} conv groups pool the {input_shape[0]}x{input_shape[1]} image below "
+            "one pixel; use fewer groups."
+        )
+    inputs = keras.Input(shape=input_shape, name="image")
+    x = layers.Conv2D(int(config["stem_width"]), stem_kernel, padding="valid", name="stem")(inputs)
+    x = _activation(act)(x)
+    convs = []
+
+    def conv(x, width: int):
+        layer = layers.Conv2D(width, 3, padding="same", use_bias=False)
+        convs.append(layer)
+        return layer(x)
+
+    for k in range(1, groups + 1):
+        width = int(config[f"width_{k}"])
+        x = conv(x, width)
+        x = layers.MaxPooling2D(pool_size=2)(x)
+        x = _activation(act)(_batch_norm(config)(x))
+        shortcut = x
+        for _ in range(int(config.get("group_convs", 1))):
+            x = _activation(act)(_batch_norm(config)(conv(x, width)))
+        if config.get("residual"):
+            x = layers.Add()([x, shortcut])
+    pool = layers.GlobalMaxPooling2D if config.get("head_pool", "max") == "max" else None
+    x = (pool or layers.GlobalAveragePooling2D)()(x)
+    x = layers.Dropout(float(config.get("head_dropout", 0.0)))(x)
+    # softmax(W (s x) + b) is softmax(s (W x) + b'): the features are scaled, so the last
+    # layer stays the one softmax Dense every family ends with (AutoKeras' head replaces it)
+    x = layers.Rescaling(float(config.get("logit_scale", 1.0)), name="logit_scale")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", dtype="float32", name="classes")(x)
+    model = keras.Model(inputs, outputs, name="hpo32_resnet")
+    if config.get("dirac_init"):
+        for layer in convs:
+            _dirac(layer)
+    return model
+
+
+def _dirac(layer) -> None:
+    """Sets a built convolution's first ``min(in, out)`` filters to pass their input channel
+    through unchanged (the rest keep their random start), as airbench's dirac init."""
+    import numpy as np
+
+    kernel = np.array(layer.kernel.numpy())
+    kh, kw, c_in, c_out = kernel.shape
+    n = min(c_in, c_out)
+    kernel[:, :, :, :n] = 0.0
+    kernel[kh // 2, kw // 2, np.arange(n), np.arange(n)] = 1.0
+    layer.kernel.assign(kernel)
+
+
+def init_whitening(model, images, eps: float = 5e-4, limit: int = 5000) -> bool:
+    """Sets the stem of a ``resnet`` model to whiten image patches, and freezes it.
+
+    The stem's filters become the eigenvectors of the covariance of ``stem_kernel`` x
+    ``stem_kernel`` patches of up to ``limit`` training images (in [0, 1]), scaled by
+    1/sqrt(eigenvalue + eps), the largest first, each also negated (airbench's whitening
+    layer; filters beyond twice the patch size keep their random start). The bias centres the
+    patches. Returns False when the model has no ``stem`` layer.
+    """
+    import numpy as np
+
+    try:
+        stem = model.get_layer("stem")
+    except ValueError:
+        return False
+    kernel = np.array(stem.kernel.numpy())
+    k, _, c_in, width = kernel.shape
+    x = np.asarray(images[:limit], dtype=np.float32) / 255.0
+    windows = np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(1, 2))
+    # (N, H', W', C, k, k) -> rows in the kernel's (k, k, C) order
+    patches = windows.transpose(0, 1, 2, 4, 5, 3).reshape(-1, k * k * c_in).astype(np.float64)
+    mean = patches.mean(axis=0)
+    cov = np.cov(patches - mean, rowvar=False)
+    values, vectors = np.linalg.eigh(cov)
+    order = np.argsort(values)[::-1]
+    filters = (vectors[:, order] / np.sqrt(values[order] + eps)).T  # (d, d): one filter a row
+    filters = np.concatenate([filters, -filters])[:width]
+    kernel[..., : len(filters)] = filters.reshape(len(filters), k, k, c_in).transpose(1, 2, 3, 0)
+    bias = np.array(stem.bias.numpy())
+    bias[: len(filters)] = -filters @ mean
+    stem.kernel.assign(kernel)
+    stem.bias.assign(bias)
+    stem.trainable = False
+    return True
 
 
 def build_alexnet(config: Mapping[str, Any], input_shape: tuple[int, ...], num_classes: int):
@@ -245,7 +373,11 @@ def build_densenet121(
 def build_optimizer(config: Mapping[str, Any]):
     """Returns the Keras optimizer named by ``config['optimizer']`` at its learning rate.
 
-    ``sgd`` uses Nesterov momentum 0.9; ``adamw`` a weight decay of 1e-4.
+    ``sgd`` takes ``momentum`` (default 0.9) and ``nesterov`` (default on); ``weight_decay``
+    is decoupled (Keras' sense: each step shrinks the weights by rate x decay), default
+    1e-4 for ``adamw`` and none for the others, as before the recipe was searchable. With
+    ``ema`` the optimizer keeps a moving average of the weights (``ema_momentum``, default
+    0.99), which validation, the test and the saved model use.
 
     Raises:
         InvalidConfig: unknown optimizer name.
@@ -256,12 +388,20 @@ def build_optimizer(config: Mapping[str, Any]):
     if config.get("densenet_mode") == "finetune":
         lr *= float(config.get("finetune_lr_scale", 1.0))
     name = config["optimizer"]
+    decay = config.get("weight_decay", 1e-4 if name == "adamw" else None)
+    common: dict[str, Any] = {"learning_rate": lr, "weight_decay": decay}
+    if config.get("ema"):
+        common.update(use_ema=True, ema_momentum=float(config.get("ema_momentum", 0.99)))
     makers = {
-        "adamax": lambda: keras.optimizers.Adamax(learning_rate=lr),
-        "adam": lambda: keras.optimizers.Adam(learning_rate=lr),
-        "adamw": lambda: keras.optimizers.AdamW(learning_rate=lr, weight_decay=1e-4),
-        "sgd": lambda: keras.optimizers.SGD(learning_rate=lr, momentum=0.9, nesterov=True),
-        "rmsprop": lambda: keras.optimizers.RMSprop(learning_rate=lr),
+        "adamax": lambda: keras.optimizers.Adamax(**common),
+        "adam": lambda: keras.optimizers.Adam(**common),
+        "adamw": lambda: keras.optimizers.AdamW(**common),
+        "sgd": lambda: keras.optimizers.SGD(
+            momentum=float(config.get("momentum", 0.9)),
+            nesterov=bool(config.get("nesterov", True)),
+            **common,
+        ),
+        "rmsprop": lambda: keras.optimizers.RMSprop(**common),
     }
     if name not in makers:
         raise InvalidConfig(f"unknown optimizer '{name}'; use one of {', '.join(makers)}.")

@@ -20,7 +20,15 @@ from typing import Any, Callable, Mapping, Union
 
 import yaml
 
+from hpo32.search.recipe import SCHEDULES, TTA_MODES
+
 __all__ = [
+    "AIRBENCH94_CONFIG",
+    "MAXNET_CONFIG",
+    "PLAIN_RECIPE",
+    "RECIPE_PARAMS",
+    "named_configs",
+    "space_v1",
     "Categorical",
     "Condition",
     "Fixed",
@@ -80,11 +88,18 @@ class Condition:
 class _Base:
     name: str
     condition: Condition | None = field(default=None, kw_only=True)
+    #: The value :meth:`SearchSpace.defaults` takes (None: the midpoint or first choice).
+    default: Any = field(default=None, kw_only=True)
 
     kind = "base"
 
     def validate(self) -> None:
         """Raises SpaceError when the spec is inconsistent."""
+
+    def check_default(self) -> None:
+        """Raises SpaceError when a given default is not a legal value."""
+        if self.default is not None and not self.contains(self.default):
+            raise SpaceError(f"parameter '{self.name}': default {self.default!r} is out of range.")
 
     def contains(self, value: Any) -> bool:
         """Returns whether ``value`` is a legal value of this parameter."""
@@ -257,6 +272,7 @@ class SearchSpace:
             if param.name in seen:
                 raise SpaceError(f"parameter '{param.name}' is defined twice.")
             param.validate()
+            param.check_default()
             cond = param.condition
             if cond is not None:
                 if cond.parent not in seen:
@@ -343,7 +359,8 @@ class SearchSpace:
             raise SpaceError(f"config has parameters that are not active: {sorted(extra)}.")
 
     def defaults(self) -> dict[str, Value]:
-        """A config from each parameter's midpoint (log midpoint on log scales; first choice)."""
+        """A config from each parameter's ``default`` where it names one, else its midpoint
+        (log midpoint on log scales; the first choice)."""
         return self.sample(lambda p, _v: _midpoint(p))
 
     def complete(self, partial: Mapping[str, Any]) -> dict[str, Value]:
@@ -369,6 +386,18 @@ class SearchSpace:
                 raise SpaceError(f"config value {value!r} of '{name}' is out of range.")
         self.check_config(config)
         return config
+
+    def adopt(self, foreign: Mapping[str, Any]) -> dict[str, Value]:
+        """A config of this space from one of another space (another study's best, say): the
+        values this space holds and leaves active are kept, every other parameter takes its
+        default (as :meth:`defaults`)."""
+        return self.sample(
+            lambda p, _v: (
+                foreign[p.name]
+                if p.name in foreign and p.contains(foreign[p.name])
+                else _midpoint(p)
+            )
+        )
 
     # -- editing -------------------------------------------------------------------------
     def override(self, overrides: Mapping[str, Any]) -> SearchSpace:
@@ -605,6 +634,8 @@ def _narrow(param: Param, spec: Mapping[str, Any]) -> Param:
             f"{param.kind} parameter; allowed: {', '.join(sorted(allowed - {'condition'}))}."
         )
     new = replace(param, **spec)
+    if "default" not in spec and new.default is not None and not new.contains(new.default):
+        new = replace(new, default=None)  # narrowed past its default: the midpoint serves
     new.validate()
     return new
 
@@ -627,6 +658,8 @@ def _plain(param: Param, value: Any) -> Value:
 
 
 def _midpoint(param: Param) -> Value:
+    if param.default is not None:
+        return param.default
     if isinstance(param, Categorical):
         return param.choices[0]
     if isinstance(param, Fixed):
@@ -647,8 +680,31 @@ MAX_CONV_BLOCKS = 4
 MAX_FC_LAYERS = 3
 
 
-FAMILIES = ("cnn", "alexnet", "densenet121")
+MAX_RES_GROUPS = 4
+_BATCH_SIZES_V1 = (32, 64, 128, 256)
+_LR_HIGH_V1 = 1e-1
+#: SGD on batch-normed, scale-free networks (family resnet) trains best near 1.
+_LR_HIGH = 2.0
+_LR_DEFAULT = math.sqrt(1e-4 * _LR_HIGH_V1)  # the midpoint before the range grew
 DENSENET_LAYERS = 427  # layers of Keras' DenseNet121 without its top
+
+#: The training recipe's parameters, each with the default that reproduces the recipe of
+#: studies made before they existed (constant rate, no EMA, no test-time augmentation, Keras'
+#: batch norm); a study recorded before them resumes with them fixed there.
+RECIPE_PARAMS = (
+    "lr_schedule",
+    "warmup_fraction",
+    "weight_decay",
+    "momentum",
+    "nesterov",
+    "bn_momentum",
+    "bn_scale",
+    "ema",
+    "ema_momentum",
+    "flip_mode",
+    "crop_pixels",
+    "tta",
+)
 
 
 def default_space() -> SearchSpace:
@@ -712,15 +768,106 @@ def default_space() -> SearchSpace:
             log=True,
             condition=Condition("densenet_mode", values=("finetune",)),
         ),
+    ]
+    params += _resnet_params()
+    sgd = Condition("optimizer", values=("sgd",))
+    params += [
         Categorical("activation", choices=("relu", "swish", "elu", "gelu", "leaky_relu")),
         Categorical("optimizer", choices=("adamax", "adam", "adamw", "sgd", "rmsprop")),
-        Float("learning_rate", low=1e-4, high=1e-1, log=True),
-        Categorical("batch_size", choices=(32, 64, 128, 256)),
+        Float("learning_rate", low=1e-4, high=_LR_HIGH, log=True, default=_LR_DEFAULT),
+        Categorical("batch_size", choices=(*_BATCH_SIZES_V1, 512)),
         Float("label_smoothing", low=0.0, high=0.2),
         Categorical("augment_flip", choices=(True, False)),
         Categorical("augment_crop", choices=(False, True)),
+        # the training recipe (see RECIPE_PARAMS and hpo32.search.recipe)
+        Categorical("lr_schedule", choices=SCHEDULES),
+        Float("warmup_fraction", low=0.0, high=0.3, default=0.0),
+        Float("weight_decay", low=0.0, high=0.01, default=0.0),
+        Float("momentum", low=0.8, high=0.99, default=0.9, condition=sgd),
+        Categorical("nesterov", choices=(True, False), condition=sgd),
+        Float("bn_momentum", low=0.4, high=0.99, default=0.99),
+        Categorical("bn_scale", choices=("learned", "frozen")),
+        Categorical("ema", choices=(False, True)),
+        Float(
+            "ema_momentum",
+            low=0.9,
+            high=0.999,
+            default=0.99,
+            condition=Condition("ema", values=(True,)),
+        ),
+        Categorical(
+            "flip_mode",
+            choices=("random", "alternating"),
+            condition=Condition("augment_flip", values=(True,)),
+        ),
+        Int(
+            "crop_pixels",
+            low=1,
+            high=4,
+            default=4,
+            condition=Condition("augment_crop", values=(True,)),
+        ),
+        Categorical("tta", choices=TTA_MODES),
     ]
     return SearchSpace(params)
+
+
+def _resnet_params() -> list[Param]:
+    """``family: resnet`` (see :func:`hpo32.search.models.build_resnet`): the stem, 2-4 conv
+    groups with a width each, the convolutions after each group's first, the residual add,
+    dirac initialisation and the head."""
+    resnet = Condition("family", values=("resnet",))
+    params: list[Param] = [
+        Categorical("stem_kernel", choices=(2, 3), condition=resnet),
+        Int("stem_width", low=16, high=64, log=True, default=24, condition=resnet),
+        Categorical("stem_whiten", choices=(True, False), condition=resnet),
+        Int("res_groups", low=2, high=MAX_RES_GROUPS, default=3, condition=resnet),
+    ]
+    for k in range(1, MAX_RES_GROUPS + 1):
+        params.append(
+            Int(f"width_{k}", low=32, high=512, log=True, condition=Condition("res_groups", min=k))
+        )
+    params += [
+        Int("group_convs", low=1, high=3, default=1, condition=resnet),
+        Categorical("residual", choices=(False, True), condition=resnet),
+        Categorical("dirac_init", choices=(True, False), condition=resnet),
+        Categorical("head_pool", choices=("max", "avg"), condition=resnet),
+        Float("head_dropout", low=0.0, high=0.5, default=0.0, condition=resnet),
+        Float("logit_scale", low=0.05, high=1.0, log=True, default=1 / 9, condition=resnet),
+    ]
+    return params
+
+
+def space_v1(space: SearchSpace) -> SearchSpace:
+    """``space`` as a study made before the training recipe was searchable (spec
+    ``space_version`` 1) knew it: the recipe parameters fixed at their defaults and the
+    batch sizes it could choose (Optuna refuses a parameter whose choices changed)."""
+    edits: dict[str, Any] = {n: _midpoint(space[n]) for n in RECIPE_PARAMS if n in space}
+    default = default_space()
+    grown = {"batch_size": {"choices": _BATCH_SIZES_V1}, "learning_rate": {"high": _LR_HIGH_V1}}
+    for name, before in grown.items():
+        if name in space and space[name] == default[name]:
+            edits[name] = before
+    return space.override(edits)
+
+
+#: Today's recipe as values of the recipe parameters (see RECIPE_PARAMS).
+PLAIN_RECIPE: dict[str, Value] = {
+    "lr_schedule": "constant",
+    "warmup_fraction": 0.0,
+    "weight_decay": 0.0,
+    "bn_momentum": 0.99,
+    "bn_scale": "learned",
+    "ema": False,
+    "flip_mode": "random",
+    "tta": "none",
+}
+
+
+#: Configs a spec's ``warm_start`` may name (``{config: airbench94, tta: flip}``).
+def named_configs() -> dict[str, dict[str, Value]]:
+    """Name -> config: ``maxnet`` and ``airbench94``."""
+    return {"maxnet": dict(MAXNET_CONFIG), "airbench94": dict(AIRBENCH94_CONFIG)}
 
 
 #: The report's network ("MaxNet") as one config of the default space.
@@ -750,4 +897,48 @@ MAXNET_CONFIG: dict[str, Value] = {
     "label_smoothing": 0.0,
     "augment_flip": True,
     "augment_crop": False,
+    **PLAIN_RECIPE,
+}
+
+#: airbench94's layout (KellerJordan/cifar10-airbench) as one config of the default space:
+#: a frozen 2x2 whitening stem of width 24, groups of widths 64/256/256 with one more conv
+#: each, dirac init, batch norm with Keras momentum 0.4 (PyTorch's 0.6) and frozen scale,
+#: GELU, global max pool, logits x 1/9; SGD with Nesterov momentum 0.85 at airbench's
+#: per-image rate (its 1.5 for a mean loss over 1,024 images, halved for 512), decoupled weight
+#: decay 0.005, label smoothing 0.2, batch 512, a one-cycle rate, flips that alternate, 2-pixel
+#: translations and six-view test-time augmentation. airbench's other tricks (lookahead, a
+#: boosted bias rate) are not in the space; EMA of the weights stands in for lookahead.
+AIRBENCH94_CONFIG: dict[str, Value] = {
+    "family": "resnet",
+    "stem_kernel": 2,
+    "stem_width": 24,
+    "stem_whiten": True,
+    "res_groups": 3,
+    "width_1": 64,
+    "width_2": 256,
+    "width_3": 256,
+    "group_convs": 1,
+    "residual": False,
+    "dirac_init": True,
+    "head_pool": "max",
+    "head_dropout": 0.0,
+    "logit_scale": 1 / 9,
+    "activation": "gelu",
+    "optimizer": "sgd",
+    "learning_rate": 0.75,
+    "batch_size": 512,
+    "label_smoothing": 0.2,
+    "augment_flip": True,
+    "augment_crop": True,
+    "lr_schedule": "onecycle",
+    "warmup_fraction": 0.2,
+    "weight_decay": 0.005,
+    "momentum": 0.85,
+    "nesterov": True,
+    "bn_momentum": 0.4,
+    "bn_scale": "frozen",
+    "ema": False,
+    "flip_mode": "alternating",
+    "crop_pixels": 2,
+    "tta": "flip_translate",
 }

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import functools
 import gc
 import os
 import resource
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
+
+from hpo32.search.hardware import cpu_has_bf16
 
 __all__ = [
     "PRECISIONS",
@@ -44,9 +45,15 @@ class TrialResult:
         train_seconds: seconds inside training steps (validation excluded).
         images_per_second: training images processed per training second.
         eval_seconds: seconds spent on validation.
+        eval_images: images predicted in validation (validation images x views x epochs).
         peak_rss_mb: the process's peak resident memory while this trial ran.
         images_trained: training images processed (the fidelity this trial spent).
         epoch_seconds: training seconds of each epoch (the first includes tracing).
+        planned_images: the images its schedule planned (epochs x epoch images).
+        schedule_refit: whether a deadline was going to cut the training, so the schedule
+            was re-fit to end at the cut (see :class:`hpo32.search.recipe.Plan`).
+        lr_final_factor: the learning rate's share of its peak at the last step (0 for a
+            decaying schedule that ended where the training ended).
         dtype_policy: the Keras dtype policy it trained under (``float32``,
             ``mixed_bfloat16``, ``mixed_float16``).
         model: the trained ``keras.Model`` (or None after :meth:`release`).
@@ -64,6 +71,10 @@ class TrialResult:
     images_trained: int = 0
     epoch_seconds: list[float] = field(default_factory=list)
     dtype_policy: str = "float32"
+    planned_images: int = 0
+    schedule_refit: bool = False
+    lr_final_factor: float = 1.0
+    eval_images: int = 0
     model: Any = field(default=None, repr=False)
 
     def attrs(self) -> dict[str, Any]:
@@ -74,6 +85,9 @@ class TrialResult:
             "eval_seconds": round(self.eval_seconds, 3),
             "peak_rss_mb": round(self.peak_rss_mb, 1),
             "images_trained": self.images_trained,
+            "planned_images": self.planned_images,
+            "schedule_refit": self.schedule_refit,
+            "lr_final_factor": round(self.lr_final_factor, 5),
             "epoch_seconds": [round(t, 3) for t in self.epoch_seconds],
             "dtype_policy": self.dtype_policy,
             "epochs_completed": self.epochs_completed,
@@ -161,21 +175,6 @@ def forget_custom_gradients() -> None:
         registry.pop(name, None)
 
 
-@functools.cache
-def _cpu_has_bf16() -> bool:
-    """True when this CPU computes bfloat16 natively (AVX512-BF16 or AMX), which oneDNN uses.
-    Read once per process (every trial asks)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return bool(flags & {"avx512_bf16", "amx_bf16"})
-    except OSError:
-        pass
-    return False
-
-
 def resolve_precision(precision: str = "auto") -> str:
     """The Keras dtype policy for ``precision`` on this machine.
 
@@ -204,7 +203,7 @@ def resolve_precision(precision: str = "auto") -> str:
             "compute_capability", (0, 0)
         )
         return "mixed_float16" if tuple(capability) >= (7, 0) else "float32"
-    return "mixed_bfloat16" if _cpu_has_bf16() else "float32"
+    return "mixed_bfloat16" if cpu_has_bf16() else "float32"
 
 
 def current_rss_mb() -> float:
@@ -217,58 +216,106 @@ def current_rss_mb() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+#: Seconds the final test evaluation needs beyond its predictions (loading the saved model).
+TEST_OVERHEAD_S = 3.0
+#: Timed steps before a deadline may re-fit the schedule (fewer give a noisy step time).
+MIN_TIMED_STEPS = 5
+
+
+@dataclass
+class _Validation:
+    """What the budget callback validates on: uint8 images, labels, test-time augmentation."""
+
+    x: Any
+    y: Any
+    tta: str = "none"
+    views: int = 1
+
+
 def _budget_callback(
     deadlines: list[tuple[float, str]],
     report: EpochReport | None,
     n_train: int,
     batch_size: int,
-    val_ds,
-    n_val: int,
+    val: _Validation,
+    plan,
+    reserve_images: int = 0,
 ):
     import keras
+
+    from hpo32.search.recipe import accuracies, predict_views, swap_ema_weights
+
+    n_val = len(val.x) * val.views
+    steps_per_epoch = max(1, -(-n_train // batch_size))
 
     class Budget(keras.callbacks.Callback):
         """Stops between batches at the earliest deadline, validates after each epoch
         (except after a search-budget cut, which must not overrun the search), prunes,
-        and measures."""
+        re-fits the schedule's end to a deadline that will cut the training, and measures."""
 
         def __init__(self) -> None:
             super().__init__()
             self.stopped_by: str | None = None
             self.train_seconds = 0.0
             self.eval_seconds = 0.0
+            self.eval_images = 0
             self.images = 0
             self.peak_rss = current_rss_mb()
             self.val_accuracy: list[float] = []
             self.epoch_seconds: list[float] = []
             self._steps = 0
+            self._timed = 0.0
+            self._timed_steps = 0
+            self._refit_by: str | None = None
 
         def on_epoch_begin(self, epoch, logs=None):
-            self._t0 = time.perf_counter()
-            self._t1 = None  # the end of the epoch's first step
+            self._t0 = self._last = time.perf_counter()
             self._steps = 0
 
+        def eval_per_image(self, train_per_image: float) -> float:
+            """Seconds per validation image: measured once a validation ran, else about a
+            third of a training step's (forward only)."""
+            if self.eval_images:
+                return self.eval_seconds / self.eval_images
+            return train_per_image / 3
+
         def on_train_batch_end(self, batch, logs=None):
+            t = time.perf_counter()
             self._steps += 1
-            if self._steps == 1:
-                self._t1 = time.perf_counter()
+            plan.steps_done += 1
+            # Step time from every step but the trial's first, which traces the graph and
+            # takes seconds (it once stopped every trial after one step when 30 s or less
+            # were left).
+            if plan.steps_done > 1:
+                self._timed += t - self._last
+                self._timed_steps += 1
+            self._last = t
             if self._steps % 20 == 0:
                 self.peak_rss = max(self.peak_rss, current_rss_mb())
+            if self._timed_steps < 1:
+                return
             now = time.monotonic()
-            # Stop early enough for the validation to fit: it costs about a third of a
-            # training step per image (forward only). Steps after the first give the
-            # estimate: the first step of a trial traces the graph and takes seconds, which
-            # once stopped every trial after one step when 30 s or less were left.
-            if self._steps > 1:
-                per_image = (time.perf_counter() - self._t1) / ((self._steps - 1) * batch_size)
-                eval_estimate = n_val * per_image / 3
-            else:
-                eval_estimate = 0.0
+            step = self._timed / self._timed_steps
+            per_eval = n_val * self.eval_per_image(step / batch_size)
+            reserve = reserve_images * self.eval_per_image(step / batch_size) + TEST_OVERHEAD_S
+            fit: tuple[float, str] | None = None
             for deadline, reason in deadlines:
-                if now + eval_estimate >= deadline:
+                # the search budget also holds the final test evaluation (README: budgets)
+                end = deadline - (reserve if reason == "search_budget" and reserve_images else 0)
+                if now + per_eval >= end:  # stop early enough for the validation to fit
                     self.stopped_by = reason
                     self.model.stop_training = True
-                    break
+                    return
+                # the steps that fit before this cut, each epoch end paying a validation
+                left = (end - now - per_eval) / (step + per_eval / steps_per_epoch)
+                if fit is None or left < fit[0]:
+                    fit = (left, reason)
+            if fit is not None and self._timed_steps >= MIN_TIMED_STEPS:
+                plan.fit_to(fit[0])
+                self._refit_by = fit[1] if plan.refit else None
+            if self._refit_by and plan.steps_done >= plan.total_steps:
+                self.stopped_by = self._refit_by  # the re-fit schedule has ended: the cut
+                self.model.stop_training = True
 
         def on_epoch_end(self, epoch, logs=None):
             self.epoch_seconds.append(time.perf_counter() - self._t0)
@@ -279,17 +326,34 @@ def _budget_callback(
             if search_over:
                 return  # no validation past the search budget: the epoch stays unmeasured
             t_eval = time.perf_counter()
-            val = self.model.evaluate(val_ds, verbose=0, return_dict=True)
+            swapped = swap_ema_weights(self.model)  # validate the averaged weights
+            try:
+                probs = predict_views(self.model, val.x, val.tta)
+            finally:
+                if swapped:
+                    swap_ema_weights(self.model)
             self.eval_seconds += time.perf_counter() - t_eval
+            self.eval_images += n_val
+            scores = accuracies(probs, val.y)
+            loss = _cross_entropy(probs, val.y)
             if logs is not None:  # History (after us in the list) records these too
-                logs.update({f"val_{k}": v for k, v in val.items()})
-            acc = float(val["accuracy"])
+                logs.update(val_loss=loss, val_accuracy=scores["accuracy"],
+                            val_top5=scores["top5"])  # fmt: skip
+            acc = scores["accuracy"]
             self.val_accuracy.append(acc)
             if report is not None and report(epoch, acc) and self.stopped_by is None:
                 self.stopped_by = "pruned"
                 self.model.stop_training = True
 
     return Budget()
+
+
+def _cross_entropy(probs, y) -> float:
+    """Mean negative log-probability of the true classes."""
+    import numpy as np
+
+    picked = probs[np.arange(len(y)), np.asarray(y).reshape(-1)]
+    return float(np.mean(-np.log(np.clip(picked, 1e-12, 1.0))))
 
 
 def train_config(
@@ -305,8 +369,14 @@ def train_config(
     weights: str | None = None,
     precision: str = "auto",
     epoch_images: int | None = None,
+    reserve_images: int = 0,
 ) -> TrialResult:
     """Builds, compiles and trains one config; validates after every epoch.
+
+    The learning rate follows the config's schedule (:mod:`hpo32.search.recipe`) over the
+    planned steps, re-fit to end at a deadline that will cut the training sooner. Validation
+    averages the config's test-time augmentation views and uses the EMA weights when the
+    config trains with them; it records top-1 (``val_accuracy``) and top-5 (``val_top5``).
 
     Args:
         config: plain values of the space's parameters.
@@ -322,6 +392,9 @@ def train_config(
         epoch_images: images per epoch when fewer than the training set: the data stream
             continues across epochs (every image is seen before any repeats), so each epoch
             is a cheaper, lower-fidelity step for pruners.
+        reserve_images: images the final test evaluation will predict (test images x
+            views); their estimated time, plus :data:`TEST_OVERHEAD_S`, is held back from
+            the search deadline.
 
     Returns:
         A :class:`TrialResult` holding the trained model.
@@ -333,7 +406,8 @@ def train_config(
     import tensorflow as tf
 
     from hpo32.search.data import make_tf_dataset
-    from hpo32.search.models import build_model, compile_model
+    from hpo32.search.models import build_model, compile_model, init_whitening
+    from hpo32.search.recipe import Plan, schedule_callback, view_count
 
     keras.utils.set_random_seed(seed)
     num_classes = splits.num_classes
@@ -354,27 +428,33 @@ def train_config(
         seed=seed,
         augment_flip=bool(config.get("augment_flip")),
         augment_crop=bool(config.get("augment_crop")),
+        flip_mode=str(config.get("flip_mode", "random")),
+        crop_pixels=int(config.get("crop_pixels", 4)),
     ).map(one_hot)
     if steps_per_epoch:
         train_ds = train_ds.repeat()
-    val_ds = make_tf_dataset(splits.x_val, splits.y_val, 256, training=False).map(one_hot)
+    tta = str(config.get("tta", "none"))
+    val = _Validation(splits.x_val, splits.y_val, tta, view_count(tta))
 
     policy = resolve_precision(precision)
     previous_policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(policy)
     try:
         model = build_model(config, splits.input_shape, num_classes, weights=weights)
+        if config.get("stem_whiten"):
+            init_whitening(model, splits.x_train)
         compile_model(model, config)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
     epoch_size = steps_per_epoch * batch_size if steps_per_epoch else n_train
+    plan = Plan(epochs * (steps_per_epoch or -(-n_train // batch_size)))
     deadlines = [
         (d, r)
         for d, r in ((search_deadline, "search_budget"), (trial_deadline, "trial_budget"))
         if d is not None
     ]
     deadlines.sort()
-    budget = _budget_callback(deadlines, report, epoch_size, batch_size, val_ds, len(splits.x_val))
+    budget = _budget_callback(deadlines, report, epoch_size, batch_size, val, plan, reserve_images)
     if deadlines and time.monotonic() >= deadlines[0][0]:
         budget.stopped_by = deadlines[0][1]
         hist: dict[str, list[float]] = {}
@@ -384,7 +464,7 @@ def train_config(
             epochs=epochs,
             steps_per_epoch=steps_per_epoch,
             verbose=verbose,
-            callbacks=[budget],
+            callbacks=[schedule_callback(config, plan), budget],
         ).history
     epochs_run = len(budget.val_accuracy)
     partial = budget.stopped_by == "trial_budget"  # its last validated epoch was cut short
@@ -404,15 +484,17 @@ def train_config(
         images_trained=budget.images,
         epoch_seconds=budget.epoch_seconds,
         dtype_policy=policy,
+        planned_images=plan.planned_steps * batch_size,
+        eval_images=budget.eval_images,
+        schedule_refit=plan.refit,
+        lr_final_factor=plan.last_factor,
         model=model,
     )
 
 
-def evaluate(model, x, y, num_classes: int) -> float:
-    """Accuracy of ``model`` on uint8 images ``x`` with integer labels ``y``."""
-    import numpy as np
+def evaluate(model, x, y, tta: str = "none") -> dict[str, float]:
+    """Top-1 (``accuracy``) and top-5 (``top5``) accuracy of ``model`` on uint8 images ``x``
+    with integer labels ``y``, averaging the views of test-time augmentation ``tta``."""
+    from hpo32.search.recipe import accuracies, predict_views
 
-    from hpo32.search.data import make_tf_dataset
-
-    probs = model.predict(make_tf_dataset(x, y, 256, training=False).map(lambda a, b: a), verbose=0)
-    return float(np.mean(np.argmax(probs, axis=1) == np.asarray(y)))
+    return accuracies(predict_views(model, x, tta), y)

@@ -48,6 +48,11 @@ class SearchContext:
             :func:`hpo32.search.training.resolve_precision`).
         epoch_images: images per epoch (the unit of fidelity), when less than the training
             set: early epochs then see a part of the data and pruners judge sooner.
+        test_images: images of the test split: the final evaluation's predictions (times
+            the views of the trial's test-time augmentation) are held back from the search
+            budget (README: budgets include the end).
+        eval_per_image: seconds per predicted image, as the last trial's validation measured
+            (0 while unknown).
         quickest_first_epoch: seconds of the quickest first epoch, with its validation, that
             a trial of this study has needed (recorded trials, then this process's); no new
             trial starts when less of the search budget is left, as it could not measure
@@ -68,6 +73,8 @@ class SearchContext:
     weights: str | None = None
     precision: str = "auto"
     epoch_images: int | None = None
+    test_images: int = 0
+    eval_per_image: float = 0.0
     quickest_first_epoch: float = 0.0
     on_event: Callable[[Event], None] = field(default=lambda event: None)
 
@@ -77,6 +84,7 @@ class SearchContext:
         Returns:
             A :class:`hpo32.search.training.TrialResult`.
         """
+        from hpo32.search.recipe import view_count
         from hpo32.search.training import train_config
 
         result = train_config(
@@ -90,7 +98,10 @@ class SearchContext:
             weights=self.weights,
             precision=self.precision,
             epoch_images=self.epoch_images,
+            reserve_images=self.test_images * view_count(str(config.get("tta", "none"))),
         )
+        if result.eval_images:
+            self.eval_per_image = result.eval_seconds / result.eval_images
         first = result.first_epoch_seconds()
         if first is not None and (
             not self.quickest_first_epoch or first < self.quickest_first_epoch
@@ -104,9 +115,19 @@ class SearchContext:
 
     def budget_spent(self) -> bool:
         """True when no new trial should start: less of the search budget is left than
-        :attr:`quickest_first_epoch` (never when the search has no budget)."""
+        :attr:`quickest_first_epoch` and the final test evaluation (never when the search
+        has no budget)."""
         left = self.time_left()
-        return left is not None and left <= self.quickest_first_epoch
+        return left is not None and left <= self.quickest_first_epoch + self.test_reserve()
+
+    def test_reserve(self) -> float:
+        """Seconds held back for the final test evaluation (0 until a validation measured
+        the prediction speed): one view per test image, and the saved model's loading."""
+        from hpo32.search.training import TEST_OVERHEAD_S
+
+        if not (self.test_images and self.eval_per_image):
+            return 0.0
+        return self.test_images * self.eval_per_image + TEST_OVERHEAD_S
 
     def time_left(self) -> float | None:
         """Seconds left in the search budget (None when unlimited)."""

@@ -57,12 +57,31 @@ def suggest_config(trial, space: SearchSpace) -> dict[str, Any]:
     return space.sample(suggest)
 
 
-def enqueue_configs(study, space: SearchSpace, configs: list[Mapping[str, Any]]) -> None:
+def enqueue_configs(
+    study,
+    space: SearchSpace,
+    configs: list[Mapping[str, Any]],
+    user_attrs: list[Mapping[str, Any]] | None = None,
+) -> None:
     """Queues ``configs`` (complete configs of ``space``) as the study's next trials, in
-    order; a config the study already has queued or run is not queued again."""
-    for config in configs:
-        params = {k: v for k, v in config.items() if not isinstance(space[k], Fixed)}
-        study.enqueue_trial(params, skip_if_exists=True)
+    order, each with its ``user_attrs`` if given; a config the study already has queued or
+    run is not queued again."""
+    for k, config in enumerate(configs):
+        params = {n: v for n, v in config.items() if not isinstance(space[n], Fixed)}
+        attrs = dict(user_attrs[k]) if user_attrs else None
+        study.enqueue_trial(params, user_attrs=attrs or None, skip_if_exists=True)
+
+
+def best_configs(storage, name: str, top: int) -> list[tuple[int, dict[str, Any]]]:
+    """The configs of study ``name``'s best ``top`` complete trials, best first, as
+    (trial number, config). Raises KeyError when there is no such study."""
+    import optuna
+    from optuna.trial import TrialState
+
+    study = optuna.load_study(study_name=name, storage=storage)
+    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    done.sort(key=lambda t: t.value, reverse=True)
+    return [(t.number, dict(t.user_attrs.get("config") or t.params)) for t in done[:top]]
 
 
 def grid_of(space: SearchSpace) -> dict[str, list[Any]]:

@@ -9,6 +9,7 @@ import pytest
 from hpo32.search.backends.keras_tuner_engine import hp_config
 from hpo32.search.backends.optuna_engine import suggest_config
 from hpo32.search.space import (
+    AIRBENCH94_CONFIG,
     MAXNET_CONFIG,
     Categorical,
     Condition,
@@ -115,6 +116,15 @@ def test_maxnet_through_both_adapters():
     space = default_space()
     assert through_optuna(space, MAXNET_CONFIG) == MAXNET_CONFIG
     assert through_keras_tuner(space, MAXNET_CONFIG) == MAXNET_CONFIG
+
+
+def test_airbench94_and_the_recipe_through_both_adapters():
+    space = default_space().override(
+        {"family": {"type": "categorical", "choices": ["cnn", "resnet"]}}
+    )
+    for config in (AIRBENCH94_CONFIG, dict(AIRBENCH94_CONFIG, ema=True, ema_momentum=0.95)):
+        assert through_optuna(space, config) == config
+        assert through_keras_tuner(space, config) == config
 
 
 def test_sampled_optuna_configs_replay_identically_in_keras_tuner():

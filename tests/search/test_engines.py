@@ -43,7 +43,9 @@ from hpo32.search.backends.optuna_engine import finished_count, suggest_config
 from hpo32.search.data import load_dataset, make_splits
 from hpo32.search.models import build_model
 from hpo32.search.space import (
+    AIRBENCH94_CONFIG,
     MAXNET_CONFIG,
+    PLAIN_RECIPE,
     Categorical,
     Condition,
     Fixed,
@@ -308,6 +310,10 @@ TINY_CONFIG = {
     "label_smoothing": 0.1,
     "augment_flip": False,
     "augment_crop": True,
+    "crop_pixels": 3,
+    "momentum": 0.95,
+    "nesterov": False,
+    **{k: v for k, v in PLAIN_RECIPE.items() if k != "flip_mode"},  # no flips: no flip mode
 }
 
 
@@ -344,8 +350,12 @@ def test_tuner_values_always_fit_the_optuna_distributions():
 
 @pytest.mark.parametrize(
     "space, config",
-    [(default_space(), MAXNET_CONFIG), (tiny_space(), TINY_CONFIG)],
-    ids=["maxnet", "tiny"],
+    [
+        (default_space(), MAXNET_CONFIG),
+        (tiny_space(), TINY_CONFIG),
+        (default_space().override({"family": "resnet"}), AIRBENCH94_CONFIG),
+    ],
+    ids=["maxnet", "tiny", "airbench94"],
 )
 def test_fixed_choices_build_the_same_model_through_every_engine(space, config):
     shape, classes = (32, 32, 3), 10

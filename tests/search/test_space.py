@@ -8,6 +8,8 @@ import pytest
 
 from hpo32.search.space import (
     MAXNET_CONFIG,
+    PLAIN_RECIPE,
+    RECIPE_PARAMS,
     Categorical,
     Condition,
     Fixed,
@@ -29,9 +31,17 @@ def test_default_space_covers_the_documented_parameters():
     assert space["filters_3"].condition == Condition("conv_blocks", min=3)
     assert set(space["activation"].choices) == {"relu", "swish", "elu", "gelu", "leaky_relu"}
     assert set(space["optimizer"].choices) == {"adamax", "adam", "adamw", "sgd", "rmsprop"}
-    assert space["batch_size"].choices == (32, 64, 128, 256)
+    assert space["batch_size"].choices == (32, 64, 128, 256, 512)
     lr = space["learning_rate"]
-    assert (lr.low, lr.high, lr.log) == (1e-4, 1e-1, True)
+    assert (lr.low, lr.high, lr.log) == (1e-4, 2.0, True)
+    assert lr.default == pytest.approx(10**-2.5)  # the midpoint before the range grew
+    assert space["width_3"].condition == Condition("res_groups", min=3)
+    assert space["res_groups"].condition == Condition("family", values=("resnet",))
+    assert space["ema_momentum"].condition == Condition("ema", values=(True,))
+    assert space["crop_pixels"].condition == Condition("augment_crop", values=(True,))
+    for name in RECIPE_PARAMS:
+        assert name in space
+    assert {n: space.defaults()[n] for n in PLAIN_RECIPE} == PLAIN_RECIPE
     assert (space["fc_units_2"].low, space["fc_units_2"].high) == (64, 4096)
     for name in (
         "convs_per_block",
@@ -241,3 +251,23 @@ def test_space_module_imports_no_ml_framework():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_parameter_default_is_what_defaults_takes_and_must_be_legal():
+    space = SearchSpace([Float("wd", low=0.0, high=0.1, default=0.0), Int("n", low=1, high=9)])
+    assert space.defaults() == {"wd": 0.0, "n": 5}
+    with pytest.raises(SpaceError, match="parameter 'wd': default 0.5 is out of range"):
+        SearchSpace([Float("wd", low=0.0, high=0.1, default=0.5)])
+    narrowed = space.override({"wd": {"low": 0.01}})  # past its default: the midpoint serves
+    assert narrowed.defaults()["wd"] == pytest.approx(0.055)
+    assert SearchSpace.from_dict(space.to_dict()) == space  # the default round-trips
+
+
+def test_adopt_keeps_the_values_a_space_holds_and_defaults_the_rest():
+    space = default_space().override({"family": "resnet", "width_1": {"low": 32, "high": 96}})
+    from_cnn = dict(MAXNET_CONFIG, width_1=128, width_2=200)
+    config = space.adopt(from_cnn)
+    space.check_config(config)
+    assert config["width_2"] == 200 and config["optimizer"] == "adamax"  # held: kept
+    assert config["width_1"] == space.defaults()["width_1"]  # out of its range: default
+    assert "filters_1" not in config  # a cnn parameter, inactive in a resnet space

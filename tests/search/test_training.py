@@ -40,7 +40,7 @@ def _no_gpu(monkeypatch):
 )
 def test_auto_precision_on_a_cpu_follows_its_bfloat16_support(monkeypatch, native_bf16, expected):
     _no_gpu(monkeypatch)
-    monkeypatch.setattr(training, "_cpu_has_bf16", lambda: native_bf16)
+    monkeypatch.setattr(training, "cpu_has_bf16", lambda: native_bf16)
     assert resolve_precision("auto") == expected
 
 
