@@ -205,7 +205,9 @@ class Records:
             )
 
     # -- sessions ------------------------------------------------------------------------
-    def begin_session(self, study_name: str) -> int:
+    def begin_session(self, study_name: str, started_at: float | None = None) -> int:
+        """Records a session of ``study_name`` starting now, or at ``started_at`` (epoch
+        seconds: the command's start, so that the budget it used includes its loading)."""
         now = time.time()
         with self.engine.begin() as con:
             res = con.execute(
@@ -213,7 +215,7 @@ class Records:
                     study_name=study_name,
                     host=socket.gethostname(),
                     pid=os.getpid(),
-                    started_at=now,
+                    started_at=now if started_at is None else min(started_at, now),
                     last_seen=now,
                     trials_run=0,
                     heartbeat_s=float(HEARTBEAT_S),

@@ -161,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``hpo32`` console script."""
+    started = time.monotonic()  # budgets count from here: loading and the test are inside
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -170,6 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USER_ERROR
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args.started = started
     handler = globals()[f"cmd_{args.command}"]
     try:
         return handler(args) or 0
@@ -250,6 +252,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         on_event=Progress(budget=spec.budget),
         workers=args.workers,
         gpus=args.gpus,
+        started=args.started,
     )
     _print_outcome(outcome)
     return 0
@@ -268,6 +271,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         trial_budget=args.trial_budget,
         on_event=progress,
+        started=args.started,
     )
     if outcome.reason == "budget_spent":
         print(
@@ -283,7 +287,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from hpo32.studies.progress import Progress
     from hpo32.studies.runner import resume
 
-    outcome = resume(args.name, args.storage, data_dir=args.data_dir, on_event=Progress())
+    outcome = resume(
+        args.name, args.storage, data_dir=args.data_dir, on_event=Progress(), started=args.started
+    )
     if outcome.reason == "budget_spent":
         print(
             f"hpo32: study '{args.name}' has no budget left; nothing to do "
@@ -297,9 +303,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def _print_outcome(outcome) -> None:
     best = f"{outcome.best_value:.4f}" if outcome.best_value is not None else "-"
     test = f"{outcome.test_accuracy:.4f}" if outcome.test_accuracy is not None else "-"
+    top5 = f", test top-5 {outcome.test_top5:.4f}" if outcome.test_top5 is not None else ""
     print(
         f"hpo32: study '{outcome.study}' stopped ({outcome.reason}) after "
-        f"{outcome.trials_run} trials this session; best val_acc {best}, test_acc {test}"
+        f"{outcome.trials_run} trials this session; best val_acc {best}, test_acc {test}{top5}"
     )
 
 
@@ -570,12 +577,15 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_presets(args: argparse.Namespace) -> int:
-    from hpo32.studies.spec import list_presets
+    from hpo32.search.hardware import describe
+    from hpo32.studies.spec import preset_fits
 
-    presets = list_presets()
+    presets = preset_fits()
     width = max(map(len, presets))
-    for name, description in presets.items():
-        print(f"{name.ljust(width)}  {description}")
+    print(f"this {describe()}; * sized for it, - sized for other machines only")
+    for name, (description, fits) in presets.items():
+        mark = {True: "*", False: "-", None: " "}[fits]
+        print(f"{mark} {name.ljust(width)}  {description}")
     return 0
 
 

@@ -44,6 +44,7 @@ class Outcome:
     trials_run: int
     best_value: float | None
     test_accuracy: float | None
+    test_top5: float | None = None  # ImageNet32 studies
 
 
 def check_weights(spec: StudySpec, space) -> None:
@@ -105,6 +106,29 @@ def _load_splits(spec: StudySpec):
     )
 
 
+def _best_of(url: str):
+    """Reads another study's best configs for ``warm_start: [{study: NAME, top: K}]``."""
+
+    def best_of(other: str, top: int) -> list[tuple[int, dict[str, Any]]]:
+        from hpo32.search.backends.optuna_engine import best_configs
+
+        path = sqlite_path(url)
+        if path is not None and not path.exists():
+            found = []
+        else:
+            engine = make_engine(url, read_only=path is not None)
+            found = best_configs(optuna_storage(url), other, top) if study_exists(
+                engine, other) else []  # fmt: skip
+        if not found:
+            raise SpecError(
+                f"warm_start names study '{other}', which has no complete trial in {url}; "
+                "see hpo32 list."
+            )
+        return found
+
+    return best_of
+
+
 def study_exists(engine, name: str) -> bool:
     """Whether Optuna's tables hold a study called ``name`` (read-only check)."""
     import sqlalchemy as sa
@@ -125,8 +149,12 @@ def search(
     on_event: Callable[[dict[str, Any]], None] | None = None,
     workers: int = 1,
     gpus: list[str] | None = None,
+    started: float | None = None,
 ) -> Outcome:
     """Creates study ``name`` from ``spec`` and runs it until its budget or trial count.
+
+    The budget counts from ``started`` (a ``time.monotonic()`` value: the command's start;
+    default now), so loading the data and the final test evaluation are part of it.
 
     With ``workers`` > 1 or ``gpus``, the study is created here and run by that many
     ``hpo32 worker`` processes (one per listed GPU, each seeing only its GPU).
@@ -137,6 +165,7 @@ def search(
     """
     from hpo32.search.backends.optuna_engine import enqueue_configs, make_pruner, make_sampler
 
+    started = time.monotonic() if started is None else started
     check_study_name(name)
     space = spec.build_space()
     if spec.budget is None and spec.n_trials is None:
@@ -152,6 +181,7 @@ def search(
     if path is None or path.exists():  # a new SQLite file is created only once all is checked
         if study_exists(make_engine(url, read_only=path is not None), name):
             raise SpecError(f"study '{name}' already exists; continue it with: hpo32 resume {name}")
+    warm = spec.warm_start_configs(space, _best_of(url))
     splits = _load_splits(spec)
     if spec.engine.startswith("autokeras") and splits.num_classes < 3:
         raise SpecError(
@@ -175,7 +205,7 @@ def search(
     study.set_user_attr("engine", spec.engine)
     study.set_user_attr("class_ids", list(splits.class_ids))  # for hpo32 predict
     study.set_user_attr("class_names", list(splits.class_names))
-    enqueue_configs(study, space, spec.warm_start_configs(space))
+    enqueue_configs(study, space, [c for c, _ in warm], [a for _, a in warm])
     records = Records(engine)
     workdir = artifact_root(url) / name
     records.add_study(
@@ -189,7 +219,7 @@ def search(
     if workers > 1 or gpus:
         del splits  # each worker process loads its own copy
         return run_workers(records, study, url, workers, gpus)
-    return _run_session(records, study, spec, space, splits, url, on_event)
+    return _run_session(records, study, spec, space, splits, url, on_event, started=started)
 
 
 # ``python -c`` puts the current folder first on sys.path, where a user's own ``hpo32.py`` or
@@ -267,8 +297,10 @@ def resume(
     data_dir: str | None = None,
     trial_budget: float | None = None,
     on_event: Callable[[dict[str, Any]], None] | None = None,
+    started: float | None = None,
 ) -> Outcome:
-    """Continues study ``name`` with its remaining budget plus ``extra_budget``.
+    """Continues study ``name`` with its remaining budget plus ``extra_budget``, counted
+    from ``started`` as in :func:`search`.
 
     Completed trials are never rerun; trials left RUNNING by a killed process become FAIL
     through the heartbeat and their params run again.
@@ -279,13 +311,15 @@ def resume(
     """
     from hpo32.search.backends.optuna_engine import make_pruner, make_sampler
 
+    started = time.monotonic() if started is None else started
     url = resolve_url(storage_url)
     engine = make_engine(url)
     records = _records_if_present(engine)
     row = records.study(name) if records else None
     if row is None:
         raise StudyNotFound(f"no study named '{name}' in {url}; see hpo32 list.")
-    spec = StudySpec.from_dict(row["spec"], source=f"study '{name}'")
+    stored = _stored_spec(row["spec"], name)
+    spec = stored
     budget = row["budget_seconds"]
     used = records.used_seconds(name)
     if extra_budget is not None:
@@ -296,7 +330,12 @@ def resume(
     space = spec.build_space()
     check_weights(spec, space)
     quickest = _quickest_first_epoch(records, name)
-    if spec.budget is not None and spec.budget - used <= quickest:
+    # the rule a session stops by (SearchContext.budget_spent), with the test evaluation's
+    # reserve its last session recorded
+    from hpo32.storage import queries
+
+    reserve = float(queries.study_attrs(engine, name).get("test_reserve_seconds") or 0.0)
+    if spec.budget is not None and spec.budget - used <= quickest + reserve:
         return Outcome(name, "budget_spent", 0, None, None)
     splits = _load_splits(spec)
 
@@ -317,9 +356,15 @@ def resume(
     )
     if budget != row["budget_seconds"]:
         records.set_budget(name, budget)
-    if spec != StudySpec.from_dict(row["spec"]):
+    if spec != stored:
         _store_spec(records, name, spec)
-    return _run_session(records, study, spec, space, splits, url, on_event, quickest)
+    return _run_session(records, study, spec, space, splits, url, on_event, quickest, started)
+
+
+def _stored_spec(data: dict[str, Any], name: str) -> StudySpec:
+    """The spec a study recorded; one recorded before ``space_version`` existed is version 1
+    (its recipe parameters stay fixed at today's recipe, see StudySpec.space_version)."""
+    return StudySpec.from_dict({"space_version": 1, **data}, source=f"study '{name}'")
 
 
 def _quickest_first_epoch(records: Records, name: str) -> float:
@@ -382,6 +427,7 @@ def _run_session(
     url: str,
     on_event,
     quickest_first_epoch: float = 0.0,
+    started: float | None = None,
 ) -> Outcome:
     """Runs one session of the study; ``quickest_first_epoch`` as
     :attr:`hpo32.search.backends.base.SearchContext.quickest_first_epoch` (0 for a new study)."""
@@ -389,9 +435,10 @@ def _run_session(
     from hpo32.search.backends.optuna_engine import run_optuna
 
     name = study.study_name
-    session = records.begin_session(name)
-    used = records.used_seconds(name) if spec.budget is not None else 0.0
-    deadline = time.monotonic() + (spec.budget - used) if spec.budget is not None else None
+    start = time.monotonic() if started is None else started
+    used = records.used_seconds(name) if spec.budget is not None else 0.0  # earlier sessions
+    session = records.begin_session(name, started_at=time.time() - (time.monotonic() - start))
+    deadline = start + (spec.budget - used) if spec.budget is not None else None
     root = artifact_root(url)
     ctx = SearchContext(
         space=space,
@@ -407,6 +454,7 @@ def _run_session(
         weights=spec.weights,
         precision=spec.precision,
         epoch_images=spec.epoch_images,
+        test_images=len(splits.x_test),
         quickest_first_epoch=quickest_first_epoch,
     )
     ctx.on_event = on_event or (lambda e: None)
@@ -436,13 +484,18 @@ def _run_session(
                     on_trial_done=trial_done,
                     lock=lambda: study_lock(records.engine, url, name),
                 )
+            # inside the session: the budget holds the final evaluation (README: budgets)
+            study.set_user_attr("test_reserve_seconds", round(ctx.test_reserve(), 3))
+            test_acc = evaluate_best(records, study, splits, root)
     except KeyboardInterrupt:
         reason = "interrupted"
         raise
     finally:
         records.end_session(session, reason, trials_run)
-    test_acc = evaluate_best(records, study, splits, root)
-    return Outcome(name, reason, trials_run, best_value(study), test_acc)
+    top5 = None
+    if spec.dataset == "imagenet32" and test_acc is not None:
+        top5 = study.user_attrs.get("test_top5", {}).get("top5")
+    return Outcome(name, reason, trials_run, best_value(study), test_acc, top5)
 
 
 def evaluate_best(records: Records, study, splits, root: Path) -> float | None:
@@ -469,9 +522,12 @@ def evaluate_best(records: Records, study, splits, root: Path) -> float | None:
     from hpo32.search.training import evaluate
 
     model = keras.models.load_model(root / best.user_attrs["model_path"])
-    acc = evaluate(model, splits.x_test, splits.y_test, splits.num_classes)
+    tta = str(best.user_attrs.get("config", {}).get("tta", "none"))
+    scores = evaluate(model, splits.x_test, splits.y_test, tta)
+    acc = scores["accuracy"]
     records.set_result(
         study.study_name, best.number, best.value, acc, best.user_attrs["model_path"]
     )
+    study.set_user_attr("test_top5", {"trial": best.number, "top5": scores["top5"], "tta": tta})
     keras.backend.clear_session()
     return acc

@@ -6,9 +6,9 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
-from hpo32.search.space import SearchSpace, SpaceError, load_mapping
+from hpo32.search.space import SearchSpace, SpaceError, load_mapping, space_v1
 
 __all__ = [
     "ENGINES",
@@ -116,6 +116,13 @@ class StudySpec:
             would ``enqueue_trial`` them: each a mapping of parameter values, the parameters
             it leaves out at the space's defaults, so ``{}`` is the default config.
         space: ``{"base": "default", "params": {...}}`` or a full ``{"params": {...}}``.
+        space_version: 2 for studies made with the training-recipe parameters
+            (:data:`hpo32.search.space.RECIPE_PARAMS`); a study stored before them reads 1 and
+            keeps today's recipe: those parameters are fixed at their defaults.
+
+    A preset or spec file may also hold ``machine: {cpu: {...}, gpu: {...}}``: the settings
+    for the kind of machine it runs on (:func:`hpo32.search.hardware.machine_kind`), laid over
+    the rest when the spec is read, so a study records what it ran with.
     """
 
     description: str = ""
@@ -138,6 +145,7 @@ class StudySpec:
     epoch_images: int | None = None
     warm_start: list[dict[str, Any]] | None = None
     space: dict[str, Any] = field(default_factory=lambda: {"base": "default"})
+    space_version: int = 2
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "spec") -> StudySpec:
@@ -146,6 +154,7 @@ class StudySpec:
         Raises:
             SpecError: unknown keys, bad values or an invalid space.
         """
+        data = _for_this_machine(data, source)
         known = {f.name for f in fields(cls)}
         unknown = [k for k in data if k not in known]
         if unknown:
@@ -177,31 +186,47 @@ class StudySpec:
             SpecError: the space is invalid.
         """
         try:
-            return SearchSpace.from_dict(self.space)
+            space = SearchSpace.from_dict(self.space)
+            return space_v1(space) if self.space_version < 2 else space
         except SpaceError as exc:
             raise SpecError(f"invalid search space: {exc}") from None
 
-    def warm_start_configs(self, space: SearchSpace) -> list[dict[str, Any]]:
-        """The :attr:`warm_start` configs completed with ``space``'s defaults.
+    def warm_start_configs(
+        self, space: SearchSpace, best_of: BestOf | None = None
+    ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        """The :attr:`warm_start` configs, each with the user attributes its trial records.
+
+        An entry is a mapping of parameter values (the rest at ``space``'s defaults), one
+        that names a known config, ``{config: airbench94, tta: flip}`` (its values that
+        ``space`` holds, the given ones over them), or another study,
+        ``{study: NAME, top: K}``: its best K complete trials, each adopted by ``space``
+        (values it holds kept, the rest at its defaults), read through ``best_of``.
 
         Raises:
-            SpecError: one of them is not a mapping, or does not fit the space.
+            SpecError: an entry is not a mapping, does not fit the space, names an unknown
+                config, or a study that ``best_of`` does not find.
         """
         if self.warm_start is None:
             return []
         if not isinstance(self.warm_start, list):
             raise SpecError("warm_start must be a list of configs, e.g. [{}, {batch_norm: true}].")
-        configs = []
-        for k, partial in enumerate(self.warm_start, 1):
-            if not isinstance(partial, Mapping):
+        out: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        for k, entry in enumerate(self.warm_start, 1):
+            if not isinstance(entry, Mapping):
                 raise SpecError(
-                    f"warm_start config {k} must be a mapping of parameter values, got {partial!r}."
+                    f"warm_start config {k} must be a mapping of parameter values, got {entry!r}."
                 )
             try:
-                configs.append(space.complete(partial))
+                if "study" in entry:
+                    out += _from_study(k, entry, space, best_of)
+                    continue
+                partial = dict(entry)
+                if "config" in partial:
+                    partial = _named(k, partial, space)
+                out.append((space.complete(partial), {}))
             except SpaceError as exc:
                 raise SpecError(f"warm_start config {k}: {exc}") from None
-        return configs
+        return out
 
     def validate(self) -> None:
         """Raises SpecError for any invalid setting (the space included)."""
@@ -246,11 +271,98 @@ class StudySpec:
         self.warm_start_configs(space)
 
 
+#: Reads another study's best configs: ``best_of(name, top)`` -> [(trial number, config)];
+#: raises SpecError when there is no such study.
+BestOf = Callable[[str, int], list[tuple[int, dict[str, Any]]]]
+
+
+def _named(k: int, entry: dict[str, Any], space: SearchSpace) -> dict[str, Any]:
+    """The ``{config: NAME, ...}`` entry ``k`` of warm_start: the named config as ``space``
+    adopts it, the entry's other values over it (those must fit the space)."""
+    from hpo32.search.space import named_configs
+
+    over = {n: v for n, v in entry.items() if n != "config"}
+    known = named_configs()
+    if entry["config"] not in known:
+        raise SpecError(
+            f"warm_start config {k} names unknown config {entry['config']!r}; use one of "
+            f"{', '.join(known)}."
+        )
+    config = space.adopt({**known[entry["config"]], **over})
+    for name, value in over.items():
+        if name not in space:
+            raise SpaceError(f"no parameter named '{name}' in the space.")
+        if config.get(name) != value:
+            raise SpaceError(f"config value {value!r} of '{name}' is out of range or inactive.")
+    return config
+
+
+def _from_study(
+    k: int, entry: Mapping[str, Any], space: SearchSpace, best_of: BestOf | None
+) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """The ``{study: NAME, top: K}`` entry ``k`` of warm_start, adopted by ``space``."""
+    unknown = set(entry) - {"study", "top"}
+    top = entry.get("top", 1)
+    if unknown or not isinstance(entry["study"], str):
+        raise SpecError(f"warm_start config {k}: write another study as {{study: NAME, top: K}}.")
+    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
+        raise SpecError(f"warm_start config {k}: top must be a positive integer, got {top!r}.")
+    if best_of is None:  # checked when the study is made
+        return []
+    return [
+        (space.adopt(config), {"warm_start_from": {"study": entry["study"], "trial": number}})
+        for number, config in best_of(entry["study"], top)
+    ]
+
+
+def _for_this_machine(data: Mapping[str, Any], source: str) -> Mapping[str, Any]:
+    """``data`` with its ``machine`` section for this kind of machine laid over the rest."""
+    if "machine" not in data:
+        return data
+    from hpo32.search.hardware import machine_kind
+
+    sections = data["machine"]
+    kind = machine_kind()
+    if not isinstance(sections, Mapping) or not all(
+        isinstance(v, Mapping) for v in sections.values()
+    ):
+        raise SpecError(f"'machine' in {source} must map cpu and/or gpu to settings.")
+    if kind not in sections:
+        raise SpecError(
+            f"{source} has no settings for a {kind} machine (it has {', '.join(sections)}); "
+            "pick another preset."
+        )
+    return _merge({k: v for k, v in data.items() if k != "machine"}, sections[kind])
+
+
+def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``over`` laid on it; mappings in both are merged key by key."""
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
 def list_presets() -> dict[str, str]:
     """Preset name -> its one-line description."""
-    out = {}
+    return {name: info[0] for name, info in preset_fits().items()}
+
+
+def preset_fits() -> dict[str, tuple[str, bool | None]]:
+    """Preset name -> (description, whether it is sized for this kind of machine): True
+    when its ``machine`` section names this kind, False when it names only others, None
+    when it has no such section (it runs the same everywhere)."""
+    from hpo32.search.hardware import machine_kind
+
+    out: dict[str, tuple[str, bool | None]] = {}
     for path in sorted(PRESET_DIR.glob("*.yaml")):
-        out[path.stem] = str(load_mapping(path).get("description", ""))
+        data = load_mapping(path)
+        sections = data.get("machine")
+        fits = machine_kind() in sections if isinstance(sections, Mapping) else None
+        out[path.stem] = (str(data.get("description", "")), fits)
     return out
 
 

@@ -1,0 +1,125 @@
+"""Specs for strong searches: presets sized for the machine, warm starts from named configs
+and from another study, and studies made before the recipe was searchable."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from hpo32.search.space import AIRBENCH94_CONFIG, PLAIN_RECIPE, RECIPE_PARAMS, Fixed
+from hpo32.studies.spec import SpecError, StudySpec, load_preset, preset_fits
+from tests.studies.conftest import run_hpo32
+
+
+@pytest.mark.parametrize(("kind", "trial_budget"), [("cpu", 780.0), ("gpu", 120.0)])
+def test_the_fast_preset_takes_the_settings_of_this_kind_of_machine(
+    monkeypatch, kind, trial_budget
+):
+    monkeypatch.setenv("HPO32_MACHINE", kind)
+    spec = load_preset("cifar10-fast")
+    assert spec.trial_budget == trial_budget
+    assert "machine" not in spec.to_dict()  # the study records what it ran with
+    assert preset_fits()["cifar10-fast"][1] is True
+    assert preset_fits()["cifar10-cnn"][1] is None
+
+
+def test_a_spec_without_settings_for_this_machine_says_so(monkeypatch):
+    monkeypatch.setenv("HPO32_MACHINE", "cpu")
+    with pytest.raises(SpecError, match="has no settings for a cpu machine"):
+        StudySpec.from_dict({"budget": "1m", "machine": {"gpu": {"epochs": 3}}}, source="x.yaml")
+
+
+def test_the_fast_preset_starts_from_airbench94_then_variations():
+    spec = load_preset("cifar10-fast")
+    space = spec.build_space()
+    (first, _), (second, _), *_ = spec.warm_start_configs(space)
+    assert first == {k: v for k, v in AIRBENCH94_CONFIG.items() if k in first}
+    assert set(first) == set(space.defaults())
+    assert second["residual"] is True and second["group_convs"] == 2
+    assert {k: v for k, v in second.items() if k not in ("residual", "group_convs")} == {
+        k: v for k, v in first.items() if k not in ("residual", "group_convs")
+    }
+
+
+def test_a_named_config_with_a_value_the_space_lacks_is_refused():
+    spec = StudySpec.from_dict({"warm_start": [{"config": "airbench94"}]})  # family cnn only
+    ((config, _),) = spec.warm_start_configs(spec.build_space())
+    assert config["family"] == "cnn"  # adopted: the space's values where it lacks the config's
+    with pytest.raises(SpecError, match="names unknown config 'resnet50'"):
+        StudySpec.from_dict({"warm_start": [{"config": "resnet50"}]})
+    with pytest.raises(SpecError, match="value 9 of 'res_groups' is out of range or inactive"):
+        StudySpec.from_dict(
+            {"space": {"params": {"family": "resnet"}},
+             "warm_start": [{"config": "airbench94", "res_groups": 9}]}
+        )  # fmt: skip
+
+
+def test_a_study_recorded_before_the_recipe_keeps_today_s_recipe():
+    old = StudySpec.from_dict({"space_version": 1})
+    space = old.build_space()
+    for name in RECIPE_PARAMS:
+        if name in space:
+            assert isinstance(space[name], Fixed), name
+    assert {n: space[n].value for n in PLAIN_RECIPE} == PLAIN_RECIPE
+    assert space["batch_size"].choices == (32, 64, 128, 256)
+    assert space["learning_rate"].high == 0.1
+    new = StudySpec.from_dict({}).build_space()
+    assert not isinstance(new["lr_schedule"], Fixed) and 512 in new["batch_size"].choices
+
+
+def test_warm_start_from_another_study_runs_its_best_configs_first(tmp_path, cifar_dir, tiny_spec):
+    url = f"sqlite:///{tmp_path}/h.db"
+    common = ("--data-dir", cifar_dir, "--epochs", 1, "--storage", url)
+    res = run_hpo32("search", "--study", "a", "--spec", tiny_spec, "--n-trials", 3, *common,
+                    cwd=tmp_path)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    a = optuna.load_study(study_name="a", storage=url)
+    ranked = sorted(a.trials, key=lambda t: t.value, reverse=True)
+    spec = tiny_spec.read_text() + "warm_start:\n  - {study: a, top: 2}\n"
+    (tmp_path / "b.yaml").write_text(spec)
+    res = run_hpo32("search", "--study", "b", "--spec", tmp_path / "b.yaml", "--n-trials", 2,
+                    *common, cwd=tmp_path)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    b = optuna.load_study(study_name="b", storage=url)
+    for trial, source in zip(b.trials, ranked[:2], strict=True):
+        assert trial.params == source.params
+        assert trial.user_attrs["warm_start_from"] == {"study": "a", "trial": source.number}
+
+
+def test_warm_start_from_a_missing_study_is_one_sentence_and_writes_nothing(
+    tmp_path, cifar_dir, tiny_spec
+):
+    (tmp_path / "b.yaml").write_text(tiny_spec.read_text() + "warm_start: [{study: nope}]\n")
+    res = run_hpo32("search", "--study", "b", "--spec", tmp_path / "b.yaml", "--n-trials", 1,
+                    "--data-dir", cifar_dir, "--storage", f"sqlite:///{tmp_path}/h.db",
+                    cwd=tmp_path)  # fmt: skip
+    assert res.returncode == 2
+    assert "warm_start names study 'nope', which has no complete trial" in res.stderr
+    assert "Traceback" not in res.stderr
+    assert not (tmp_path / "h.db").exists()
+
+
+def test_a_study_stored_before_the_recipe_resumes_with_it_fixed(tmp_path, cifar_dir, tiny_spec):
+    import json
+
+    import sqlalchemy as sa
+
+    url = f"sqlite:///{tmp_path}/h.db"
+    common = ("--data-dir", cifar_dir, "--storage", url)
+    res = run_hpo32("search", "--study", "old", "--spec", tiny_spec, "--n-trials", 1, "--epochs",
+                    1, *common, cwd=tmp_path)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    engine = sa.create_engine(url)
+    with engine.begin() as con:  # as a study made before space_version was recorded
+        (raw,) = con.execute(sa.text("SELECT spec_json FROM hpo32_studies")).one()
+        spec = json.loads(raw)
+        del spec["space_version"]
+        con.execute(sa.text("UPDATE hpo32_studies SET spec_json = :s"), {"s": json.dumps(spec)})
+    res = run_hpo32("resume", "old", "--n-trials", 2, *common, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    trials = optuna.load_study(study_name="old", storage=url).trials
+    assert len(trials) == 2
+    for name, value in PLAIN_RECIPE.items():
+        if name in trials[1].user_attrs["config"]:
+            assert trials[1].user_attrs["config"][name] == value
+    assert "lr_schedule" not in trials[1].params  # fixed, so never sampled
