@@ -1,0 +1,116 @@
+"""This machine's ceiling for ``AIRBENCH94_CONFIG``: the matmul peak, a plain Keras ``fit``
+and hpo32's training of the same network, measured in one run.
+
+* peak: the best of 5 products of 2048x2048 matrices in TensorFlow, bfloat16 and float32;
+* FLOPs per training image: the network's forward multiply-adds counted from its layers
+  (2 per multiply-add), times 3 for the backward pass;
+* plain Keras: ``model.fit`` on float32 arrays in [0, 1] under the mixed bfloat16 policy where
+  the CPU has it, batch 512, ``--images`` images after one warm-up epoch;
+* hpo32: ``train_config`` of the same config on the same images (its uint8 pipeline,
+  alternating flips, translations, whitening, schedule), one epoch of ``--images``.
+
+    .venv/bin/python tests/benchmarks/bench_ceiling.py --data-dir /tmp/hpo32-data [--images 10240]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def matmul_peak(dtype: str, n: int = 2048, repeats: int = 5) -> float:
+    """TFLOP/s of the best of ``repeats`` n x n products."""
+    import tensorflow as tf
+
+    a = tf.random.normal((n, n), dtype=tf.float32)
+    a = tf.cast(a, dtype)
+    product = tf.function(lambda x: tf.matmul(x, x))
+    product(a).numpy()  # trace and warm up
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        product(a).numpy()
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best / 1e12
+
+
+def forward_flops(model) -> float:
+    """Forward FLOPs per image: 2 per multiply-add of every convolution and dense layer."""
+    import keras
+
+    total = 0.0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            kh, kw, c_in, c_out = layer.kernel.shape
+            _, h, w, _ = layer.output.shape
+            total += 2.0 * kh * kw * c_in * c_out * h * w
+        elif isinstance(layer, keras.layers.Dense):
+            total += 2.0 * layer.kernel.shape[0] * layer.kernel.shape[1]
+    return total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--images", type=int, default=10240)
+    args = parser.parse_args()
+
+    import keras
+    import numpy as np
+
+    from hpo32.search.data import load_splits
+    from hpo32.search.models import build_model, compile_model
+    from hpo32.search.space import AIRBENCH94_CONFIG
+    from hpo32.search.training import resolve_precision, train_config
+
+    config = dict(AIRBENCH94_CONFIG)
+    peaks = {d: matmul_peak(d) for d in ("bfloat16", "float32")}
+    splits = load_splits("cifar10", data_dir=args.data_dir, train_limit=args.images, seed=0)
+    policy = resolve_precision("auto")
+    peak = peaks["bfloat16"] if policy == "mixed_bfloat16" else peaks["float32"]
+
+    keras.mixed_precision.set_global_policy(policy)
+    model = build_model(config, (32, 32, 3), 10)
+    flops = 3 * forward_flops(model)
+    compile_model(model, config)
+    x = splits.x_train.astype("float32") / 255.0
+    y = keras.utils.to_categorical(splits.y_train, 10)
+    batch = int(config["batch_size"])
+    model.fit(x[: 2 * batch], y[: 2 * batch], batch_size=batch, epochs=1, verbose=0)  # trace
+    t0 = time.perf_counter()
+    model.fit(x, y, batch_size=batch, epochs=1, verbose=0)
+    plain = len(x) / (time.perf_counter() - t0)
+    keras.mixed_precision.set_global_policy("float32")
+    keras.backend.clear_session()
+
+    result = train_config(config, splits, epochs=1, precision="auto")
+    # the first step traces the graph: take the steps after it
+    ours = result.images_per_second
+    rows = [
+        ("plain Keras fit", plain),
+        ("hpo32 train_config (first epoch, tracing included)", ours),
+    ]
+    print(f"\n# {time.strftime('%Y-%m-%d')}; {os.cpu_count()} cores; policy {policy}")
+    print(
+        f"matmul peak: bfloat16 {peaks['bfloat16']:.3f} TFLOP/s, float32 "
+        f"{peaks['float32']:.3f} TFLOP/s; AIRBENCH94 {flops / 1e9:.3f} GFLOP a training image"
+    )
+    print("| run | images/s | TFLOP/s | share of the peak |")
+    print("|---|---:|---:|---:|")
+    for name, rate in rows:
+        tflops = rate * flops / 1e12
+        print(f"| {name} | {rate:.0f} | {tflops:.3f} | {tflops / peak:.0%} |")
+    print(
+        f"validation after that epoch: {result.val_accuracy}, {np.round(result.eval_seconds, 1)} s"
+    )
+
+
+if __name__ == "__main__":
+    main()
