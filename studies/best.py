@@ -23,6 +23,7 @@ class BestModel:
     class_ids: list[str]
     class_names: list[str]
     history: dict[str, list[float]]
+    tta: str = "none"  # the test-time augmentation the trial validated with
 
     def load(self):
         import keras
@@ -50,8 +51,9 @@ def load_best(records, study_name: str, artifact_root: Path) -> BestModel:
     attrs: dict[str, Any] = queries.study_attrs(records.engine, study_name)
     history = _trial_history(records, study_name, best["number"])
     ids = attrs.get("class_ids") or []
+    tta = str((best["user_attrs"].get("config") or {}).get("tta", "none"))
     return BestModel(
-        study_name, best["number"], path, ids, attrs.get("class_names") or list(ids), history
+        study_name, best["number"], path, ids, attrs.get("class_names") or list(ids), history, tta
     )
 
 
@@ -85,7 +87,8 @@ def read_image(path: str | Path):
 
 
 def predict_images(best: BestModel, paths: list[str], top: int = 10) -> list[dict[str, Any]]:
-    """Top-k predictions per image.
+    """Top-k predictions per image, averaged over the best trial's test-time augmentation
+    views as its validation and test were.
 
     Returns:
         One ``{"image", "predictions": [{"class_id", "class_name", "probability"}]}`` per image,
@@ -93,11 +96,11 @@ def predict_images(best: BestModel, paths: list[str], top: int = 10) -> list[dic
     """
     import numpy as np
 
-    from hpo32.search.data import normalize
+    from hpo32.search.recipe import predict_views
 
     images = np.stack([read_image(p) for p in paths])  # every file is checked before loading
     model = best.load()
-    probs = model.predict(normalize(images), verbose=0)
+    probs = predict_views(model, images, best.tta)  # the views validation and the test used
     out = []
     for path, p in zip(paths, probs, strict=True):
         order = np.argsort(-p)[:top]

@@ -384,6 +384,14 @@ def study_details(records, name: str) -> dict[str, Any]:
         out["best_trial"] = best
         if result and result["trial_number"] == best["number"]:
             out["best_trial"]["test_accuracy"] = result["test_accuracy"]
+        if str(out.get("dataset")).startswith("imagenet32"):  # top-5 is the ImageNet measure
+            from hpo32.storage import queries
+
+            top5 = (best.get("user_attrs", {}).get("history") or {}).get("val_top5") or [None]
+            out["best_trial"]["val_top5"] = top5[-1]
+            test = queries.study_attrs(records.engine, name).get("test_top5") or {}
+            if test.get("trial") == best["number"]:
+                out["best_trial"]["test_top5"] = test.get("top5")
     return out
 
 
@@ -414,6 +422,9 @@ def cmd_show(args: argparse.Namespace) -> int:
         f"{f'{test:.4f}' if test is not None else '-'}, "
         f"{format_duration(best.get('duration_seconds'))}"
     )
+    if "val_top5" in best:
+        fmt = lambda v: "-" if v is None else f"{v:.4f}"  # noqa: E731
+        print(f"  top-5: val {fmt(best['val_top5'])}, test {fmt(best.get('test_top5'))}")
     for key, value in (best.get("config") or best.get("params") or {}).items():
         print(f"    {key}: {value}")
     if not args.no_model and best["user_attrs"].get("model_path"):

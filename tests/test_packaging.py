@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -17,6 +18,7 @@ HPO32 = Path(sys.executable).with_name("hpo32")  # the console script pip instal
 
 
 def test_a_wheel_installs_exactly_one_top_level_package(tmp_path):
+    shutil.rmtree(ROOT / "build", ignore_errors=True)  # setuptools would reuse stale files
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
          "-w", str(tmp_path), str(ROOT)],

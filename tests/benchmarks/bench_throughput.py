@@ -149,7 +149,7 @@ def parity(args) -> None:
         result = train_config(
             dict(MAXNET_CONFIG), splits, epochs=args.epochs, precision=precision, seed=0
         )
-        test = evaluate(result.model, splits.x_test, splits.y_test, splits.num_classes)
+        test = evaluate(result.model, splits.x_test, splits.y_test)["accuracy"]
         label = f"{precision} ({resolve_precision(precision)})"
         print(
             f"| {label} | {', '.join(f'{a:.3f}' for a in result.val_accuracy)} | "

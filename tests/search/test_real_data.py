@@ -54,3 +54,16 @@ def test_real_imagenet32_200_classes(real_dir):
     first10 = load_dataset("imagenet32", data_dir=str(real_dir / "imagenet32-tiny200"), classes=10)
     assert first10.num_classes == 10 and len(first10.x_train) == 5000
     assert first10.class_ids == ds.class_ids[:10]
+
+
+def test_one_short_trial_of_airbench94_learns_far_above_chance(real_dir):
+    from hpo32.search.data import load_splits
+    from hpo32.search.space import AIRBENCH94_CONFIG
+    from hpo32.search.training import train_config
+
+    splits = load_splits(
+        "cifar10", data_dir=str(real_dir), train_limit=10_000, val_limit=1000, seed=0
+    )
+    result = train_config(dict(AIRBENCH94_CONFIG), splits, epochs=2)
+    assert result.stopped_by is None and result.lr_final_factor < 0.01
+    assert result.value > 0.35  # chance is 0.1; about 0.5 after these 40 steps here

@@ -123,3 +123,22 @@ def test_a_study_stored_before_the_recipe_resumes_with_it_fixed(tmp_path, cifar_
         if name in trials[1].user_attrs["config"]:
             assert trials[1].user_attrs["config"][name] == value
     assert "lr_schedule" not in trials[1].params  # fixed, so never sampled
+
+
+def test_an_imagenet32_study_reports_top5_beside_top1(tmp_path, tiny_spec):
+    import json
+
+    from tests.fixtures import write_imagenet32
+
+    write_imagenet32(tmp_path / "in32", n_classes=8, n_per_class=20, n_val_per_class=4)
+    url = f"sqlite:///{tmp_path}/h.db"
+    res = run_hpo32("search", "--study", "in", "--spec", tiny_spec, "--dataset", "imagenet32",
+                    "--data-dir", tmp_path / "in32", "--n-trials", 1, "--epochs", 1,
+                    "--storage", url, cwd=tmp_path)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert "test top-5" in res.stdout
+    shown = run_hpo32("show", "in", "--storage", url, "--no-model", cwd=tmp_path)
+    assert "top-5: val " in shown.stdout, shown.stdout
+    info = json.loads(run_hpo32("show", "in", "--json", "--storage", url, cwd=tmp_path).stdout)
+    best = info["best_trial"]
+    assert best["test_top5"] >= best["test_accuracy"] and best["val_top5"] >= best["value"]
