@@ -51,7 +51,7 @@ def load_best(records, study_name: str, artifact_root: Path) -> BestModel:
     attrs: dict[str, Any] = queries.study_attrs(records.engine, study_name)
     history = _trial_history(records, study_name, best["number"])
     ids = attrs.get("class_ids") or []
-    tta = str((best["user_attrs"].get("config") or {}).get("tta", "none"))
+    tta = str((best["config"] or {}).get("tta", "none"))
     return BestModel(
         study_name, best["number"], path, ids, attrs.get("class_names") or list(ids), history, tta
     )

@@ -387,7 +387,8 @@ def study_details(records, name: str) -> dict[str, Any]:
         if str(out.get("dataset")).startswith("imagenet32"):  # top-5 is the ImageNet measure
             from hpo32.storage import queries
 
-            top5 = (best.get("user_attrs", {}).get("history") or {}).get("val_top5") or [None]
+            history = queries.trial_user_attr(records.engine, name, best["number"], "history")
+            top5 = (history or {}).get("val_top5") or [None]
             out["best_trial"]["val_top5"] = top5[-1]
             test = queries.study_attrs(records.engine, name).get("test_top5") or {}
             if test.get("trial") == best["number"]:

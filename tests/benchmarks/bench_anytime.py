@@ -51,20 +51,45 @@ def run_hpo32(dataset: str, data_dir: str, seed: int, budget: float, out: Path) 
     )  # fmt: skip
     wall = time.monotonic() - t0
     run = bench_search.read_hpo32(db, seed)
-    shown = json.loads(
-        bench_search.hpo32_cli(
-            "show",
-            f"s{seed}",
-            "--json",
-            "--no-model",
-            "--storage",
-            f"sqlite:///{db}",
-            capture_output=True,
-            text=True,
-        ).stdout  # fmt: skip
-    )
-    run.update(wall_seconds=round(wall, 1), dataset=dataset, best=shown.get("best_trial"))
+    run["epochs"] = epoch_points(db)
+    run.update(wall_seconds=round(wall, 1), dataset=dataset)
     return run
+
+
+def epoch_points(db: Path) -> list[tuple[float, float]]:
+    """(seconds from the first trial's start, validation accuracy) after each epoch of every
+    trial: each trial's start plus its recorded epoch times (validation shared evenly)."""
+    import sqlite3
+    from datetime import datetime
+
+    with sqlite3.connect(db) as con:
+        rows = con.execute(
+            "SELECT t.trial_id, t.datetime_start, a.value_json FROM trials t JOIN "
+            "trial_user_attributes a ON a.trial_id = t.trial_id AND a.key = 'epoch_seconds' "
+            "WHERE t.datetime_start IS NOT NULL"
+        ).fetchall()
+        evals = dict(con.execute(
+            "SELECT trial_id, value_json FROM trial_user_attributes WHERE key = 'eval_seconds'"
+        ).fetchall())  # fmt: skip
+        values = con.execute(
+            "SELECT trial_id, step, intermediate_value FROM trial_intermediate_values"
+        ).fetchall()
+    if not rows:
+        return []
+    t0 = min(datetime.fromisoformat(r[1]) for r in rows)
+    by_trial: dict[int, dict[int, float]] = {}
+    for tid, step, value in values:
+        by_trial.setdefault(tid, {})[step] = value
+    points = []
+    for tid, start, epochs_json in rows:
+        epochs = json.loads(epochs_json)
+        per_eval = float(json.loads(evals.get(tid, "0"))) / max(1, len(epochs))
+        t = (datetime.fromisoformat(start) - t0).total_seconds()
+        for step, seconds in enumerate(epochs, start=1):
+            t += seconds + per_eval
+            if step in by_trial.get(tid, {}):
+                points.append((t, by_trial[tid][step]))
+    return sorted(points)
 
 
 def run_keras_tuner(data_dir: str, seed: int, budget: float, out: Path) -> dict:
@@ -110,10 +135,18 @@ def report(runs: list[dict], budget: float, plots: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4))
     for r in runs:
         trace = bench_search.best_so_far(r["points"])
+        label = f"{r['side']} seed {r['seed']}"
         if trace:
             xs = [t / 60 for t, _ in trace] + [budget / 60]
             ys = [v for _, v in trace] + [trace[-1][1]]
-            ax.step(xs, ys, where="post", label=f"{r['side']} seed {r['seed']}")
+            (line,) = ax.step(xs, ys, where="post", label=f"{label}: best finished trial")
+            color = line.get_color()
+        else:
+            color = None
+        if r.get("epochs"):
+            ax.plot([t / 60 for t, _ in r["epochs"]], [v for _, v in r["epochs"]], ".",
+                    color=color, alpha=0.6, label=f"{label}: after each epoch")  # fmt: skip
+    ax.set_xlim(0, budget / 60)
     ax.set_xlabel("minutes")
     ax.set_ylabel("best validation accuracy so far")
     ax.set_title(f"{runs[0]['dataset']}, {budget / 60:.0f}-minute budget")
@@ -133,8 +166,21 @@ def main() -> None:
     parser.add_argument("--sides", nargs="+", default=["hpo32", "keras-tuner"])
     parser.add_argument("--out", type=Path, default=Path("/tmp/hpo32-bench-anytime"))
     parser.add_argument("--plots", type=Path, default=ROOT / "docs")
+    parser.add_argument("--replot", action="store_true", help="report the runs kept in --out")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.replot:
+        runs = [
+            json.loads((args.out / f"{side}-{args.dataset}-seed{seed}.json").read_text())
+            for seed in args.seeds
+            for side in args.sides
+        ]
+        for r in runs:
+            db = args.out / f"hpo32-{r['dataset']}-seed{r['seed']}.db"
+            if r["side"] == "hpo32" and db.exists():
+                r["epochs"] = epoch_points(db)
+        report(runs, args.budget, args.plots)
+        return
     runs = []
     for seed in args.seeds:
         sides = args.sides if seed % 2 == 0 else list(reversed(args.sides))  # alternate

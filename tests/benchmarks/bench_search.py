@@ -112,6 +112,7 @@ def read_hpo32(db: Path, seed: int) -> dict:
         "complete": len(points),
         "points": sorted(points),
         "test_accuracy": shown["best_trial"].get("test_accuracy"),
+        "best": shown["best_trial"],
     }
 
 

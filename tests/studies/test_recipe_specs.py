@@ -142,3 +142,9 @@ def test_an_imagenet32_study_reports_top5_beside_top1(tmp_path, tiny_spec):
     info = json.loads(run_hpo32("show", "in", "--json", "--storage", url, cwd=tmp_path).stdout)
     best = info["best_trial"]
     assert best["test_top5"] >= best["test_accuracy"] and best["val_top5"] >= best["value"]
+    # predict averages the views the best trial validated with
+    from hpo32.storage import Records, artifact_root, make_engine
+    from hpo32.studies.best import load_best
+
+    loaded = load_best(Records(make_engine(url), create=False), "in", artifact_root(url))
+    assert loaded.tta == best["config"]["tta"]
