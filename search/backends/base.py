@@ -51,6 +51,7 @@ class SearchContext:
         test_images: images of the test split: the final evaluation's predictions (times
             the views of the trial's test-time augmentation) are held back from the search
             budget (README: budgets include the end).
+        test_views: test-time augmentation views of the last trial's config.
         eval_per_image: seconds per predicted image, as the last trial's validation measured
             (0 while unknown).
         quickest_first_epoch: seconds of the quickest first epoch, with its validation, that
@@ -74,6 +75,7 @@ class SearchContext:
     precision: str = "auto"
     epoch_images: int | None = None
     test_images: int = 0
+    test_views: int = 1
     eval_per_image: float = 0.0
     quickest_first_epoch: float = 0.0
     on_event: Callable[[Event], None] = field(default=lambda event: None)
@@ -100,6 +102,7 @@ class SearchContext:
             epoch_images=self.epoch_images,
             reserve_images=self.test_images * view_count(str(config.get("tta", "none"))),
         )
+        self.test_views = view_count(str(config.get("tta", "none")))
         if result.eval_images:
             self.eval_per_image = result.eval_seconds / result.eval_images
         first = result.first_epoch_seconds()
@@ -122,12 +125,13 @@ class SearchContext:
 
     def test_reserve(self) -> float:
         """Seconds held back for the final test evaluation (0 until a validation measured
-        the prediction speed): one view per test image, and the saved model's loading."""
+        the prediction speed): the test images times the last trial's views, and loading
+        the saved model."""
         from hpo32.search.training import TEST_OVERHEAD_S
 
         if not (self.test_images and self.eval_per_image):
             return 0.0
-        return self.test_images * self.eval_per_image + TEST_OVERHEAD_S
+        return self.test_images * self.test_views * self.eval_per_image + TEST_OVERHEAD_S
 
     def time_left(self) -> float | None:
         """Seconds left in the search budget (None when unlimited)."""

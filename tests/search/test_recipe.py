@@ -197,3 +197,17 @@ def test_crop_pixels_bounds_the_shift():
     rows, cols = np.nonzero(images.numpy()[..., 0] > 0.5)[1:]
     assert set(np.abs(rows - 4)) <= {0, 1} and set(np.abs(cols - 4)) <= {0, 1}
     assert len(set(rows)) > 1
+
+
+def test_no_trial_starts_when_the_final_evaluation_would_not_fit():
+    from hpo32.search.backends.base import SearchContext
+    from hpo32.search.training import TEST_OVERHEAD_S
+
+    ctx = SearchContext(space=default_space(), splits=None, epochs=1, test_images=1000)
+    ctx.search_deadline = time.monotonic() + 8
+    assert ctx.test_reserve() == 0.0 and not ctx.budget_spent()  # nothing measured yet
+    ctx.eval_per_image, ctx.test_views = 0.001, 6  # as a six-view trial's validation measured
+    assert ctx.test_reserve() == pytest.approx(6.0 + TEST_OVERHEAD_S)
+    assert ctx.budget_spent()
+    ctx.search_deadline = time.monotonic() + 20
+    assert not ctx.budget_spent()
