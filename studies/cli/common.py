@@ -1,0 +1,28 @@
+"""What the commands share: exit codes, UserError, the database they read, plain tables."""
+
+from __future__ import annotations
+
+from typing import Any
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+class UserError(Exception):
+    """Bad input: printed as one sentence, exit code 2."""
+
+
+def _records(url_arg: str | None, must_exist: bool = True):
+    from hpo32.storage import Records, make_engine, resolve_url, sqlite_path
+
+    url = resolve_url(url_arg)
+    path = sqlite_path(url)
+    if path is not None and not path.exists():
+        raise UserError(f"no database at '{path}'; run 'hpo32 search' first or pass --storage.")
+    return Records(make_engine(url, read_only=path is not None), create=False), url
+
+
+def _print_table(rows: list[tuple[Any, ...]]) -> None:
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())

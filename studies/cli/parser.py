@@ -1,0 +1,196 @@
+"""The ``hpo32`` argument parser: every subcommand, its options and the handler it runs.
+
+``--storage`` is declared once, on a parent parser the subcommands that read or write the
+database inherit (``dashboard`` and ``report`` declare theirs in :mod:`hpo32.dashboards.cli`).
+Each subcommand names its handler with ``set_defaults(func=...)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from hpo32 import __version__
+from hpo32.studies.cli.common import EXIT_USER_ERROR
+from hpo32.studies.cli.inspect import (
+    cmd_compare,
+    cmd_export,
+    cmd_list,
+    cmd_predict,
+    cmd_presets,
+    cmd_show,
+)
+from hpo32.studies.cli.search import cmd_resume, cmd_search, cmd_worker
+from hpo32.studies.spec import SpecError, parse_duration
+
+STORAGE_HELP = "database URL (default: $HPO32_STORAGE or sqlite:///hpo32.db)"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one sentence, exit 2, no usage dump
+        self.exit(EXIT_USER_ERROR, f"hpo32: error: {message}; see '{self.prog} --help'.\n")
+
+
+def _duration(what: str):
+    def parse(text: str) -> float:
+        try:
+            return parse_duration(text, what)
+        except SpecError as exc:
+            raise argparse.ArgumentTypeError(str(exc).rstrip(".")) from None
+
+    parse.__name__ = what
+    return parse
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _gpu_list(text: str) -> list[str]:
+    gpus = [g.strip() for g in text.split(",") if g.strip()]
+    if not gpus or not all(g.isdigit() for g in gpus):
+        raise argparse.ArgumentTypeError(f"'{text}' is not a list of GPU numbers like 0,1")
+    return gpus
+
+
+def _storage_parent() -> argparse.ArgumentParser:
+    """The parent parser of the subcommands that take ``--storage``."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--storage", help=STORAGE_HELP)
+    return parent
+
+
+def _storage_after(p: argparse.ArgumentParser, option: str) -> None:
+    """Moves the inherited ``--storage`` right after ``option`` in ``p``'s usage and help.
+
+    A parent's options come first; this puts ``--storage`` back where the subcommand has
+    always listed it, so ``--help`` reads as before. Parsing does not depend on the order.
+    """
+    storage = p._option_string_actions["--storage"]
+    after = p._option_string_actions[option]
+    for actions in (p._actions, p._optionals._group_actions):
+        actions.remove(storage)
+        actions.insert(actions.index(after) + 1, storage)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="hpo32",
+        description="Hyperparameter search for Keras CNNs on "
+        "32x32 images (CIFAR-10, ImageNet32), recorded in one database.",
+    )
+    parser.add_argument("--version", action="version", version=f"hpo32 {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    storage = [_storage_parent()]
+    _add_search_commands(sub, storage)
+    _add_inspect_commands(sub, storage)
+
+    from hpo32.dashboards.cli import add_parsers as add_dashboard_parsers
+    from hpo32.dashboards.cli import cmd_dashboard, cmd_report
+
+    add_dashboard_parsers(sub, STORAGE_HELP)
+    sub.choices["dashboard"].set_defaults(func=cmd_dashboard)
+    sub.choices["report"].set_defaults(func=cmd_report)
+    return parser
+
+
+def _add_search_commands(sub: Any, storage: list[argparse.ArgumentParser]) -> None:
+    """``search``, ``worker`` and ``resume``, in this order (the order ``--help`` lists)."""
+    p = sub.add_parser("search", help="start a time-boxed search", parents=storage)
+    p.set_defaults(func=cmd_search)
+    p.add_argument("--study", required=True, help="study name (letters, digits, . _ -)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--preset", help="a preset from 'hpo32 presets'")
+    src.add_argument("--spec", help="a YAML or JSON study spec file")
+    p.add_argument("--dataset", help="cifar10, imagenet32 or folder:PATH")
+    p.add_argument("--classes", type=_positive_int, help="ImageNet32: use the first N classes")
+    p.add_argument("--data-dir", help="where the data lies (else $HPO32_DATA_DIR, Keras cache)")
+    p.add_argument(
+        "--engine",
+        help="optuna, keras-tuner:random|bayesian|hyperband, "
+        "autokeras:greedy|bayesian|hyperband|random",
+    )
+    p.add_argument("--sampler", help="tpe, random, cmaes, gp, grid")
+    p.add_argument("--pruner", help="median, hyperband, asha, none")
+    p.add_argument("--budget", type=_duration("budget"), help="search budget: 90s, 10m, 2h")
+    p.add_argument("--trial-budget", type=_duration("trial budget"), help="budget per trial")
+    p.add_argument("--n-trials", type=_positive_int, help="finished trials to reach")
+    p.add_argument("--epochs", type=_positive_int, help="epochs per trial")
+    p.add_argument("--train-limit", type=_positive_int, help="at most N training images")
+    p.add_argument("--val-limit", type=_positive_int, help="at most N validation images")
+    p.add_argument(
+        "--epoch-images",
+        type=_positive_int,
+        help="images per epoch (low-fidelity epochs for the pruner); default: all",
+    )
+    p.add_argument(
+        "--precision", help="auto (mixed precision where native), float32, bfloat16, float16"
+    )
+    p.add_argument("--seed", type=int, help="random seed")
+    p.add_argument("--weights", help="DenseNet121 ImageNet weights file (transfer, finetune)")
+    _storage_after(p, "--weights")
+    p.add_argument(
+        "--workers", type=_positive_int, default=1, help="run N worker processes on this host"
+    )
+    p.add_argument("--gpus", type=_gpu_list, help="one worker per listed GPU: 0,1,...")
+
+    p = sub.add_parser("worker", help="join an existing study and run its trials", parents=storage)
+    p.set_defaults(func=cmd_worker)
+    p.add_argument("name")
+    p.add_argument("--data-dir", help="where the data lies on this host")
+    _storage_after(p, "--data-dir")
+
+    p = sub.add_parser("resume", help="continue a study where it stopped", parents=storage)
+    p.set_defaults(func=cmd_resume)
+    p.add_argument("name")
+    p.add_argument("--budget", type=_duration("budget"), help="extra budget to add")
+    p.add_argument("--trial-budget", type=_duration("trial budget"), help="budget per trial")
+    p.add_argument("--n-trials", type=_positive_int, help="finished trials to reach in total")
+    p.add_argument("--data-dir", help="where the data lies now")
+    _storage_after(p, "--data-dir")
+
+
+def _add_inspect_commands(sub: Any, storage: list[argparse.ArgumentParser]) -> None:
+    """``list``, ``show``, ``export``, ``compare``, ``predict`` and ``presets``, in this order."""
+    p = sub.add_parser("list", help="list studies", parents=storage)
+    p.set_defaults(func=cmd_list)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = sub.add_parser("show", help="show a study's best trial and counts", parents=storage)
+    p.set_defaults(func=cmd_show)
+    p.add_argument("name")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument(
+        "--no-model",
+        action="store_true",
+        help="skip the best model's summary and curves (no TensorFlow import)",
+    )
+
+    p = sub.add_parser("export", help="export a study's trials", parents=storage)
+    p.set_defaults(func=cmd_export)
+    p.add_argument("name")
+    p.add_argument("--format", choices=("csv", "json"), default="csv")
+    p.add_argument("--out", help="file to write (default: stdout)")
+    _storage_after(p, "--out")
+
+    p = sub.add_parser("compare", help="compare studies (engines) side by side", parents=storage)
+    p.set_defaults(func=cmd_compare)
+    p.add_argument("names", nargs="+", metavar="STUDY")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = sub.add_parser("predict", help="classify images with a study's best model", parents=storage)
+    p.set_defaults(func=cmd_predict)
+    p.add_argument("name")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--top", type=_positive_int, default=10, help="classes per image")
+    _storage_after(p, "--top")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = sub.add_parser("presets", help="list the presets")
+    p.set_defaults(func=cmd_presets)
