@@ -113,12 +113,10 @@ def _best_of(url: str):
         from hpo32.search.backends.optuna_engine import best_configs
 
         path = sqlite_path(url)
-        if path is not None and not path.exists():
-            found = []
-        else:
-            engine = make_engine(url, read_only=path is not None)
-            found = best_configs(optuna_storage(url), other, top) if study_exists(
-                engine, other) else []  # fmt: skip
+        found: list[tuple[int, dict[str, Any]]] = []
+        if path is None or path.exists():  # reading never creates a SQLite file
+            if study_exists(make_engine(url, read_only=path is not None), other):
+                found = best_configs(optuna_storage(url), other, top)
         if not found:
             raise SpecError(
                 f"warm_start names study '{other}', which has no complete trial in {url}; "
@@ -318,8 +316,7 @@ def resume(
     row = records.study(name) if records else None
     if row is None:
         raise StudyNotFound(f"no study named '{name}' in {url}; see hpo32 list.")
-    stored = _stored_spec(row["spec"], name)
-    spec = stored
+    spec = stored = _stored_spec(row["spec"], name)
     budget = row["budget_seconds"]
     used = records.used_seconds(name)
     if extra_budget is not None:
