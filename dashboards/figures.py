@@ -438,8 +438,6 @@ def parallel_figure(ps: dict[str, Any], top: float = 1.0) -> Figure:
         ps: :func:`hpo32.dashboards.data.param_samples` output.
         top: keep only the best fraction of the trials (1.0: all).
     """
-    from plotly.colors import sample_colorscale
-
     title = "Parallel coordinates"
     trials = sorted(ps["trials"], key=lambda t: t["value"])
     if top < 1.0 and trials:
@@ -459,6 +457,34 @@ def parallel_figure(ps: dict[str, Any], top: float = 1.0) -> Figure:
         }
     ]
     axes += [_axis_values(spec, trials) for spec in ps["params"]]
+    traces = _parallel_traces(trials, axes, vlo, vhi)
+    shapes, labels = _parallel_axes(axes)
+    kept = "" if top >= 1.0 else f"best {top:.0%} shown; "
+    note = kept + (ps.get("note") or f"{len(trials)} complete trials")
+    fig = _frame(_title_note(title, note), height=480, hovermode="closest")
+    fig.update_layout(
+        margin={"l": 50, "r": 20, "t": 150, "b": 20}, shapes=shapes, annotations=labels
+    )
+    fig.update_xaxes(
+        tickvals=list(range(len(axes))),
+        ticktext=[ax["label"] for ax in axes],
+        side="top",
+        tickangle=-40,
+        showgrid=False,
+        zeroline=False,
+        range=[-0.6, len(axes) - 0.6],
+    )
+    fig.update_yaxes(visible=False, range=[-0.03, 1.03])
+    return _done(fig, traces)
+
+
+def _parallel_traces(
+    trials: list[dict[str, Any]], axes: list[dict[str, Any]], vlo: float, vhi: float
+) -> list[dict[str, Any]]:
+    """The trials' lines, one trace per color band of their value, and the color bar."""
+    from plotly.colors import sample_colorscale
+
+    vspan = (vhi - vlo) or 1.0
     norm = []
     for ax in axes:
         lo, hi = ax["range"]
@@ -510,6 +536,11 @@ def parallel_figure(ps: dict[str, Any], top: float = 1.0) -> Figure:
             },
         }
     )
+    return traces
+
+
+def _parallel_axes(axes: list[dict[str, Any]]) -> tuple[list[Any], list[Any]]:
+    """The vertical axis lines and their tick labels."""
     shapes, labels = [], []
     for k, ax in enumerate(axes):
         lo, hi = ax["range"]
@@ -536,23 +567,7 @@ def parallel_figure(ps: dict[str, Any], top: float = 1.0) -> Figure:
                     "font": {"size": 9, "color": "#333"},
                 }
             )
-    kept = "" if top >= 1.0 else f"best {top:.0%} shown; "
-    note = kept + (ps.get("note") or f"{len(trials)} complete trials")
-    fig = _frame(_title_note(title, note), height=480, hovermode="closest")
-    fig.update_layout(
-        margin={"l": 50, "r": 20, "t": 150, "b": 20}, shapes=shapes, annotations=labels
-    )
-    fig.update_xaxes(
-        tickvals=xs,
-        ticktext=[ax["label"] for ax in axes],
-        side="top",
-        tickangle=-40,
-        showgrid=False,
-        zeroline=False,
-        range=[-0.6, len(axes) - 0.6],
-    )
-    fig.update_yaxes(visible=False, range=[-0.03, 1.03])
-    return _done(fig, traces)
+    return shapes, labels
 
 
 def slices_figure(ps: dict[str, Any], params: Sequence[str] | None = None, cols: int = 4) -> Figure:
