@@ -2,7 +2,9 @@
 
 * :mod:`hpo32.dashboards.data`: SQL over the one database -> plain dicts (pure, cacheable).
 * :mod:`hpo32.dashboards.figures`: those dicts -> plotly figures.
-* :mod:`hpo32.dashboards.app`: ``create_app(url)``, the Dash app (read-only, live refresh).
+* :mod:`hpo32.dashboards.views`: those dicts -> the typed records a page shows (pure).
+* :mod:`hpo32.dashboards.app`: ``create_app(engine)``, the Dash app (read-only, live refresh),
+  its pages one module each in :mod:`hpo32.dashboards.pages`, its CSS in ``assets/``.
 * :mod:`hpo32.dashboards.report`: ``write_report(url, names, out)``, one offline HTML file.
 * :mod:`hpo32.dashboards.cli`: the ``hpo32 dashboard`` and ``hpo32 report`` subcommands.
 

@@ -152,11 +152,13 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     from werkzeug.serving import make_server
 
     from hpo32.dashboards.app import create_app
+    from hpo32.dashboards.data import open_engine
 
     try:
-        app = create_app(url, refresh_seconds=args.refresh)
+        engine = open_engine(url)  # resolved once, here; the app is handed the engine
     except StorageError as exc:
         return _fail(str(exc))
+    app = create_app(engine, refresh_seconds=args.refresh)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per refresh
     server = make_server(args.host, args.port, app.server, threaded=True)
     shown = f"[{args.host}]" if ":" in args.host else args.host

@@ -24,19 +24,8 @@ class ReportError(ValueError):
     """A report cannot be written (unknown study, bad output path); one sentence with the fix."""
 
 
-_CSS = """
-body { font-family: system-ui, sans-serif; margin: 0; background: #f6f8fa; color: #24292f; }
-header { background: #24292f; color: white; padding: 12px 20px; }
-main { padding: 8px 20px 40px; }
-section { background: white; border: 1px solid #e3e3e3; border-radius: 6px; padding: 10px 16px;
-          margin: 14px 0; }
-table { border-collapse: collapse; font-size: 13px; }
-th, td { padding: 3px 10px; text-align: left; border-bottom: 1px solid #eee; }
-.muted { color: #666; }
-.config { display: grid; grid-template-columns: repeat(auto-fill, minmax(230px, 1fr));
-          column-gap: 24px; }
-.config div { border-bottom: 1px solid #eee; padding: 2px 0; }
-"""
+# the stylesheet, kept with the app's in assets/ (the app leaves it out)
+_CSS = "\n" + (Path(__file__).resolve().parent / "assets" / "report.css").read_text("utf-8")
 
 _TOP_ROWS = 50
 

@@ -1,0 +1,331 @@
+"""``/study/<name>``: one study, its header and three tabs (overview, parameters, trials);
+only the open tab's components exist, so only its figures are computed."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import dash
+from dash import Input, Output, State, dcc, html
+
+from hpo32.dashboards import data, figures
+from hpo32.dashboards.pages.common import (
+    PAGE_SIZE,
+    PageCallbacks,
+    PageContext,
+    card,
+    error,
+    graph,
+    loading_graph,
+    page_stores,
+)
+from hpo32.dashboards.views import study as view
+
+_PARALLEL_LINES = 500  # an evenly spaced sample (best included) above this many trials
+
+callbacks = PageCallbacks("study", extra=lambda args: (args["name"],))
+
+
+def layout(ctx: PageContext, name: str, tab: str = "overview") -> list[Any]:
+    """The page of study ``name``, ``tab`` open.
+
+    Raises:
+        UnknownStudy: no study has that name.
+    """
+    info = data.study_info(ctx.engine, name)  # raises UnknownStudy
+    fp = data.fingerprint(ctx.engine, [name])
+    return [
+        html.H2(name, id="study-name"),
+        html.Div(id="study-header"),
+        *page_stores({"page": "study", "name": info["name"]}, fp),
+        dcc.Tabs(
+            id="study-tabs",
+            value=view.tab_or_default(tab),
+            children=[
+                dcc.Tab(label="Overview", value="overview", id="tab-overview"),
+                dcc.Tab(label="Parameters", value="params", id="tab-params"),
+                dcc.Tab(label="Trials", value="trials", id="tab-trials"),
+            ],
+            parent_className="hpo32-tabs",
+        ),
+        html.Div(id="study-tab"),
+    ]
+
+
+# -- the tabs -----------------------------------------------------------------------------------
+@callbacks.on(Output("study-tab", "children"), Input("study-tabs", "value"), checked=False)
+def study_tab(ctx: PageContext, tab: str) -> Any:
+    """Only the open tab's components exist, so only its figures are computed."""
+    if tab == "params":
+        return _params_tab()
+    if tab == "trials":
+        return card([html.Div(id="trial-table-count"), _trial_table()])
+    return _overview_tab()
+
+
+def _radio(rid: str, value: Any, options: list[tuple[str, Any]]) -> dcc.RadioItems:
+    return dcc.RadioItems(
+        id=rid,
+        value=value,
+        inline=True,
+        options=[{"label": label, "value": v} for label, v in options],
+    )
+
+
+def _overview_tab() -> list[Any]:
+    return [
+        card(None, id="study-best"),
+        card(
+            [
+                html.Span("Optimization history against ", className="hpo32-label"),
+                _radio(
+                    "hist-axis",
+                    "number",
+                    [(" trial number ", "number"), (" wall-clock time ", "time")],
+                ),
+                loading_graph("g-history"),
+            ]
+        ),
+        graph("g-curves"),
+    ]
+
+
+def _params_tab() -> list[Any]:
+    shares = [(" all ", 1.0), (" best 50% ", 0.5), (" best 25% ", 0.25), (" best 10% ", 0.1)]
+    return [
+        card(
+            [
+                html.Span("Parallel coordinates: show ", className="hpo32-label"),
+                _radio("pc-top", 1.0, shares),
+                loading_graph("g-parallel"),
+            ]
+        ),
+        card(
+            [
+                html.Button("Compute parameter importances", id="btn-importance", n_clicks=0),
+                html.Span(
+                    " PED-ANOVA over the latest 1,000 complete trials; cached "
+                    "until new trials complete.",
+                    className="hpo32-muted",
+                ),
+                loading_graph(
+                    "g-importance",
+                    figures.empty_figure(
+                        "Press the button to compute importances.", "Parameter importances"
+                    ),
+                ),
+            ]
+        ),
+        card(
+            [
+                html.Span("Slice plot of ", className="hpo32-label"),
+                html.Div(
+                    dcc.Dropdown(
+                        id="slice-param",
+                        clearable=False,
+                        value="learning_rate",
+                        options=[{"label": "learning_rate", "value": "learning_rate"}],
+                    ),
+                    className="hpo32-slice-pick",
+                ),
+                loading_graph("g-slices"),
+            ]
+        ),
+    ]
+
+
+def _trial_table() -> Any:
+    from dash import dash_table
+
+    with warnings.catch_warnings():  # deprecated in favour of dash-ag-grid; dash<5 has it
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return dash_table.DataTable(
+            id="trial-table",
+            columns=[{"name": "number", "id": "number"}],
+            data=[],
+            page_action="custom",
+            page_current=0,
+            page_size=PAGE_SIZE,
+            sort_action="custom",
+            sort_mode="multi",
+            sort_by=[],
+            filter_action="custom",
+            filter_query="",
+            # the table's own styling props (it draws its cells itself)
+            style_table={"overflowX": "auto"},
+            style_cell={
+                "fontSize": "13px",
+                "padding": "3px 6px",
+                "maxWidth": "220px",
+                "overflow": "hidden",
+                "textOverflow": "ellipsis",
+            },
+            style_data_conditional=[
+                {
+                    "if": {"filter_query": f'{{state}} = "{state}"', "column_id": "state"},
+                    "color": color,
+                }
+                for state, color in figures.STATE_COLORS.items()
+            ],
+        )
+
+
+# -- the header and the overview ----------------------------------------------------------------
+@callbacks.on(Output("study-header", "children"), Input("fp", "data"))
+def study_header(ctx: PageContext, fp: str | None, name: str) -> Any:
+    try:
+        info = ctx.cached("info", name, fp, lambda: data.study_info(ctx.engine, name))
+    except Exception as exc:
+        return error(str(exc))
+    header = view.study_header(info)
+    return html.Div(
+        [
+            html.Span(header.status, id="study-status", className=f"hpo32-badge-{header.status}"),
+            html.Span(header.summary, id="study-summary"),
+        ]
+    )
+
+
+@callbacks.on(Output("study-best", "children"), Input("fp", "data"))
+def study_best(ctx: PageContext, fp: str | None, name: str) -> Any:
+    try:
+        best = ctx.cached("best", name, fp, lambda: data.best_trial(ctx.engine, name))
+    except Exception as exc:
+        return error(f"Cannot read the best trial: {exc}")
+    return best_trial_card(best)
+
+
+def best_trial_card(best: dict[str, Any] | None) -> html.Div:
+    """The best trial's value, test accuracy and config as Dash components (escaped)."""
+    shown = view.best_trial(best)
+    if shown is None:
+        return html.Div([html.H3("Best trial"), html.P("No complete trial yet.")])
+    items = [
+        html.Div([html.Span(k, className="hpo32-label"), " ", html.B(v)]) for k, v in shown.config
+    ]
+    return html.Div(
+        [
+            html.H3(f"Best trial #{shown.number}", id="best-title"),
+            html.P(shown.facts, id="best-facts"),
+            html.Details(
+                [html.Summary("config"), html.Div(items, id="best-config")],
+                open=True,
+            ),
+        ]
+    )
+
+
+@callbacks.on(Output("g-history", "figure"), Input("fp", "data"), Input("hist-axis", "value"))
+def g_history(ctx: PageContext, fp: str | None, axis: str | None, name: str) -> Any:
+    return ctx.guard(
+        lambda: figures.history_figure(
+            ctx.cached("history", name, fp, lambda: data.history(ctx.engine, name)),
+            axis or "number",
+        ),
+        "Optimization history",
+    )
+
+
+@callbacks.on(Output("g-curves", "figure"), Input("fp", "data"))
+def g_curves(ctx: PageContext, fp: str | None, name: str) -> Any:
+    return ctx.guard(
+        lambda: figures.learning_curves_figure(
+            ctx.cached("curves", name, fp, lambda: data.learning_curves(ctx.engine, name))
+        ),
+        "Learning curves",
+    )
+
+
+# -- the parameters -----------------------------------------------------------------------------
+def _samples(ctx: PageContext, name: str, fp: str | None) -> dict[str, Any]:
+    return ctx.cached("samples", name, fp, lambda: data.param_samples(ctx.engine, name, cap=1000))
+
+
+@callbacks.on(Output("g-parallel", "figure"), Input("fp", "data"), Input("pc-top", "value"))
+def g_parallel(ctx: PageContext, fp: str | None, top: float | None, name: str) -> Any:
+    share = float(top or 1.0)
+    return ctx.guard(
+        lambda: figures.parallel_figure(
+            ctx.cached(
+                "parallel",
+                (name, share),
+                fp,
+                lambda: data.param_samples(ctx.engine, name, cap=_PARALLEL_LINES, top=share),
+            )
+        ),
+        "Parallel coordinates",
+    )
+
+
+@callbacks.on(
+    Output("slice-param", "options"),
+    Output("slice-param", "value"),
+    Input("fp", "data"),
+    State("slice-param", "value"),
+)
+def slice_params(ctx: PageContext, fp: str | None, current: str | None, name: str) -> Any:
+    """The parameters to choose from; the choice changes only when it has to (so the
+    slice plot, drawn at once for the default, is not drawn twice)."""
+    try:
+        names = [p["name"] for p in _samples(ctx, name, fp)["params"]]
+    except Exception:
+        return [], dash.no_update
+    value: Any = dash.no_update
+    if current not in names:
+        value = "learning_rate" if "learning_rate" in names else (names or [None])[0]
+    return [{"label": n, "value": n} for n in names], value
+
+
+@callbacks.on(Output("g-slices", "figure"), Input("fp", "data"), Input("slice-param", "value"))
+def g_slices(ctx: PageContext, fp: str | None, param: str | None, name: str) -> Any:
+    return ctx.guard(
+        lambda: figures.slices_figure(_samples(ctx, name, fp), params=[param] if param else None),
+        "Slice plot",
+    )
+
+
+@callbacks.on(
+    Output("g-importance", "figure"),
+    Input("btn-importance", "n_clicks"),
+    prevent_initial_call=True,
+)
+def g_importance(ctx: PageContext, _clicks: int | None, name: str) -> Any:
+    return ctx.guard(
+        lambda: figures.importance_figure([(name, ctx.importance_of(name))]),
+        "Parameter importances",
+    )
+
+
+# -- the trials ---------------------------------------------------------------------------------
+@callbacks.on(
+    Output("trial-table", "data"),
+    Output("trial-table", "columns"),
+    Output("trial-table", "page_count"),
+    Output("trial-table-count", "children"),
+    Input("fp", "data"),
+    Input("trial-table", "page_current"),
+    Input("trial-table", "page_size"),
+    Input("trial-table", "sort_by"),
+    Input("trial-table", "filter_query"),
+)
+def trial_table(
+    ctx: PageContext,
+    fp: str | None,
+    page: int | None,
+    size: int | None,
+    sort_by: list[dict[str, str]] | None,
+    filter_query: str | None,
+    name: str,
+) -> Any:
+    try:
+        table = ctx.cached("table", name, fp, lambda: data.trial_table(ctx.engine, name))
+    except Exception as exc:
+        return [], [{"name": "number", "id": "number"}], 1, error(str(exc))
+    rows, matching, pages = data.page_rows(
+        table["rows"], page or 0, size or PAGE_SIZE, sort_by, filter_query
+    )
+    return rows, view.table_columns(table), pages, view.table_count(matching, len(table["rows"]))
+
+
+register = callbacks.register
