@@ -220,6 +220,9 @@ def current_rss_mb() -> float:
 TEST_OVERHEAD_S = 3.0
 #: Timed steps before a deadline may re-fit the schedule (fewer give a noisy step time).
 MIN_TIMED_STEPS = 5
+#: A re-fit schedule ends this share of the steps left, and these steps, before the cut.
+REFIT_SLACK = 0.01
+REFIT_SLACK_STEPS = 2
 
 
 @dataclass
@@ -311,7 +314,9 @@ def _budget_callback(
                 if fit is None or left < fit[0]:
                     fit = (left, reason)
             if fit is not None and self._timed_steps >= MIN_TIMED_STEPS:
-                plan.fit_to(fit[0])
+                # end a little before the estimated cut, so that a slower step near the
+                # end still finds the schedule finished rather than cut a few steps short
+                plan.fit_to(fit[0] * (1 - REFIT_SLACK) - REFIT_SLACK_STEPS)
                 self._refit_by = fit[1] if plan.refit else None
             if self._refit_by and plan.steps_done >= plan.total_steps:
                 self.stopped_by = self._refit_by  # the re-fit schedule has ended: the cut
