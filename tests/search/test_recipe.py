@@ -88,8 +88,10 @@ def test_a_trial_cut_by_its_budget_ends_its_schedule_at_the_cut(splits):
     assert result.schedule_refit
     batches = -(-len(splits.x_train) // 32)
     assert result.images_trained < result.planned_images == 500 * batches * 32
-    steps = result.images_trained / 32
-    assert result.lr_final_factor <= 2 / steps  # at its end value within a step or two
+    # at its end value but for a few steps of timing noise: this tiny model's steps take
+    # about 10 ms, so a busy machine's scheduling moves the cut by steps (the exact rule is
+    # test_a_refit_plan_reaches_the_end_value_within_one_step_of_the_cut)
+    assert result.lr_final_factor <= 0.05
     assert result.model.optimizer.learning_rate.numpy() == pytest.approx(0.01)  # as configured
 
 
