@@ -28,6 +28,7 @@ __all__ = [
     "predict_views",
     "schedule_callback",
     "swap_ema_weights",
+    "tta_of",
     "tta_views",
     "view_count",
 ]
@@ -163,6 +164,12 @@ def _translate(x: np.ndarray, dy: int, dx: int) -> np.ndarray:
     padded = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
     h, w = x.shape[1], x.shape[2]
     return padded[:, pad - dy : pad - dy + h, pad - dx : pad - dx + w]
+
+
+def tta_of(config: Mapping[str, Any] | None) -> str:
+    """The test-time augmentation a config validates with (``none`` when it names none, as
+    configs recorded before the recipe was searchable)."""
+    return str((config or {}).get("tta", "none"))
 
 
 def view_count(mode: str) -> int:

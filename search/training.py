@@ -232,7 +232,12 @@ class _Validation:
     x: Any
     y: Any
     tta: str = "none"
-    views: int = 1
+
+    @property
+    def views(self) -> int:
+        from hpo32.search.recipe import view_count
+
+        return view_count(self.tta)
 
 
 def _budget_callback(
@@ -299,8 +304,9 @@ def _budget_callback(
                 return
             now = time.monotonic()
             step = self._timed / self._timed_steps
-            per_eval = n_val * self.eval_per_image(step / batch_size)
-            reserve = reserve_images * self.eval_per_image(step / batch_size) + TEST_OVERHEAD_S
+            per_image = self.eval_per_image(step / batch_size)
+            per_eval = n_val * per_image
+            reserve = reserve_images * per_image + TEST_OVERHEAD_S
             fit: tuple[float, str] | None = None
             for deadline, reason in deadlines:
                 # the search budget also holds the final test evaluation (README: budgets)
@@ -412,7 +418,7 @@ def train_config(
 
     from hpo32.search.data import make_tf_dataset
     from hpo32.search.models import build_model, compile_model, init_whitening
-    from hpo32.search.recipe import Plan, schedule_callback, view_count
+    from hpo32.search.recipe import Plan, schedule_callback, tta_of
 
     keras.utils.set_random_seed(seed)
     num_classes = splits.num_classes
@@ -438,8 +444,7 @@ def train_config(
     ).map(one_hot)
     if steps_per_epoch:
         train_ds = train_ds.repeat()
-    tta = str(config.get("tta", "none"))
-    val = _Validation(splits.x_val, splits.y_val, tta, view_count(tta))
+    val = _Validation(splits.x_val, splits.y_val, tta_of(config))
 
     policy = resolve_precision(precision)
     previous_policy = keras.mixed_precision.global_policy()

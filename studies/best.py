@@ -37,6 +37,7 @@ def load_best(records, study_name: str, artifact_root: Path) -> BestModel:
     Raises:
         LookupError: the study has no saved best model yet (one clear sentence).
     """
+    from hpo32.search.recipe import tta_of
     from hpo32.storage import queries
 
     best = records.best_trial(study_name)
@@ -51,7 +52,7 @@ def load_best(records, study_name: str, artifact_root: Path) -> BestModel:
     attrs: dict[str, Any] = queries.study_attrs(records.engine, study_name)
     history = _trial_history(records, study_name, best["number"])
     ids = attrs.get("class_ids") or []
-    tta = str((best["config"] or {}).get("tta", "none"))
+    tta = tta_of(best["config"])
     return BestModel(
         study_name, best["number"], path, ids, attrs.get("class_names") or list(ids), history, tta
     )

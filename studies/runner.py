@@ -516,10 +516,11 @@ def evaluate_best(records: Records, study, splits, root: Path) -> float | None:
         return known["test_accuracy"]
     import keras
 
+    from hpo32.search.recipe import tta_of
     from hpo32.search.training import evaluate
 
     model = keras.models.load_model(root / best.user_attrs["model_path"])
-    tta = str(best.user_attrs.get("config", {}).get("tta", "none"))
+    tta = tta_of(best.user_attrs.get("config"))
     scores = evaluate(model, splits.x_test, splits.y_test, tta)
     acc = scores["accuracy"]
     records.set_result(

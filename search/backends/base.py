@@ -86,9 +86,10 @@ class SearchContext:
         Returns:
             A :class:`hpo32.search.training.TrialResult`.
         """
-        from hpo32.search.recipe import view_count
+        from hpo32.search.recipe import tta_of, view_count
         from hpo32.search.training import train_config
 
+        self.test_views = view_count(tta_of(config))
         result = train_config(
             config,
             self.splits,
@@ -100,9 +101,8 @@ class SearchContext:
             weights=self.weights,
             precision=self.precision,
             epoch_images=self.epoch_images,
-            reserve_images=self.test_images * view_count(str(config.get("tta", "none"))),
+            reserve_images=self.test_images * self.test_views,
         )
-        self.test_views = view_count(str(config.get("tta", "none")))
         if result.eval_images:
             self.eval_per_image = result.eval_seconds / result.eval_images
         first = result.first_epoch_seconds()
