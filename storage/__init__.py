@@ -10,11 +10,13 @@ from hpo32.storage.db import (
     DEFAULT_URL,
     StorageError,
     artifact_root,
+    heartbeat_seconds,
     make_engine,
     optuna_storage,
     resolve_url,
     sqlite_path,
 )
+from hpo32.storage.output import OutputError, check_output, write_output
 from hpo32.storage.records import (
     Records,
     Session,
@@ -25,15 +27,19 @@ from hpo32.storage.records import (
 
 __all__ = [
     "DEFAULT_URL",
+    "OutputError",
     "Records",
     "Session",
     "StorageError",
     "StudySummary",
     "artifact_root",
+    "check_output",
     "consumed_seconds",
+    "heartbeat_seconds",
     "make_engine",
     "merge_intervals",
     "optuna_storage",
     "resolve_url",
     "sqlite_path",
+    "write_output",
 ]
