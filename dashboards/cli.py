@@ -78,30 +78,24 @@ def add_parsers(subparsers, storage_help: str = _STORAGE_HELP) -> None:
         "into one self-contained HTML file that opens offline.",
     )
     p.add_argument("studies", nargs="+", metavar="STUDY", help="study names")
-    p.add_argument("--out", default="report.html", help="file to write (default: report.html)")
+    p.add_argument(
+        "--out",
+        default="report.html",
+        help="file to write, - for standard output (default: report.html)",
+    )
     p.add_argument("--storage", help=storage_help)
 
 
 def _url(arg: str | None) -> str:
-    """The storage URL, validated for reading: a SQLite file must exist (it need not be
-    writable); other URLs must be of a supported database.
+    """The storage URL, validated for reading (:func:`hpo32.storage.resolve_url` with
+    ``existing``): a SQLite file must exist (it need not be writable).
 
     Raises:
         StorageError: with the fix.
     """
-    from hpo32.storage import DEFAULT_URL, StorageError, resolve_url, sqlite_path
+    from hpo32.storage import resolve_url
 
-    url = arg or os.environ.get("HPO32_STORAGE") or DEFAULT_URL
-    path = sqlite_path(url)
-    if url.startswith("sqlite:") and path is None:
-        raise StorageError(f"storage '{url}' names no file; write sqlite:///PATH.db.")
-    if path is None:
-        return resolve_url(url)  # checks the scheme of server databases
-    if path.is_dir():
-        raise StorageError(f"storage '{url}' points at a folder; name a .db file instead.")
-    if not path.exists():
-        raise StorageError(f"no database at '{path}'; run 'hpo32 search' first or pass --storage.")
-    return url
+    return resolve_url(arg, existing=True)
 
 
 def _fail(message: str) -> int:
@@ -191,12 +185,13 @@ def _journal_note(url: str) -> str | None:
     import sqlite3
 
     from hpo32.storage import sqlite_path
+    from hpo32.storage.db import sqlite_read_only_uri
 
     path = sqlite_path(url)
     if path is None:
         return None
     try:
-        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        con = sqlite3.connect(sqlite_read_only_uri(path), uri=True, timeout=5)
         try:
             mode = str(con.execute("PRAGMA journal_mode").fetchone()[0]).lower()
         finally:
@@ -228,7 +223,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         path = write_report(url, args.studies, args.out)
     except (StorageError, ReportError) as exc:
         return _fail(str(exc))
-    print(f"hpo32 report: wrote {path} ({os.path.getsize(path) / 1e6:.1f} MB, opens offline)")
+    if path is not None:  # with --out - the page went to standard output, alone
+        size = os.path.getsize(path) / 1e6
+        print(f"hpo32 report: wrote {path} ({size:.1f} MB, opens offline)")
     return 0
 
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import html
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
 from hpo32.dashboards import data, figures
 from hpo32.storage import make_engine
+from hpo32.storage.output import OutputError, check_output, write_output
 
 __all__ = ["ReportError", "build_report", "redact_url", "write_report"]
 
@@ -258,38 +258,31 @@ def _engine_sections(page: _Html, engine, rows: list[dict[str, Any]]) -> None:
         page.add("</section>")
 
 
-def write_report(url: str, names: Sequence[str], out: str | os.PathLike[str], engine=None) -> Path:
+def write_report(
+    url: str, names: Sequence[str], out: str | os.PathLike[str], engine=None
+) -> Path | None:
     """Writes the report of studies ``names`` in the database at ``url`` to ``out``
-    (atomically: a reader never sees half a file).
+    through :func:`hpo32.storage.output.write_output`: atomically (a reader never sees half
+    a file), with the mode a plain ``open`` gives, ``-`` to standard output; ``out`` is
+    checked before the database is read.
 
     Returns:
-        The path written.
+        The path written, or None for standard output.
 
     Raises:
-        ReportError: unknown study, or ``out`` cannot be written.
+        ReportError: unknown study, or ``out`` must not or cannot be written (the database
+            itself, a folder, a device, a missing folder).
         StorageError: the database cannot be opened.
     """
     if not names:
         raise ReportError("name at least one study to report; see 'hpo32 list'.")
-    path = Path(out).expanduser()
-    if path.is_dir():
-        raise ReportError(f"'{path}' is a folder; name an .html file, e.g. --out report.html.")
-    if not path.parent.resolve().is_dir():
-        raise ReportError(f"folder '{path.parent}' does not exist; create it first.")
+    try:
+        check_output(out, url)
+    except OutputError as exc:
+        raise ReportError(str(exc)) from None
     engine = engine if engine is not None else make_engine(url, read_only=True)
     text = build_report(engine, names, source=url)
-    tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(
-            prefix=".hpo32-report-", suffix=".html", dir=path.parent.resolve()
-        )
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except OSError as exc:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
-        raise ReportError(
-            f"cannot write '{path}': {exc.strerror or exc}; pick another --out."
-        ) from None
-    return path
+        return write_output(out, text, url)
+    except OutputError as exc:
+        raise ReportError(str(exc)) from None
