@@ -13,12 +13,16 @@ class UserError(Exception):
 
 
 def _records(url_arg: str | None, must_exist: bool = True):
+    """hpo32's records over the database, read-only, and its URL (checked, the SQLite file
+    required to exist).
+
+    Raises:
+        StorageError: the URL is refused or the database cannot be opened (one sentence).
+    """
     from hpo32.storage import Records, make_engine, resolve_url, sqlite_path
 
-    url = resolve_url(url_arg)
+    url = resolve_url(url_arg, existing=must_exist)
     path = sqlite_path(url)
-    if path is not None and not path.exists():
-        raise UserError(f"no database at '{path}'; run 'hpo32 search' first or pass --storage.")
     return Records(make_engine(url, read_only=path is not None), create=False), url
 
 

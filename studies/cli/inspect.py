@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from typing import Any
 
@@ -47,11 +46,12 @@ def cmd_list(args: argparse.Namespace) -> int:
 def _load_study(name: str, url: str):
     import optuna
 
+    from hpo32.storage import optuna_storage
     from hpo32.studies.runner import StudyNotFound
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        return optuna.load_study(study_name=name, storage=url)
+        return optuna.load_study(study_name=name, storage=optuna_storage(url))
     except KeyError:
         raise StudyNotFound(f"no study named '{name}' in {url}; see hpo32 list.") from None
 
@@ -122,14 +122,18 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def _show_model(records, name: str, url: str) -> None:
     from hpo32.storage import artifact_root
-    from hpo32.studies.best import load_best, plot_curves
+    from hpo32.studies.best import ModelError, load_best, plot_curves
 
     try:
         best = load_best(records, name, artifact_root(url))
-    except LookupError as exc:
+    except LookupError as exc:  # no model yet, or a damaged file: the rest is shown
         print(f"  ({exc})")
         return
-    model = best.load()
+    try:
+        model = best.load()
+    except ModelError as exc:
+        print(f"  ({exc})")
+        return
     print("  best model:")
     model.summary(print_fn=lambda line, **kw: print("    " + line))
     png, html = plot_curves(best, artifact_root(url) / name / f"trial-{best.trial_number}")
@@ -139,15 +143,18 @@ def _show_model(records, name: str, url: str) -> None:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from hpo32.storage import artifact_root
-    from hpo32.studies.best import load_best, predict_images
+    from hpo32.studies.best import ModelError, load_best, predict_images
 
     records, url = _records(args.storage)
     study_details(records, args.name)  # a clear error for a missing study
     try:
         best = load_best(records, args.name, artifact_root(url))
-    except LookupError as exc:
+    except LookupError as exc:  # no model, or a damaged one (ModelError)
         raise UserError(str(exc)) from None
-    results = predict_images(best, args.images, args.top)
+    try:
+        results = predict_images(best, args.images, args.top)
+    except ModelError as exc:  # the file passed its check but Keras cannot read it
+        raise UserError(str(exc)) from None
     if args.json:
         print(json.dumps(results, indent=2))
         return 0
@@ -165,7 +172,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     import csv
     import io
 
+    from hpo32.storage import check_output, write_output
+
     _, url = _records(args.storage)
+    if args.out:
+        check_output(args.out, url)  # before the study is read
     study = _load_study(args.name, url)
     rows = []
     for t in study.get_trials(deepcopy=False):
@@ -202,14 +213,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                 {k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in row.items()}
             )
         text = buf.getvalue()
-    if args.out:
-        try:
-            with open(args.out, "w") as f:
-                f.write(text)
-        except OSError as exc:
-            raise UserError(f"cannot write '{args.out}': {exc.strerror}.") from None
-    else:
-        sys.stdout.write(text)
+    write_output(args.out or "-", text, url)
     return 0
 
 
