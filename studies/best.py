@@ -6,11 +6,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["BestModel", "ImageError", "load_best", "plot_curves", "predict_images"]
+__all__ = [
+    "BestModel",
+    "ImageError",
+    "ModelError",
+    "load_best",
+    "plot_curves",
+    "predict_images",
+]
 
 
 class ImageError(ValueError):
     """An image that cannot be read; the message names the file."""
+
+
+class ModelError(LookupError):
+    """The best model's file is there but damaged or unreadable; the message names it."""
 
 
 @dataclass
@@ -26,9 +37,43 @@ class BestModel:
     tta: str = "none"  # the test-time augmentation the trial validated with
 
     def load(self):
+        """The Keras model.
+
+        Raises:
+            ModelError: the file is damaged or this Keras cannot read it.
+        """
+        check_model_file(self.model_path, self.study)
         import keras
 
-        return keras.models.load_model(self.model_path)
+        try:
+            return keras.models.load_model(self.model_path)
+        except Exception as exc:  # Keras reports a damaged archive as "File not found"
+            raise ModelError(
+                f"the best model of study '{self.study}' at '{self.model_path}' cannot be "
+                f"loaded ({type(exc).__name__}); it is damaged or was saved by another "
+                "Keras, so restore the file from a copy."
+            ) from None
+
+
+def check_model_file(path: Path, study: str) -> None:
+    """Checks that ``path`` is a complete ``.keras`` archive (a zip whose members all read
+    back), without loading Keras.
+
+    Raises:
+        ModelError: the file is truncated or not a ``.keras`` archive.
+    """
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError):
+        bad = path.name
+    if bad is not None:
+        raise ModelError(
+            f"the best model of study '{study}' at '{path}' is damaged (not a complete "
+            ".keras archive); restore the file from a copy."
+        )
 
 
 def load_best(records, study_name: str, artifact_root: Path) -> BestModel:
@@ -36,6 +81,7 @@ def load_best(records, study_name: str, artifact_root: Path) -> BestModel:
 
     Raises:
         LookupError: the study has no saved best model yet (one clear sentence).
+        ModelError: the model file is damaged (a LookupError too).
     """
     from hpo32.search.recipe import tta_of
     from hpo32.storage import queries
@@ -49,6 +95,7 @@ def load_best(records, study_name: str, artifact_root: Path) -> BestModel:
             f"the best model of '{study_name}' is missing at '{path}'; set "
             "HPO32_ARTIFACTS to the folder that holds it."
         )
+    check_model_file(path, study_name)
     attrs: dict[str, Any] = queries.study_attrs(records.engine, study_name)
     history = _trial_history(records, study_name, best["number"])
     ids = attrs.get("class_ids") or []
@@ -66,23 +113,35 @@ def _trial_history(records, study_name: str, number: int) -> dict[str, list[floa
 
 
 def read_image(path: str | Path):
-    """An image file (PNG, JPEG, any size) as a uint8 32x32x3 array, resized as in training.
+    """An image file (PNG, JPEG, any size up to Pillow's decompression-bomb limit, about 89
+    megapixels) as a uint8 32x32x3 array, resized as in training.
 
     Raises:
-        ImageError: missing or unreadable.
+        ImageError: missing, unreadable, or larger than the limit (checked from its header).
     """
+    import warnings
+
     import numpy as np
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
     if not path.is_file():
         raise ImageError(f"image '{path}' does not exist; give the path of a PNG or JPEG file.")
+    limit = Image.MAX_IMAGE_PIXELS
     try:
-        with Image.open(path) as img:
-            img = img.convert("RGB")
-            if img.size != (32, 32):
-                img = img.resize((32, 32), Image.BILINEAR)
-            return np.asarray(img, dtype=np.uint8)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                img = img.convert("RGB")
+                if img.size != (32, 32):
+                    img = img.resize((32, 32), Image.BILINEAR)
+                return np.asarray(img, dtype=np.uint8)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        size = f"more than {limit / 1e6:.0f} megapixels" if limit else "too many pixels"
+        raise ImageError(
+            f"image '{path}' has {size}, more than hpo32 reads; shrink it first (the model "
+            "sees 32x32 pixels)."
+        ) from None
     except (UnidentifiedImageError, OSError, ValueError):
         raise ImageError(f"cannot read image '{path}'; give a PNG or JPEG file.") from None
 
