@@ -2,22 +2,59 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from typing import Any, Mapping
 
+from hpo32.search.recipe import SCHEDULES, TTA_MODES
+
 __all__ = [
+    "ACTIVATIONS",
     "DENSENET_WEIGHTS_FILE",
     "FAMILIES",
+    "IMAGE_SIZE",
+    "OPTIMIZERS",
     "InvalidConfig",
     "WeightsMissing",
     "build_model",
     "build_optimizer",
+    "check_config",
+    "check_value",
     "compile_model",
     "init_whitening",
+    "output_size",
+    "required",
     "resolve_weights",
+    "takes",
 ]
 
 #: The model families ``family`` may name, each with its builder below.
 FAMILIES = ("cnn", "resnet", "alexnet", "densenet121")
+#: The optimizers :func:`build_optimizer` makes.
+OPTIMIZERS = ("adamax", "adam", "adamw", "sgd", "rmsprop")
+#: The activations the builders take: Keras' element-wise activations without arguments.
+ACTIVATIONS = (
+    "relu",
+    "relu6",
+    "leaky_relu",
+    "elu",
+    "selu",
+    "celu",
+    "gelu",
+    "silu",
+    "swish",
+    "mish",
+    "tanh",
+    "sigmoid",
+    "hard_sigmoid",
+    "hard_silu",
+    "hard_swish",
+    "softplus",
+    "softsign",
+    "linear",
+)
+#: The side of every dataset's images (CIFAR-10, ImageNet32, class folders resized).
+IMAGE_SIZE = 32
 
 #: The file Keras' DenseNet121 loads its ImageNet weights (without the top) from.
 DENSENET_WEIGHTS_FILE = "densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5"
@@ -423,3 +460,223 @@ def compile_model(model, config: Mapping[str, Any]) -> None:
         ),
         metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
     )
+
+
+# -- what the builders take: pure checks, no Keras -----------------------------------------
+
+
+@dataclass(frozen=True)
+class _Takes:
+    """The values the builders, the optimizer and the training loop take for one parameter:
+    whole numbers or numbers from ``low`` to ``high`` (None: unbounded; ``below``: high
+    itself excluded), booleans, or one of ``choices``."""
+
+    kind: str  # "int", "float", "bool" or "choice"
+    low: float | None = None
+    high: float | None = None
+    below: bool = False
+    above: bool = False  # low itself excluded
+    choices: tuple[str, ...] = ()
+
+    def accepts(self, value: Any) -> bool:
+        if self.kind == "bool":
+            return isinstance(value, bool)
+        if self.kind == "choice":
+            return isinstance(value, str) and value in self.choices
+        number = (int,) if self.kind == "int" else (int, float)
+        if isinstance(value, bool) or not isinstance(value, number) or value != value:
+            return False
+        if self.low is not None and (value < self.low or (self.above and value == self.low)):
+            return False
+        return self.high is None or value < self.high or (value == self.high and not self.below)
+
+    def describe(self) -> str:
+        if self.kind == "bool":
+            return "true or false"
+        if self.kind == "choice":
+            return f"one of {', '.join(self.choices)}"
+        what = "a whole number" if self.kind == "int" else "a number"
+        low = 0.0 if self.low is None else self.low
+        if self.above:
+            start = f"above {low:g}"
+        elif self.high is None:
+            return f"{what} of at least {low:g}"
+        else:
+            start = f"from {low:g}"
+        if self.high is None:
+            return f"{what} {start}"
+        return f"{what} {start} to {'below ' if self.below else ''}{self.high:g}"
+
+
+_SHARE = _Takes("float", 0.0, 1.0, below=True)  # a dropout, a rate kept below 1
+_POSITIVE = _Takes("float", 0.0, None, above=True)
+_COUNT = _Takes("int", 1)
+_DEPTH = _Takes("int", 1, 64)  # blocks, layers, groups: each has its own parameters
+_WIDTH = _Takes("int", 1, 1 << 16)  # filters and units
+_KERNEL = _Takes("int", 1, IMAGE_SIZE)
+_BOOL = _Takes("bool")
+_TAKES: dict[str, _Takes] = {
+    "family": _Takes("choice", choices=FAMILIES),
+    "conv_blocks": _DEPTH,
+    "convs_per_block": _DEPTH,
+    "kernel_size": _KERNEL,
+    "padding": _Takes("choice", choices=("same", "valid_last")),
+    "batch_norm": _BOOL,
+    "pooling": _Takes("choice", choices=("max", "avg")),
+    "fc_layers": _Takes("int", 0, 64),
+    "alexnet_dropout": _SHARE,
+    "densenet_mode": _Takes("choice", choices=("scratch", "transfer", "finetune")),
+    "densenet_input_size": _Takes("int", IMAGE_SIZE),  # DenseNet121 needs 32x32 or more
+    "densenet_keep_layers": _COUNT,
+    "densenet_unfreeze_fraction": _Takes("float", 0.0, 1.0),
+    "finetune_lr_scale": _POSITIVE,
+    "stem_kernel": _KERNEL,
+    "stem_width": _WIDTH,
+    "stem_whiten": _BOOL,
+    "res_groups": _DEPTH,
+    "group_convs": _Takes("int", 0, 64),
+    "residual": _BOOL,
+    "dirac_init": _BOOL,
+    "head_pool": _Takes("choice", choices=("max", "avg")),
+    "head_dropout": _SHARE,
+    "logit_scale": _POSITIVE,
+    "activation": _Takes("choice", choices=ACTIVATIONS),
+    "optimizer": _Takes("choice", choices=OPTIMIZERS),
+    "learning_rate": _POSITIVE,
+    "batch_size": _COUNT,
+    "label_smoothing": _SHARE,
+    "augment_flip": _BOOL,
+    "augment_crop": _BOOL,
+    "lr_schedule": _Takes("choice", choices=SCHEDULES),
+    "warmup_fraction": _SHARE,
+    "weight_decay": _Takes("float", 0.0),
+    "momentum": _SHARE,
+    "nesterov": _BOOL,
+    "bn_momentum": _SHARE,
+    "bn_scale": _Takes("choice", choices=("learned", "frozen")),
+    "ema": _BOOL,
+    "ema_momentum": _SHARE,
+    "flip_mode": _Takes("choice", choices=("random", "alternating")),
+    "crop_pixels": _Takes("int", 0, IMAGE_SIZE // 2),
+    "tta": _Takes("choice", choices=TTA_MODES),
+}
+#: The per-block, per-layer and per-group parameters (``filters_3``, ``fc_units_1``, ...).
+_INDEXED = re.compile(r"(filters|block_dropout|fc_units|fc_dropout|width)_([1-9][0-9]{0,3})")
+_INDEXED_TAKES = {
+    "filters": _WIDTH,
+    "block_dropout": _SHARE,
+    "fc_units": _WIDTH,
+    "fc_dropout": _SHARE,
+    "width": _WIDTH,
+}
+
+
+def _takes(name: str) -> _Takes | None:
+    indexed = _INDEXED.fullmatch(name)
+    return _INDEXED_TAKES[indexed.group(1)] if indexed else _TAKES.get(name)
+
+
+def takes(name: str) -> str | None:
+    """What the model builder takes for parameter ``name`` in words (``a whole number of at
+    least 1``), or None for a parameter it does not read."""
+    found = _takes(name)
+    return found.describe() if found else None
+
+
+def check_value(name: str, value: Any) -> None:
+    """Raises InvalidConfig when the builders cannot take ``value`` for parameter ``name``
+    (a parameter they do not read takes anything).
+
+    Raises:
+        InvalidConfig: e.g. ``batch_size: 0``, ``activation: bogus``, ``optimizer: nadam``.
+    """
+    from hpo32.search.space import brief
+
+    found = _takes(name)
+    if found is not None and not found.accepts(value):
+        raise InvalidConfig(f"'{name}' takes {found.describe()}, not {brief(value)}")
+
+
+def required(config: Mapping[str, Any]) -> dict[str, str]:
+    """The parameters the builders need (they have no default) for ``config``'s family and
+    counts (``conv_blocks``, ``fc_layers``, ``res_groups``; absent counts as 0), each with
+    the reason it is needed.
+
+    ``config`` may be partial: for a space, give its family and each count's largest value.
+    """
+    family = config.get("family", "cnn")
+    out = {n: "training" for n in ("optimizer", "learning_rate", "batch_size")}
+
+    def counted(count: str, prefix: str) -> None:
+        value = config.get(count, 0)
+        top = value if isinstance(value, int) and not isinstance(value, bool) else 0
+        for k in range(1, min(top, 64) + 1):
+            out[f"{prefix}_{k}"] = f"{count} {value}"
+
+    if family == "cnn":
+        for name in ("conv_blocks", "convs_per_block", "kernel_size", "activation"):
+            out[name] = "the cnn family"
+        counted("conv_blocks", "filters")
+    elif family == "resnet":
+        for name in ("res_groups", "stem_width"):
+            out[name] = "the resnet family"
+        counted("res_groups", "width")
+    elif family == "alexnet":
+        out["activation"] = "the alexnet family"
+    if family in ("cnn", "densenet121"):
+        counted("fc_layers", "fc_units")
+        if isinstance(config.get("fc_layers"), int) and config["fc_layers"] > 0:
+            out.setdefault("activation", "fc_layers")
+    return out
+
+
+def output_size(config: Mapping[str, Any], image_size: int = IMAGE_SIZE) -> int:
+    """The side of the feature map a config's network leaves of an ``image_size`` image
+    before its head, computed as the builders do but without building anything: below 1,
+    the builder raises :class:`InvalidConfig` (an unpadded convolution or a pooling past
+    the last pixel). Reads the family's counts and kernels, which must be set."""
+    family = config.get("family", "cnn")
+    if family == "cnn":
+        size = image_size
+        kernel = int(config["kernel_size"])
+        n_convs = int(config["convs_per_block"])
+        valid_last = config.get("padding") == "valid_last"
+        for _ in range(int(config["conv_blocks"])):
+            if valid_last and n_convs > 0:
+                size -= kernel - 1
+            if size < 1:
+                return size
+            if size >= 2:
+                size //= 2
+        return size
+    if family == "resnet":
+        size = image_size - int(config.get("stem_kernel", 2)) + 1
+        return size >> int(config["res_groups"]) if size > 0 else size
+    if family == "alexnet":
+        return 7  # resized to 224x224 inside: stride 4 and three poolings
+    if family == "densenet121":
+        return int(config.get("densenet_input_size", 32)) // 32  # DenseNet121's stride
+    return image_size
+
+
+def check_config(config: Mapping[str, Any], image_size: int = IMAGE_SIZE) -> None:
+    """Raises InvalidConfig unless the builders can build ``config`` and train it: every
+    value they read is one they take, none they need is missing, and the network leaves at
+    least one pixel of an ``image_size`` image. Builds nothing (no Keras import).
+
+    Raises:
+        InvalidConfig: one sentence naming the parameter or the layer.
+    """
+    for name, value in config.items():
+        check_value(name, value)
+    missing = [n for n in required(config) if n not in config]
+    if missing:
+        raise InvalidConfig(
+            f"the config has no '{missing[0]}', which {required(config)[missing[0]]} needs"
+        )
+    if output_size(config, image_size) < 1:
+        what = "conv blocks" if config.get("family", "cnn") == "cnn" else "conv groups"
+        raise InvalidConfig(
+            f"its {what} shrink the {image_size}x{image_size} image below one pixel; use fewer "
+            "blocks, padding 'same' or a smaller kernel"
+        )

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import reprlib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Union
@@ -37,6 +39,7 @@ __all__ = [
     "Param",
     "SearchSpace",
     "SpaceError",
+    "brief",
     "default_space",
 ]
 
@@ -45,6 +48,49 @@ Value = Union[int, float, str, bool]
 
 class SpaceError(ValueError):
     """An invalid space definition; the message is one sentence naming the parameter."""
+
+
+#: The longest spec or space file read (a spec is a few kilobytes; comments included).
+MAX_FILE_BYTES = 1 << 20
+#: A parameter's name: what Optuna, the tuners and the dashboards all take as a name.
+_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,99}")
+#: Ints beyond this lose precision where Optuna stores them as floats.
+_MAX_INT = 2**53
+_BRIEF = reprlib.Repr()
+_BRIEF.maxlevel, _BRIEF.maxdict, _BRIEF.maxlist, _BRIEF.maxtuple = 2, 4, 4, 4
+_BRIEF.maxset, _BRIEF.maxstring, _BRIEF.maxother, _BRIEF.maxlong = 4, 60, 60, 30
+
+
+def brief(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` in at most ``limit`` characters, made without walking all of a large
+    or nested value: how an error message quotes what a user wrote (one line, bounded)."""
+    try:
+        text = _BRIEF.repr(value)
+    except Exception:  # a value whose repr fails is still named
+        text = f"<{type(value).__name__}>"
+    text = text.encode("unicode_escape").decode("ascii") if not text.isprintable() else text
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _finite(value: Any) -> bool:
+    """Whether ``value`` is an int or float (not a bool) that is neither inf nor NaN and
+    fits a float."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    if isinstance(value, int):
+        return abs(value) <= _MAX_INT
+    return math.isfinite(value)
+
+
+def check_name(name: Any) -> str:
+    """Raises SpaceError unless ``name`` is a legal parameter name (letters, digits, ``_``,
+    ``.``, ``:``, ``-``; at most 100 characters)."""
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
+        raise SpaceError(
+            f"parameter name {brief(name)} is not allowed; use letters, digits, '_', '.', ':' "
+            "and '-' (at most 100 characters)."
+        )
+    return name
 
 
 @dataclass(frozen=True)
@@ -69,6 +115,8 @@ class Condition:
             return False
         if self.values is not None and parent_value not in self.values:
             return False
+        if (self.min is not None or self.max is not None) and not _finite(parent_value):
+            return False  # a string or boolean parent is never within bounds
         if self.min is not None and parent_value < self.min:
             return False
         if self.max is not None and parent_value > self.max:
@@ -99,7 +147,9 @@ class _Base:
     def check_default(self) -> None:
         """Raises SpaceError when a given default is not a legal value."""
         if self.default is not None and not self.contains(self.default):
-            raise SpaceError(f"parameter '{self.name}': default {self.default!r} is out of range.")
+            raise SpaceError(
+                f"parameter '{self.name}': default {brief(self.default)} is out of range."
+            )
 
     def contains(self, value: Any) -> bool:
         """Returns whether ``value`` is a legal value of this parameter."""
@@ -131,6 +181,11 @@ class Int(_Base):
         for key in ("low", "high", "step"):
             if isinstance(getattr(self, key), bool) or not isinstance(getattr(self, key), int):
                 raise SpaceError(f"parameter '{self.name}': {key} must be an integer.")
+            if not _finite(getattr(self, key)):
+                raise SpaceError(
+                    f"parameter '{self.name}': {key} must lie between -2**53 and 2**53."
+                )
+        _check_log(self.name, self.log)
         _check_range(self.name, self.low, self.high, self.log)
         if self.step < 1:
             raise SpaceError(f"parameter '{self.name}': step must be at least 1.")
@@ -165,12 +220,13 @@ class Float(_Base):
 
     def validate(self) -> None:
         for key in ("low", "high"):
-            if isinstance(getattr(self, key), bool) or not isinstance(
-                getattr(self, key), (int, float)
-            ):
-                raise SpaceError(f"parameter '{self.name}': {key} must be a number.")
+            if not _finite(getattr(self, key)):
+                raise SpaceError(f"parameter '{self.name}': {key} must be a finite number.")
+        _check_log(self.name, self.log)
         _check_range(self.name, self.low, self.high, self.log)
         if self.step is not None:
+            if not _finite(self.step):
+                raise SpaceError(f"parameter '{self.name}': step must be a finite number.")
             if self.step <= 0:
                 raise SpaceError(f"parameter '{self.name}': step must be positive.")
             if self.log:
@@ -192,13 +248,15 @@ class Categorical(_Base):
     kind = "categorical"
 
     def validate(self) -> None:
+        if not isinstance(self.choices, tuple):
+            raise SpaceError(f"parameter '{self.name}': choices must be a list.")
         if not self.choices:
             raise SpaceError(f"parameter '{self.name}': choices must not be empty.")
         for choice in self.choices:
-            if not isinstance(choice, (str, int, float, bool)):
+            if not _scalar(choice):
                 raise SpaceError(
-                    f"parameter '{self.name}': choice {choice!r} must be a string, number or "
-                    "boolean."
+                    f"parameter '{self.name}': choice {brief(choice)} must be a string, "
+                    "finite number or boolean."
                 )
         if len(set(map(repr, self.choices))) != len(self.choices):
             raise SpaceError(f"parameter '{self.name}': choices must not repeat.")
@@ -221,9 +279,10 @@ class Fixed(_Base):
     kind = "fixed"
 
     def validate(self) -> None:
-        if not isinstance(self.value, (str, int, float, bool)):
+        if not _scalar(self.value):
             raise SpaceError(
-                f"parameter '{self.name}': a fixed value must be a string, number or boolean."
+                f"parameter '{self.name}': a fixed value must be a string, finite number or "
+                f"boolean, not {brief(self.value)}."
             )
 
     def contains(self, value: Any) -> bool:
@@ -243,6 +302,40 @@ _KINDS: dict[str, type[Param]] = {
     "categorical": Categorical,
     "fixed": Fixed,
 }
+
+
+def _check_condition(name: str, cond: Condition) -> None:
+    """Raises SpaceError unless ``cond`` names a parent, lists scalar values and bounds
+    its parent by finite numbers."""
+    if not isinstance(cond, Condition) or not isinstance(cond.parent, str):
+        raise SpaceError(f"parameter '{name}': its condition needs a parent parameter's name.")
+    check_name(cond.parent)
+    if cond.values is not None and (
+        not isinstance(cond.values, tuple) or not all(_scalar(v) for v in cond.values)
+    ):
+        raise SpaceError(
+            f"parameter '{name}': the values of its condition must be strings, numbers or booleans."
+        )
+    for key in ("min", "max"):
+        bound = getattr(cond, key)
+        if bound is not None and not _finite(bound):
+            raise SpaceError(
+                f"parameter '{name}': {key} of its condition must be a finite number, not "
+                f"{brief(bound)}."
+            )
+
+
+def _scalar(value: Any) -> bool:
+    """Whether ``value`` may be a choice or fixed value: a string of at most 1,000
+    characters, a boolean or a finite number."""
+    if isinstance(value, str):
+        return len(value) <= 1000
+    return isinstance(value, bool) or _finite(value)
+
+
+def _check_log(name: str, log: Any) -> None:
+    if not isinstance(log, bool):
+        raise SpaceError(f"parameter '{name}': log must be true or false, not {brief(log)}.")
 
 
 def _check_range(name: str, low: float, high: float, log: bool) -> None:
@@ -267,14 +360,16 @@ class SearchSpace:
         self._params: tuple[Param, ...] = tuple(params)
         seen: dict[str, Param] = {}
         for param in self._params:
-            if not isinstance(param.name, str) or not param.name:
-                raise SpaceError("every parameter needs a non-empty name.")
+            if not isinstance(param, _Base):
+                raise SpaceError(f"{brief(param)} is not a parameter spec.")
+            check_name(param.name)
             if param.name in seen:
                 raise SpaceError(f"parameter '{param.name}' is defined twice.")
             param.validate()
             param.check_default()
             cond = param.condition
             if cond is not None:
+                _check_condition(param.name, cond)
                 if cond.parent not in seen:
                     raise SpaceError(
                         f"parameter '{param.name}': its condition refers to unknown parameter "
@@ -353,7 +448,7 @@ class SearchSpace:
             if name not in config:
                 raise SpaceError(f"config is missing parameter '{name}'.")
             if not self[name].contains(config[name]):
-                raise SpaceError(f"config value {config[name]!r} of '{name}' is out of range.")
+                raise SpaceError(f"config value {brief(config[name])} of '{name}' is out of range.")
         extra = set(config) - set(active)
         if extra:
             raise SpaceError(f"config has parameters that are not active: {sorted(extra)}.")
@@ -371,9 +466,9 @@ class SearchSpace:
             SpaceError: ``partial`` names a parameter the space lacks or that its own values
                 leave inactive, or a value is out of range.
         """
-        unknown = sorted(set(partial) - set(self._by_name))
+        unknown = sorted(str(n) for n in set(partial) - set(self._by_name))
         if unknown:
-            raise SpaceError(f"no parameter named '{unknown[0]}' in the space.")
+            raise SpaceError(f"no parameter named {brief(unknown[0])} in the space.")
         config = self.sample(lambda p, _v: partial[p.name] if p.name in partial else _midpoint(p))
         for name, value in partial.items():
             if name not in config:
@@ -382,8 +477,8 @@ class SearchSpace:
             same_type = type(config[name]) is type(value) or int_for_float
             if config[name] != value or not same_type:
                 if isinstance(self[name], Fixed):
-                    raise SpaceError(f"parameter '{name}' is fixed to {config[name]!r}.")
-                raise SpaceError(f"config value {value!r} of '{name}' is out of range.")
+                    raise SpaceError(f"parameter '{name}' is fixed to {brief(config[name])}.")
+                raise SpaceError(f"config value {brief(value)} of '{name}' is out of range.")
         self.check_config(config)
         return config
 
@@ -417,6 +512,7 @@ class SearchSpace:
         index = {p.name: i for i, p in enumerate(params)}
         removed: set[str] = set()
         for name, spec in overrides.items():
+            check_name(name)
             if spec is None:
                 removed.add(name)
                 continue
@@ -438,7 +534,7 @@ class SearchSpace:
         if removed:
             unknown = removed - set(index)
             if unknown:
-                raise SpaceError(f"override removes unknown parameter '{sorted(unknown)[0]}'.")
+                raise SpaceError(f"override removes unknown parameter {brief(min(unknown))}.")
             changed = True
             while changed:
                 changed = False
@@ -465,11 +561,9 @@ class SearchSpace:
         """
         if not isinstance(data, Mapping):
             raise SpaceError("a search space must be a mapping with a 'params' key.")
-        unknown = set(data) - {"base", "params"}
-        if unknown:
-            raise SpaceError(
-                f"unknown key '{sorted(unknown)[0]}' in the search space; use 'base' and 'params'."
-            )
+        unknown = _first_unknown(data, {"base", "params"})
+        if unknown is not None:
+            raise SpaceError(f"unknown key {unknown} in the search space; use 'base' and 'params'.")
         params = data.get("params") or {}
         if not isinstance(params, Mapping):
             raise SpaceError("the space's 'params' must be a mapping from name to spec.")
@@ -477,7 +571,7 @@ class SearchSpace:
         if base in (None, "none"):
             return cls([param_from_dict(name, spec) for name, spec in params.items()])
         if base != "default":
-            raise SpaceError(f"unknown base space '{base}'; use 'default' or 'none'.")
+            raise SpaceError(f"unknown base space {brief(base)}; use 'default' or 'none'.")
         return default_space().override(params)
 
     def to_json(self) -> str:
@@ -508,10 +602,12 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         seen: set[Any] = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            if isinstance(key, (list, dict, set)):
+                raise SpaceError(f"the key at line {line} is a list or mapping; write a name.")
             if key in seen:
                 raise SpaceError(
-                    f"key '{key}' appears twice (line {key_node.start_mark.line + 1}); "
-                    "give each name once."
+                    f"key {brief(key)} appears twice (line {line}); give each name once."
                 )
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
@@ -524,23 +620,35 @@ def load_mapping(path: str | Path) -> dict[str, Any]:
         SpaceError: the file is missing, unparsable, or not a mapping.
     """
     path = Path(path)
+    shown = brief(str(path), 300)
     try:
-        text = path.read_text()
+        with path.open("rb") as file:
+            raw = file.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
-        raise SpaceError(f"cannot read '{path}': {exc.strerror or exc}.") from None
+        raise SpaceError(f"cannot read {shown}: {exc.strerror or exc}.") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise SpaceError(
+            f"{shown} is larger than {MAX_FILE_BYTES >> 10} KiB; a spec is a short text file."
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SpaceError(f"{shown} is not a UTF-8 text file; give a YAML or JSON spec.") from None
     try:
         if path.suffix == ".json":
             data = json.loads(text, object_pairs_hook=_unique_json_keys)
         else:
             data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
     except SpaceError as exc:
-        raise SpaceError(f"'{path}': {exc}") from None
-    except (yaml.YAMLError, json.JSONDecodeError) as exc:
+        raise SpaceError(f"{shown}: {exc}") from None
+    except (yaml.YAMLError, json.JSONDecodeError, ValueError) as exc:
         where = getattr(exc, "problem_mark", None)
         line = f" at line {where.line + 1}" if where is not None else ""
-        raise SpaceError(f"'{path}' is not valid YAML/JSON{line}; fix its syntax.") from None
+        raise SpaceError(f"{shown} is not valid YAML/JSON{line}; fix its syntax.") from None
+    except RecursionError:
+        raise SpaceError(f"{shown} nests too deeply; a spec needs only a few levels.") from None
     if not isinstance(data, dict):
-        raise SpaceError(f"'{path}' must hold a mapping of keys to values.")
+        raise SpaceError(f"{shown} must hold a mapping of keys to values.")
     return data
 
 
@@ -548,7 +656,7 @@ def _unique_json_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in pairs:
         if key in out:
-            raise SpaceError(f"key '{key}' appears twice; give each name once.")
+            raise SpaceError(f"key {brief(key)} appears twice; give each name once.")
         out[key] = value
     return out
 
@@ -559,21 +667,22 @@ def param_from_dict(name: str, spec: Mapping[str, Any]) -> Param:
     Raises:
         SpaceError: unknown type or fields.
     """
+    check_name(name)
     if not isinstance(spec, Mapping):
         raise SpaceError(f"parameter '{name}': its spec must be a mapping with a 'type'.")
     spec = dict(spec)
     kind = spec.pop("type", None)
-    if kind not in _KINDS:
+    if not isinstance(kind, str) or kind not in _KINDS:
         raise SpaceError(
-            f"parameter '{name}': unknown type {kind!r}; use one of {', '.join(_KINDS)}."
+            f"parameter '{name}': unknown type {brief(kind)}; use one of {', '.join(_KINDS)}."
         )
     when = spec.pop("when", None)
     cls = _KINDS[kind]
     allowed = {f.name for f in fields(cls) if f.name not in ("name", "condition")}
-    unknown = set(spec) - allowed
-    if unknown:
+    unknown = _first_unknown(spec, allowed)
+    if unknown is not None:
         raise SpaceError(
-            f"parameter '{name}': unknown field '{sorted(unknown)[0]}' for type {kind}; "
+            f"parameter '{name}': unknown field {unknown} for type {kind}; "
             f"allowed: {', '.join(sorted(allowed))}."
         )
     if "choices" in spec:
@@ -586,7 +695,7 @@ def param_from_dict(name: str, spec: Mapping[str, Any]) -> Param:
         raise SpaceError(f"parameter '{name}': a fixed parameter needs a value.")
     if kind == "float":
         spec = {
-            k: (float(v) if k in ("low", "high", "step") and _is_num(v) else v)
+            k: (float(v) if k in ("low", "high", "step") and _finite(v) else v)
             for k, v in spec.items()
         }
     param = cls(name, condition=_condition_from(name, when), **spec)
@@ -594,8 +703,12 @@ def param_from_dict(name: str, spec: Mapping[str, Any]) -> Param:
     return param
 
 
-def _is_num(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+def _first_unknown(spec: Mapping[Any, Any], allowed: set[str]) -> str | None:
+    """The first key of ``spec`` that is not in ``allowed``, quoted, or None."""
+    for key in spec:
+        if key not in allowed:
+            return brief(key)
+    return None
 
 
 def _condition_from(name: str, when: Any) -> Condition | None:
@@ -603,17 +716,16 @@ def _condition_from(name: str, when: Any) -> Condition | None:
         return None
     if not isinstance(when, Mapping) or "parent" not in when:
         raise SpaceError(f"parameter '{name}': 'when' must be a mapping with a 'parent'.")
-    unknown = set(when) - {"parent", "values", "min", "max"}
-    if unknown:
+    unknown = _first_unknown(when, {"parent", "values", "min", "max"})
+    if unknown is not None:
         raise SpaceError(
-            f"parameter '{name}': unknown key '{sorted(unknown)[0]}' in 'when'; "
-            "use parent, values, min, max."
+            f"parameter '{name}': unknown key {unknown} in 'when'; use parent, values, min, max."
         )
     values = when.get("values")
     if values is not None and not isinstance(values, (list, tuple)):
         values = [values]
     return Condition(
-        str(when["parent"]),
+        when["parent"],
         tuple(values) if values is not None else None,
         when.get("min"),
         when.get("max"),
@@ -622,17 +734,19 @@ def _condition_from(name: str, when: Any) -> Condition | None:
 
 def _narrow(param: Param, spec: Mapping[str, Any]) -> Param:
     spec = dict(spec)
+    allowed = set(param.__dataclass_fields__) - {"name", "condition"} | {"when"}
+    unknown = _first_unknown(spec, allowed)
+    if unknown is not None:
+        raise SpaceError(
+            f"parameter '{param.name}': cannot override {unknown} of a "
+            f"{param.kind} parameter; allowed: {', '.join(sorted(allowed))}."
+        )
     if "when" in spec:
         spec["condition"] = _condition_from(param.name, spec.pop("when"))
-    if "choices" in spec and isinstance(spec["choices"], list):
+    if "choices" in spec:
+        if not isinstance(spec["choices"], (list, tuple)):
+            raise SpaceError(f"parameter '{param.name}': choices must be a list.")
         spec["choices"] = tuple(spec["choices"])
-    allowed = set(param.__dataclass_fields__) - {"name"}
-    unknown = set(spec) - allowed
-    if unknown:
-        raise SpaceError(
-            f"parameter '{param.name}': cannot override '{sorted(unknown)[0]}' of a "
-            f"{param.kind} parameter; allowed: {', '.join(sorted(allowed - {'condition'}))}."
-        )
     new = replace(param, **spec)
     if "default" not in spec and new.default is not None and not new.contains(new.default):
         new = replace(new, default=None)  # narrowed past its default: the midpoint serves

@@ -3,12 +3,24 @@ spec files and command-line overrides."""
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from hpo32.search.space import SearchSpace, SpaceError, load_mapping, space_v1
+from hpo32.search.space import (
+    Categorical,
+    Fixed,
+    Float,
+    Int,
+    Param,
+    SearchSpace,
+    SpaceError,
+    brief,
+    load_mapping,
+    space_v1,
+)
 
 __all__ = [
     "ENGINES",
@@ -34,8 +46,16 @@ ENGINES = (
     "autokeras:random",
 )
 DATASETS = ("cifar10", "imagenet32")
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-_DURATION_RE = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?$")
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+_DURATION_RE = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?")
+#: The largest spec, in its JSON form (a spec is a few kilobytes; an alias bomb is not).
+MAX_SPEC_BYTES = 64 * 1024
+#: The deepest nesting of a spec's values (the space's ``when`` is 5 levels down).
+MAX_SPEC_DEPTH = 16
+#: The largest count a spec takes (trials, epochs, images, failures).
+MAX_COUNT = 10**9
+#: Seeds are offset by sessions and trials and must stay below 2**32 for NumPy.
+MAX_SEED = 2**31 - 1
 
 
 class SpecError(ValueError):
@@ -51,17 +71,24 @@ def parse_duration(text: str | int | float | None, what: str = "budget") -> floa
     if text is None:
         return None
     if isinstance(text, (int, float)) and not isinstance(text, bool):
-        seconds = float(text)
+        try:
+            seconds = float(text)
+        except OverflowError:
+            seconds = math.inf
     else:
-        body = str(text).strip().lower()
+        body = str(text).strip().lower() if isinstance(text, str) else ""
         sign = -1.0 if body.startswith("-") else 1.0
-        match = _DURATION_RE.match(body.lstrip("-"))
+        match = _DURATION_RE.fullmatch(body.lstrip("-")) if len(body) <= 40 else None
         if not match or not any(match.groups()):
-            raise SpecError(f"cannot read {what} '{text}'; write it like 90s, 10m, 2h or 1h30m.")
+            raise SpecError(
+                f"cannot read {what} {brief(text)}; write it like 90s, 10m, 2h or 1h30m."
+            )
         h, m, s = (float(g) if g else 0.0 for g in match.groups())
         seconds = sign * (h * 3600 + m * 60 + s)
+    if not math.isfinite(seconds):
+        raise SpecError(f"{what} must be a finite duration like 90s, 10m or 2h, got {brief(text)}.")
     if seconds <= 0:
-        raise SpecError(f"{what} must be positive, got '{text}'.")
+        raise SpecError(f"{what} must be positive, got {brief(text)}.")
     return seconds
 
 
@@ -81,9 +108,9 @@ def format_duration(seconds: float | None) -> str:
 
 def check_study_name(name: str) -> str:
     """Raises SpecError unless ``name`` is letters, digits, ``.``, ``_``, ``-`` (max 100)."""
-    if not isinstance(name, str) or not _NAME_RE.match(name):
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
         raise SpecError(
-            f"study name {name!r} is not allowed; use letters, digits, '.', '_' and '-' "
+            f"study name {brief(name)} is not allowed; use letters, digits, '.', '_' and '-' "
             "(starting with a letter or digit, at most 100 characters)."
         )
     return name
@@ -103,6 +130,7 @@ class StudySpec:
         budget: wall-clock seconds for the whole study, across resumes.
         trial_budget: wall-clock seconds per trial.
         n_trials: finished trials the study should reach.
+        max_failures: the search stops after this many failed trials in a row.
         epochs: epochs per trial.
         train_limit, val_limit: stratified subsets of the training and validation images.
         val_fraction: share of the training images held out for validation.
@@ -135,6 +163,7 @@ class StudySpec:
     budget: float | None = None
     trial_budget: float | None = None
     n_trials: int | None = None
+    max_failures: int = 5
     epochs: int = 5
     train_limit: int | None = None
     val_limit: int | None = None
@@ -151,15 +180,35 @@ class StudySpec:
     def from_dict(cls, data: Mapping[str, Any], source: str = "spec") -> StudySpec:
         """Reads and validates a spec mapping (budgets may be ``10m``-style strings).
 
+        Any mapping is read or refused with one SpecError (a corrupt stored spec too): values
+        must be plain YAML/JSON ones, at most :data:`MAX_SPEC_DEPTH` levels deep and
+        :data:`MAX_SPEC_BYTES` in their JSON form.
+
         Raises:
             SpecError: unknown keys, bad values or an invalid space.
         """
+        try:
+            return cls._from_dict(data, source)
+        except SpecError:
+            raise
+        except Exception as exc:  # a check missed: still one sentence, never a traceback
+            raise SpecError(
+                f"{source} could not be checked ({type(exc).__name__}); fix its values as the "
+                "README's spec section describes."
+            ) from None
+
+    @classmethod
+    def _from_dict(cls, data: Mapping[str, Any], source: str) -> StudySpec:
+        if not isinstance(data, Mapping):
+            raise SpecError(f"{source} must be a mapping of keys to values, not {brief(data)}.")
+        check_plain(data, source)
         data = _for_this_machine(data, source)
         known = {f.name for f in fields(cls)}
         unknown = [k for k in data if k not in known]
         if unknown:
             raise SpecError(
-                f"unknown key '{unknown[0]}' in {source}; known keys: {', '.join(sorted(known))}."
+                f"unknown key {brief(unknown[0])} in {source}; known keys: "
+                f"{', '.join(sorted(known))}."
             )
         values = dict(data)
         for key in ("budget", "trial_budget"):
@@ -206,6 +255,8 @@ class StudySpec:
             SpecError: an entry is not a mapping, does not fit the space, names an unknown
                 config, or a study that ``best_of`` does not find.
         """
+        from hpo32.search import models
+
         if self.warm_start is None:
             return []
         if not isinstance(self.warm_start, list):
@@ -214,61 +265,298 @@ class StudySpec:
         for k, entry in enumerate(self.warm_start, 1):
             if not isinstance(entry, Mapping):
                 raise SpecError(
-                    f"warm_start config {k} must be a mapping of parameter values, got {entry!r}."
+                    f"warm_start config {k} must be a mapping of parameter values, got "
+                    f"{brief(entry)}."
                 )
             try:
                 if "study" in entry:
-                    out += _from_study(k, entry, space, best_of)
-                    continue
-                partial = dict(entry)
-                if "config" in partial:
-                    partial = _named(k, partial, space)
-                out.append((space.complete(partial), {}))
-            except SpaceError as exc:
-                raise SpecError(f"warm_start config {k}: {exc}") from None
+                    configs = _from_study(k, entry, space, best_of)
+                else:
+                    partial = dict(entry)
+                    if "config" in partial:
+                        partial = _named(k, partial, space)
+                    configs = [(space.complete(partial), {})]
+                for config, _ in configs:
+                    models.check_config(config)
+            except (SpaceError, models.InvalidConfig) as exc:
+                raise SpecError(f"warm_start config {k}: {str(exc).rstrip('.')}.") from None
+            out += configs
         return out
 
     def validate(self) -> None:
-        """Raises SpecError for any invalid setting (the space included)."""
+        """Raises SpecError for any invalid setting: each key's type and range, the space,
+        and every value the space can take against what the model builder takes."""
         from hpo32.search.backends.optuna_engine import PRUNERS, SAMPLERS
         from hpo32.search.training import PRECISIONS
 
-        if not (self.dataset in DATASETS or str(self.dataset).startswith("folder:")):
+        self._check_types()
+        if not (self.dataset in DATASETS or self.dataset.startswith("folder:")):
             raise SpecError(
-                f"unknown dataset '{self.dataset}'; use cifar10, imagenet32 or folder:PATH."
+                f"unknown dataset {brief(self.dataset)}; use cifar10, imagenet32 or folder:PATH."
             )
-        if self.engine not in ENGINES:
-            raise SpecError(f"unknown engine '{self.engine}'; use one of {', '.join(ENGINES)}.")
-        if self.sampler not in SAMPLERS:
-            raise SpecError(f"unknown sampler '{self.sampler}'; use one of {', '.join(SAMPLERS)}.")
-        if self.pruner not in PRUNERS:
-            raise SpecError(f"unknown pruner '{self.pruner}'; use one of {', '.join(PRUNERS)}.")
-        if self.precision not in PRECISIONS:
-            raise SpecError(
-                f"unknown precision '{self.precision}'; use one of {', '.join(PRECISIONS)}."
-            )
-        for key in ("n_trials", "epochs", "train_limit", "val_limit", "epoch_images"):
-            value = getattr(self, key)
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int) or value < 1
-            ):
-                flag = key.replace("_", "-")
-                raise SpecError(f"{flag} must be a positive integer, got {value!r}.")
+        for key, known in (
+            ("engine", ENGINES),
+            ("sampler", SAMPLERS),
+            ("pruner", PRUNERS),
+            ("precision", PRECISIONS),
+        ):
+            if getattr(self, key) not in known:
+                raise SpecError(
+                    f"unknown {key} {brief(getattr(self, key))}; use one of {', '.join(known)}."
+                )
+        for key in ("n_trials", "max_failures", "epochs", "train_limit", "val_limit"):
+            self._check_count(key)
+        self._check_count("epoch_images")
         for key in ("budget", "trial_budget"):
             value = getattr(self, key)
-            if value is not None and (not isinstance(value, (int, float)) or value <= 0):
-                raise SpecError(f"{key.replace('_', ' ')} must be positive, got {value!r}.")
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise SpecError(f"{key.replace('_', ' ')} must be positive, got {brief(value)}.")
         if not 0 < self.val_fraction < 1:
-            raise SpecError(f"val_fraction must lie between 0 and 1, got {self.val_fraction}.")
-        if not isinstance(self.space, Mapping):
-            raise SpecError("the spec's 'space' must be a mapping with 'base' and/or 'params'.")
+            raise SpecError(
+                f"val_fraction must lie between 0 and 1, got {brief(self.val_fraction)}."
+            )
+        if not 0 <= self.seed <= MAX_SEED:
+            raise SpecError(f"seed must be a whole number from 0 to {MAX_SEED}, got {self.seed}.")
+        if self.space_version not in (1, 2):
+            raise SpecError(f"space_version must be 1 or 2, got {self.space_version}.")
+        _check_classes(self.classes)
         space = self.build_space()
+        check_space(space)
         if self.warm_start and self.engine != "optuna":
             raise SpecError(
                 f"warm_start works with the optuna engine, not '{self.engine}'; "
                 "remove it or use --engine optuna."
             )
         self.warm_start_configs(space)
+
+    def _check_types(self) -> None:
+        """Raises SpecError for a key whose value has the wrong type (``seed: abc``)."""
+        for key, (types, want) in _WANTS.items():
+            value = getattr(self, key)
+            if value is None and key in _OPTIONAL:
+                continue
+            if isinstance(value, bool) or not isinstance(value, types):
+                hint = ""
+                if isinstance(value, str) and {int, float} & set(types):
+                    hint = "; write a number without quotes"
+                raise SpecError(f"{key} must be {want}, not {brief(value)}{hint}.")
+            if isinstance(value, str) and (len(value) > _MAX_TEXT or "\x00" in value):
+                raise SpecError(
+                    f"{key} must be at most {_MAX_TEXT} characters of text, without NUL bytes."
+                )
+
+    def _check_count(self, key: str) -> None:
+        value = getattr(self, key)
+        if value is not None and not 1 <= value <= MAX_COUNT:
+            flag = key.replace("_", "-")
+            raise SpecError(
+                f"{flag} must be a positive integer (at most {MAX_COUNT:,}), got {brief(value)}."
+            )
+
+
+#: Each key's type(s) and what it must be, in words.
+_WANTS: dict[str, tuple[tuple[type, ...], str]] = {
+    "description": ((str,), "a line of text"),
+    "dataset": ((str,), "cifar10, imagenet32 or folder:PATH"),
+    "classes": ((int, str, list), "a class count (2 or more) or a list of classes"),
+    "data_dir": ((str,), "a folder path"),
+    "engine": ((str,), "an engine name"),
+    "sampler": ((str,), "a sampler name"),
+    "pruner": ((str,), "a pruner name"),
+    "budget": ((int, float), "a duration like 10m"),
+    "trial_budget": ((int, float), "a duration like 10m"),
+    "n_trials": ((int,), "a positive integer"),
+    "max_failures": ((int,), "a positive integer"),
+    "epochs": ((int,), "a positive integer"),
+    "train_limit": ((int,), "a positive integer"),
+    "val_limit": ((int,), "a positive integer"),
+    "val_fraction": ((int, float), "a number between 0 and 1"),
+    "seed": ((int,), f"a whole number from 0 to {MAX_SEED}"),
+    "weights": ((str,), "a file path"),
+    "precision": ((str,), "a precision name"),
+    "epoch_images": ((int,), "a positive integer"),
+    "warm_start": ((list,), "a list of configs, e.g. [{}, {batch_norm: true}]"),
+    "space": ((Mapping,), "a mapping with 'base' and/or 'params'"),
+    "space_version": ((int,), "1 or 2"),
+}
+_OPTIONAL = {
+    "classes",
+    "data_dir",
+    "budget",
+    "trial_budget",
+    "n_trials",
+    "train_limit",
+    "val_limit",
+    "weights",
+    "epoch_images",
+    "warm_start",
+}
+#: The longest text a key takes (a path, a description).
+_MAX_TEXT = 4096
+
+
+def _check_classes(classes: Any) -> None:
+    """Raises SpecError unless ``classes`` names at least two classes (a one-class study
+    scores 1.0 and learns nothing): a count, a list, or its command-line text ``3,7``."""
+    if isinstance(classes, str):
+        text = classes.strip()
+        classes = int(text) if text.isdigit() and len(text) < 10 else text.split(",")
+    if classes is None:
+        return
+    if isinstance(classes, int):
+        if classes < 2:
+            raise SpecError(
+                f"classes must be at least 2 (a one-class study scores 1.0), got {classes}; "
+                "pass --classes 2 or more, or leave it out for all classes."
+            )
+        return
+    entries = [c.strip() if isinstance(c, str) else c for c in classes]
+    for entry in entries:
+        if isinstance(entry, bool) or not isinstance(entry, (int, str)) or not str(entry):
+            raise SpecError(
+                f"classes lists {brief(entry)}; name each class by its 1-based label or id."
+            )
+    if len(entries) < 2:
+        raise SpecError(
+            f"classes must name at least 2 classes (a one-class study scores 1.0), got "
+            f"{brief(classes)}."
+        )
+
+
+def check_plain(data: Any, source: str = "spec") -> None:
+    """Raises SpecError unless ``data`` holds only YAML/JSON values (mappings with text keys,
+    lists, text, numbers, booleans, null), nested at most :data:`MAX_SPEC_DEPTH` deep, and
+    its JSON form is at most :data:`MAX_SPEC_BYTES`: an alias bomb is refused after reading
+    a little of it, whatever it would grow to."""
+    size = 0
+    stack: list[tuple[Any, str, int]] = [(data, "", 0)]
+    while stack:
+        value, where, depth = stack.pop()
+        at = f" at {brief(where.lstrip('.'))}" if where else ""
+        if depth > MAX_SPEC_DEPTH:
+            raise SpecError(
+                f"{source} nests deeper than {MAX_SPEC_DEPTH} levels{at}; a spec needs a few."
+            )
+        if isinstance(value, Mapping):
+            size += 2
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    raise SpecError(
+                        f"key {brief(key)} in {source}{at} is not text; quote it or rename it."
+                    )
+                size += len(key) + 4
+                stack.append((item, f"{where}.{key}", depth + 1))
+        elif isinstance(value, (list, tuple)):
+            size += 2 + len(value)
+            stack.extend((item, f"{where}[{k}]", depth + 1) for k, item in enumerate(value))
+        elif isinstance(value, str):
+            size += len(value) + 2
+        elif isinstance(value, int):  # bool included; no decimal string of a huge int
+            size += value.bit_length() // 3 + 2
+        elif value is None or isinstance(value, float):
+            size += 24
+        else:
+            raise SpecError(
+                f"{source} holds a {type(value).__name__}{at}; use text, numbers, booleans, "
+                "lists and mappings only."
+            )
+        if size > MAX_SPEC_BYTES:
+            raise SpecError(
+                f"{source} is larger than {MAX_SPEC_BYTES >> 10} KiB as JSON (YAML aliases "
+                "count each time they are used); a spec is a few kilobytes."
+            )
+
+
+def check_space(space: SearchSpace) -> None:
+    """Raises SpecError unless the model builder takes what ``space`` can give: every value
+    a parameter can take (its fixed value, each choice, both ends of a range) is one the
+    builder accepts, every parameter the builder needs for the families and counts the space
+    reaches is there, and not every network shrinks the image below one pixel. (A searched
+    space whose networks fail only sometimes is taken: those trials fail and are recorded.)"""
+    from hpo32.search import models
+
+    for param in space.params:
+        for value, which in _reach(param):
+            try:
+                models.check_value(param.name, value)
+            except models.InvalidConfig as exc:
+                raise SpecError(
+                    f"space parameter {exc}{which}; change it in the spec's space.params."
+                ) from None
+    families = [f for f in _values(space, "family")] or ["cnn"]
+    for family in families:
+        reach: dict[str, Any] = {"family": family}
+        for count in ("conv_blocks", "fc_layers", "res_groups"):
+            if count in space:
+                reach[count] = max(_numbers(space, count), default=0)
+        for name, why in models.required(reach).items():
+            if name not in space:
+                count = why.split()[0]
+                if count in reach:
+                    top = int(name.rsplit("_", 1)[1]) - 1
+                    fix = f"lower {count} to at most {top} or add '{name}'"
+                else:
+                    fix = "add it to the space's params (base: none starts from no parameters)"
+                raise SpecError(f"the space has no parameter '{name}', which {why} needs; {fix}.")
+    _check_smallest_network(space, families)
+
+
+def _check_smallest_network(space: SearchSpace, families: list[Any]) -> None:
+    """Raises SpecError when even the network of ``space`` that shrinks the image least
+    (fewest blocks, convolutions and groups, the smallest kernels, padding 'same') leaves
+    less than one pixel, for every family: then every trial would fail."""
+    from hpo32.search import models
+
+    smallest: dict[str, Any] = {}
+    for name in ("conv_blocks", "convs_per_block", "kernel_size", "stem_kernel", "res_groups"):
+        if name in space and _numbers(space, name):
+            smallest[name] = min(_numbers(space, name))
+    if "padding" in space and "same" in _values(space, "padding"):
+        smallest["padding"] = "same"
+    shown = ""
+    for family in families:
+        config = space.adopt({**smallest, "family": family})
+        needed = models.required(config)
+        if any(n not in config for n in needed) or models.output_size(config) >= 1:
+            return
+        shown = ", ".join(
+            f"{n} {config[n]}" for n in (*smallest, "padding") if n in config and n != "family"
+        )
+    size = models.IMAGE_SIZE
+    raise SpecError(
+        f"every network of the space shrinks the {size}x{size} image below one pixel, even "
+        f"the smallest ({shown}); use fewer conv blocks, padding 'same' or a smaller kernel."
+    )
+
+
+def _reach(param: Param) -> list[tuple[Any, str]]:
+    """The values of ``param`` that bound what it can take, each with where it comes from."""
+    if isinstance(param, Fixed):
+        return [(param.value, "")]
+    if isinstance(param, Categorical):
+        return [(c, " (one of its choices)") for c in param.choices]
+    return [(param.low, " (its low)"), (param.high, " (its high)")]
+
+
+def _values(space: SearchSpace, name: str) -> list[Any]:
+    """The values parameter ``name`` of ``space`` can take, for a fixed or categorical one
+    (none otherwise or when absent)."""
+    if name not in space:
+        return []
+    param = space[name]
+    if isinstance(param, Fixed):
+        return [param.value]
+    return list(param.choices) if isinstance(param, Categorical) else []
+
+
+def _numbers(space: SearchSpace, name: str) -> list[int]:
+    """The whole numbers bounding what parameter ``name`` can take (both ends of a range)."""
+    param = space[name]
+    if isinstance(param, (Int, Float)):
+        values: list[Any] = [param.low, param.high]
+    else:
+        values = _values(space, name)
+    return [v for v in values if isinstance(v, int) and not isinstance(v, bool)]
 
 
 #: Reads another study's best configs: ``best_of(name, top)`` -> [(trial number, config)];
@@ -283,17 +571,19 @@ def _named(k: int, entry: dict[str, Any], space: SearchSpace) -> dict[str, Any]:
 
     over = {n: v for n, v in entry.items() if n != "config"}
     known = named_configs()
-    if entry["config"] not in known:
+    if not isinstance(entry["config"], str) or entry["config"] not in known:
         raise SpecError(
-            f"warm_start config {k} names unknown config {entry['config']!r}; use one of "
+            f"warm_start config {k} names unknown config {brief(entry['config'])}; use one of "
             f"{', '.join(known)}."
         )
     config = space.adopt({**known[entry["config"]], **over})
     for name, value in over.items():
         if name not in space:
-            raise SpaceError(f"no parameter named '{name}' in the space.")
+            raise SpaceError(f"no parameter named {brief(name)} in the space.")
         if config.get(name) != value:
-            raise SpaceError(f"config value {value!r} of '{name}' is out of range or inactive.")
+            raise SpaceError(
+                f"config value {brief(value)} of '{name}' is out of range or inactive."
+            )
     return config
 
 
@@ -306,7 +596,7 @@ def _from_study(
     if unknown or not isinstance(entry["study"], str):
         raise SpecError(f"warm_start config {k}: write another study as {{study: NAME, top: K}}.")
     if isinstance(top, bool) or not isinstance(top, int) or top < 1:
-        raise SpecError(f"warm_start config {k}: top must be a positive integer, got {top!r}.")
+        raise SpecError(f"warm_start config {k}: top must be a positive integer, got {brief(top)}.")
     if best_of is None:  # checked when the study is made
         return []
     return [
@@ -329,7 +619,7 @@ def _for_this_machine(data: Mapping[str, Any], source: str) -> Mapping[str, Any]
         raise SpecError(f"'machine' in {source} must map cpu and/or gpu to settings.")
     if kind not in sections:
         raise SpecError(
-            f"{source} has no settings for a {kind} machine (it has {', '.join(sections)}); "
+            f"{source} has no settings for a {kind} machine (it has {brief(list(sections))}); "
             "pick another preset."
         )
     return _merge({k: v for k, v in data.items() if k != "machine"}, sections[kind])
