@@ -11,6 +11,7 @@ import argparse
 from typing import Any
 
 from hpo32 import __version__
+from hpo32.studies.cli.check import cmd_check
 from hpo32.studies.cli.common import EXIT_USER_ERROR
 from hpo32.studies.cli.inspect import (
     cmd_compare,
@@ -101,10 +102,47 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_search_commands(sub: Any, storage: list[argparse.ArgumentParser]) -> None:
-    """``search``, ``worker`` and ``resume``, in this order (the order ``--help`` lists)."""
+    """``search``, ``check``, ``worker`` and ``resume``, in this order (the order ``--help``
+    lists)."""
     p = sub.add_parser("search", help="start a time-boxed search", parents=storage)
     p.set_defaults(func=cmd_search)
     p.add_argument("--study", required=True, help="study name (letters, digits, . _ -)")
+    _add_spec_options(p)
+
+    p = sub.add_parser(
+        "check",
+        help="check a spec as search would, writing nothing and training nothing",
+        parents=storage,
+    )
+    p.set_defaults(func=cmd_check)
+    p.add_argument("--study", help="also check that this study name is free in the storage")
+    _add_spec_options(p)
+    p.add_argument(
+        "--no-data", action="store_true", help="do not load the dataset (skip its checks)"
+    )
+
+    p = sub.add_parser("worker", help="join an existing study and run its trials", parents=storage)
+    p.set_defaults(func=cmd_worker)
+    p.add_argument("name")
+    p.add_argument("--data-dir", help="where the data lies on this host")
+    _storage_after(p, "--data-dir")
+
+    p = sub.add_parser("resume", help="continue a study where it stopped", parents=storage)
+    p.set_defaults(func=cmd_resume)
+    p.add_argument("name")
+    p.add_argument("--budget", type=_duration("budget"), help="extra budget to add")
+    p.add_argument("--trial-budget", type=_duration("trial budget"), help="budget per trial")
+    p.add_argument("--n-trials", type=_positive_int, help="finished trials to reach in total")
+    p.add_argument("--max-failures", type=_positive_int, help=MAX_FAILURES_HELP)
+    p.add_argument("--data-dir", help="where the data lies now")
+    _storage_after(p, "--data-dir")
+
+
+MAX_FAILURES_HELP = "stop after N failed trials in a row (default 5)"
+
+
+def _add_spec_options(p: argparse.ArgumentParser) -> None:
+    """The spec's source and its command-line overrides, shared by ``search`` and ``check``."""
     src = p.add_mutually_exclusive_group()
     src.add_argument("--preset", help="a preset from 'hpo32 presets'")
     src.add_argument("--spec", help="a YAML or JSON study spec file")
@@ -121,6 +159,7 @@ def _add_search_commands(sub: Any, storage: list[argparse.ArgumentParser]) -> No
     p.add_argument("--budget", type=_duration("budget"), help="search budget: 90s, 10m, 2h")
     p.add_argument("--trial-budget", type=_duration("trial budget"), help="budget per trial")
     p.add_argument("--n-trials", type=_positive_int, help="finished trials to reach")
+    p.add_argument("--max-failures", type=_positive_int, help=MAX_FAILURES_HELP)
     p.add_argument("--epochs", type=_positive_int, help="epochs per trial")
     p.add_argument("--train-limit", type=_positive_int, help="at most N training images")
     p.add_argument("--val-limit", type=_positive_int, help="at most N validation images")
@@ -139,21 +178,6 @@ def _add_search_commands(sub: Any, storage: list[argparse.ArgumentParser]) -> No
         "--workers", type=_positive_int, default=1, help="run N worker processes on this host"
     )
     p.add_argument("--gpus", type=_gpu_list, help="one worker per listed GPU: 0,1,...")
-
-    p = sub.add_parser("worker", help="join an existing study and run its trials", parents=storage)
-    p.set_defaults(func=cmd_worker)
-    p.add_argument("name")
-    p.add_argument("--data-dir", help="where the data lies on this host")
-    _storage_after(p, "--data-dir")
-
-    p = sub.add_parser("resume", help="continue a study where it stopped", parents=storage)
-    p.set_defaults(func=cmd_resume)
-    p.add_argument("name")
-    p.add_argument("--budget", type=_duration("budget"), help="extra budget to add")
-    p.add_argument("--trial-budget", type=_duration("trial budget"), help="budget per trial")
-    p.add_argument("--n-trials", type=_positive_int, help="finished trials to reach in total")
-    p.add_argument("--data-dir", help="where the data lies now")
-    _storage_after(p, "--data-dir")
 
 
 def _add_inspect_commands(sub: Any, storage: list[argparse.ArgumentParser]) -> None:

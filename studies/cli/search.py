@@ -8,9 +8,14 @@ import argparse
 from hpo32.studies.spec import StudySpec, format_duration
 
 
-def cmd_search(args: argparse.Namespace) -> int:
-    from hpo32.studies.progress import Progress
-    from hpo32.studies.runner import search
+def spec_from_args(args: argparse.Namespace) -> StudySpec:
+    """The spec ``search`` and ``check`` run: the preset or spec file (else the defaults),
+    the command line's overrides over it, and a 10-minute budget when it gives neither a
+    budget nor a trial count.
+
+    Raises:
+        SpecError: the spec or an override is invalid.
+    """
     from hpo32.studies.spec import load_preset, load_spec_file
 
     if args.preset:
@@ -29,6 +34,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         budget=args.budget,
         trial_budget=args.trial_budget,
         n_trials=args.n_trials,
+        max_failures=args.max_failures,
         epochs=args.epochs,
         train_limit=args.train_limit,
         val_limit=args.val_limit,
@@ -39,6 +45,14 @@ def cmd_search(args: argparse.Namespace) -> int:
     )
     if spec.budget is None and spec.n_trials is None:
         spec = spec.with_overrides(budget=600.0)
+    return spec
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from hpo32.studies.progress import Progress
+    from hpo32.studies.runner import search
+
+    spec = spec_from_args(args)
     print(
         f"hpo32: study '{args.study}': {spec.dataset}, {spec.engine}/{spec.sampler}/"
         f"{spec.pruner}, budget {format_duration(spec.budget)}, "
@@ -71,6 +85,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
         trial_budget=args.trial_budget,
         on_event=progress,
         started=args.started,
+        max_failures=args.max_failures,
     )
     if outcome.reason == "budget_spent":
         print(
