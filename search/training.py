@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
+from hpo32.search import faults, signals
 from hpo32.search.hardware import cpu_has_bf16
 
 __all__ = [
@@ -288,6 +289,8 @@ def _budget_callback(
             return train_per_image / 3
 
         def on_train_batch_end(self, batch, logs=None):
+            signals.check()  # SIGTERM/SIGINT stop the trial here (recorded as interrupted)
+            faults.point("mid_epoch")
             t = time.perf_counter()
             self._steps += 1
             plan.steps_done += 1
@@ -340,9 +343,11 @@ def _budget_callback(
             swapped = swap_ema_weights(self.model)  # validate the averaged weights
             try:
                 probs = predict_views(self.model, val.x, val.tta)
+                faults.point("validation")
             finally:
                 if swapped:
                     swap_ema_weights(self.model)
+            signals.check()
             self.eval_seconds += time.perf_counter() - t_eval
             self.eval_images += n_val
             scores = accuracies(probs, val.y)

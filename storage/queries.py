@@ -35,6 +35,7 @@ __all__ = [
     "StepMean",
     "StoredParam",
     "StudyLabel",
+    "StudyStanding",
     "Trial",
     "UnknownStudy",
     "change_marks",
@@ -54,6 +55,7 @@ __all__ = [
     "study_id",
     "study_labels",
     "study_specs",
+    "study_standing",
     "study_trial_attrs",
     "study_trial_params",
     "study_result",
@@ -157,6 +159,57 @@ def study_id(bind: Bind, name: str) -> int:
     if sid is None:
         raise _unknown(name)
     return int(sid)
+
+
+@dataclass(frozen=True)
+class StudyStanding:
+    """What the database holds under one study name, in Optuna's tables and hpo32's.
+
+    Attributes:
+        optuna: Optuna has a study of that name.
+        trials: its trials, of every state.
+        started: its trials that ever ran (every state but WAITING: queued configs that
+            never started do not count).
+        hpo32: hpo32's own row of that name exists.
+    """
+
+    optuna: bool
+    trials: int
+    started: int
+    hpo32: bool
+
+
+def study_standing(bind: Bind, name: str) -> StudyStanding:
+    """Reads :class:`StudyStanding` for ``name`` (nothing is created in an empty database)."""
+    trials = schema.trials
+    with snapshot(bind) as con:
+        insp = sa.inspect(con)
+        sid = None
+        counts: dict[str, int] = {}
+        if insp.has_table("studies"):
+            sid = con.execute(
+                sa.select(_studies.c.study_id).where(_studies.c.study_name == name)
+            ).scalar()
+        if sid is not None:
+            for state, n in con.execute(
+                sa.select(trials.c.state, sa.func.count())
+                .where(trials.c.study_id == sid)
+                .group_by(trials.c.state)
+            ):
+                counts[getattr(state, "name", str(state))] = int(n)
+        own = insp.has_table("hpo32_studies") and (
+            con.execute(
+                sa.select(schema.hpo32_studies.c.name).where(schema.hpo32_studies.c.name == name)
+            ).first()
+            is not None
+        )
+    total = sum(counts.values())
+    return StudyStanding(
+        optuna=sid is not None,
+        trials=total,
+        started=total - counts.get("WAITING", 0),
+        hpo32=bool(own),
+    )
 
 
 # -- change detection ------------------------------------------------------------------------

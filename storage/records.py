@@ -20,7 +20,6 @@ import sqlalchemy as sa
 from hpo32.storage import schema
 
 __all__ = [
-    "HEARTBEAT_S",
     "Records",
     "Session",
     "SessionHeartbeat",
@@ -36,8 +35,6 @@ studies_table = schema.hpo32_studies
 sessions_table = schema.hpo32_sessions
 results_table = schema.hpo32_results
 
-#: Seconds between a live session's heartbeats (and Optuna's trial heartbeats).
-HEARTBEAT_S = int(os.environ.get("HPO32_HEARTBEAT", "30"))
 #: Missed heartbeats after which an unfinished session counts as dead.
 STALE_AFTER_BEATS = 4
 
@@ -113,16 +110,20 @@ def consumed_seconds(intervals: list[tuple[float, float]]) -> float:
 
 
 class SessionHeartbeat:
-    """A daemon thread that marks a session alive every :data:`HEARTBEAT_S` seconds.
+    """A daemon thread that marks a session alive every ``interval`` seconds (default
+    :func:`hpo32.storage.db.heartbeat_seconds`).
 
     Use as a context manager around a session's work; a killed process stops beating, so
     its budget ends at its last heartbeat.
     """
 
-    def __init__(self, records: Records, session_id: int, interval: float = HEARTBEAT_S) -> None:
+    def __init__(self, records: Records, session_id: int, interval: float | None = None) -> None:
         import threading
 
-        self._records, self._session, self._interval = records, session_id, interval
+        from hpo32.storage.db import heartbeat_seconds
+
+        self._records, self._session = records, session_id
+        self._interval = interval or heartbeat_seconds()
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self._run, name="hpo32-session-heartbeat", daemon=True
@@ -167,7 +168,14 @@ class Records:
         budget_seconds: float | None,
         workdir: str | None = None,
     ) -> None:
+        """Writes study ``name``'s row, in one transaction with the removal of any rows an
+        earlier study of that name left (its sessions would bill this one's budget).
+
+        Raises:
+            sqlalchemy.exc.IntegrityError: another process wrote the row first.
+        """
         with self.engine.begin() as con:
+            _delete_rows(con, name, (sessions_table, results_table))
             con.execute(
                 studies_table.insert().values(
                     name=name,
@@ -179,6 +187,15 @@ class Records:
                     created_at=time.time(),
                 )
             )
+
+    def forget_study(self, name: str) -> None:
+        """Deletes hpo32's rows of study ``name`` (its row, sessions and result), together.
+
+        For rows a study deleted with Optuna's own tools left behind; Optuna's tables are not
+        touched.
+        """
+        with self.engine.begin() as con:
+            _delete_rows(con, name, (sessions_table, results_table, studies_table))
 
     def study(self, name: str) -> dict[str, Any] | None:
         """The stored row of a study (spec decoded), or None."""
@@ -208,6 +225,8 @@ class Records:
     def begin_session(self, study_name: str, started_at: float | None = None) -> int:
         """Records a session of ``study_name`` starting now, or at ``started_at`` (epoch
         seconds: the command's start, so that the budget it used includes its loading)."""
+        from hpo32.storage.db import heartbeat_seconds
+
         now = time.time()
         with self.engine.begin() as con:
             res = con.execute(
@@ -218,7 +237,7 @@ class Records:
                     started_at=now if started_at is None else min(started_at, now),
                     last_seen=now,
                     trials_run=0,
-                    heartbeat_s=float(HEARTBEAT_S),
+                    heartbeat_s=float(heartbeat_seconds()),
                 )
             )
             return int(res.inserted_primary_key[0])
@@ -425,6 +444,12 @@ class Records:
                 )
             )
         return out
+
+
+def _delete_rows(con, name: str, tables) -> None:
+    for table in tables:
+        key = table.c.name if table is studies_table else table.c.study_name
+        con.execute(table.delete().where(key == name))
 
 
 def _decode_params(rows) -> dict[str, Any]:

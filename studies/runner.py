@@ -8,14 +8,16 @@ crashes and several workers.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from hpo32.search import faults, signals
+from hpo32.search.backends.base import TooManyFailures
 from hpo32.storage import (
     Records,
     artifact_root,
@@ -24,15 +26,33 @@ from hpo32.storage import (
     resolve_url,
     sqlite_path,
 )
+from hpo32.storage.db import heartbeat_seconds
 from hpo32.storage.locks import study_lock
-from hpo32.storage.records import HEARTBEAT_S, SessionHeartbeat
+from hpo32.storage.records import SessionHeartbeat
 from hpo32.studies.spec import SpecError, StudySpec, check_study_name
 
-__all__ = ["Outcome", "StudyNotFound", "evaluate_best", "resume", "search"]
+__all__ = [
+    "EXIT_FAILURES",
+    "Outcome",
+    "StudyNotFound",
+    "TooManyFailures",
+    "WorkersFailed",
+    "check_search",
+    "evaluate_best",
+    "resume",
+    "search",
+]
+
+#: The exit code of a search stopped by ``max_failures`` failed trials in a row.
+EXIT_FAILURES = 3
 
 
 class StudyNotFound(LookupError):
     """No study of that name in the storage."""
+
+
+class WorkersFailed(RuntimeError):
+    """Worker processes of a study ended in errors (what they recorded is kept)."""
 
 
 @dataclass
@@ -112,11 +132,9 @@ def _best_of(url: str):
     def best_of(other: str, top: int) -> list[tuple[int, dict[str, Any]]]:
         from hpo32.search.backends.optuna_engine import best_configs
 
-        path = sqlite_path(url)
         found: list[tuple[int, dict[str, Any]]] = []
-        if path is None or path.exists():  # reading never creates a SQLite file
-            if study_exists(make_engine(url, read_only=path is not None), other):
-                found = best_configs(optuna_storage(url), other, top)
+        if _standing(url, other).optuna:  # reading never creates a SQLite file
+            found = best_configs(optuna_storage(url), other, top)
         if not found:
             raise SpecError(
                 f"warm_start names study '{other}', which has no complete trial in {url}; "
@@ -127,17 +145,103 @@ def _best_of(url: str):
     return best_of
 
 
-def study_exists(engine, name: str) -> bool:
-    """Whether Optuna's tables hold a study called ``name`` (read-only check)."""
-    import sqlalchemy as sa
+def _standing(url: str, name: str):
+    """What the database holds under ``name`` (read-only: a missing SQLite file is not
+    created, it holds nothing)."""
+    from hpo32.storage import queries
 
-    if not sa.inspect(engine).has_table("studies"):
-        return False
-    with engine.connect() as con:
-        row = con.execute(
-            sa.text("SELECT 1 FROM studies WHERE study_name = :n"), {"n": name}
-        ).first()
-    return row is not None
+    path = sqlite_path(url)
+    if path is not None and not path.exists():
+        return queries.StudyStanding(optuna=False, trials=0, started=0, hpo32=False)
+    return queries.study_standing(make_engine(url, read_only=path is not None), name)
+
+
+def _refuse_taken(standing, name: str) -> None:
+    """Refuses a name that a study holds; a name Optuna holds without a trial that ever
+    ran and without hpo32's row (a kill while the study was being made) is free, and so is
+    a name whose Optuna study was deleted (hpo32's rows it left are cleaned when written).
+
+    Raises:
+        SpecError: the name is taken (one sentence: resume it, or delete it).
+    """
+    if standing.optuna and standing.hpo32:
+        raise SpecError(f"study '{name}' already exists; continue it with: hpo32 resume {name}")
+    if standing.optuna and standing.started:
+        raise SpecError(
+            f"study '{name}' holds {standing.started} trial{'s' * (standing.started != 1)} "
+            "that hpo32 did not record (it "
+            f"was made with Optuna's own tools), so hpo32 cannot continue it; pick another "
+            f"name, or remove it with: hpo32 delete {name}"
+        )
+
+
+@dataclass
+class _Checked:
+    """What :func:`_check_new_study` found valid, for :func:`search` to write."""
+
+    space: Any
+    sampler: Any
+    warm: list[tuple[dict[str, Any], dict[str, Any]]]
+    splits: Any
+    url: str
+    standing: Any
+
+
+def _check_new_study(
+    spec: StudySpec,
+    name: str | None,
+    storage_url: str | None,
+    workers: int,
+    gpus: list[str] | None,
+    load_data: bool = True,
+) -> _Checked:
+    """Every check of a new study, in the order search meets them; writes nothing."""
+    from hpo32.search.backends.optuna_engine import make_sampler
+
+    if name is not None:
+        check_study_name(name)
+    space = spec.build_space()
+    if spec.budget is None and spec.n_trials is None:
+        raise SpecError("give a search budget (--budget 30m) or a trial count (--n-trials N).")
+    try:
+        sampler = make_sampler(spec.sampler, spec.seed, space)
+    except ValueError as exc:
+        raise SpecError(str(exc)) from None
+    check_weights(spec, space)
+    check_engine(spec, workers, gpus)
+    heartbeat_seconds()  # a bad HPO32_HEARTBEAT is refused before anything is written
+    url = resolve_url(storage_url)
+    standing = _standing(url, name) if name is not None else None
+    if standing is not None:
+        _refuse_taken(standing, name or "")
+    warm = spec.warm_start_configs(space, _best_of(url))
+    splits = _load_splits(spec) if load_data else None
+    if splits is not None and spec.engine.startswith("autokeras") and splits.num_classes < 3:
+        raise SpecError(
+            "the autokeras engine needs at least 3 classes (AutoKeras turns two "
+            "into one sigmoid output); use --engine optuna or keras-tuner."
+        )
+    return _Checked(space, sampler, warm, splits, url, standing)
+
+
+def check_search(
+    spec: StudySpec,
+    name: str | None = None,
+    storage_url: str | None = None,
+    workers: int = 1,
+    gpus: list[str] | None = None,
+    load_data: bool = True,
+) -> None:
+    """Everything :func:`search` checks before it writes (``hpo32 check``); writes nothing.
+
+    Args:
+        name: the study name to check as well (free in the storage), or None.
+        load_data: also load the dataset's splits (as search does), checking its files.
+
+    Raises:
+        SpecError, StorageError, hpo32.search.data.DataError: what search would refuse.
+    """
+    _check_new_study(spec, name, storage_url, workers, gpus, load_data)
 
 
 def search(
@@ -157,67 +261,92 @@ def search(
     With ``workers`` > 1 or ``gpus``, the study is created here and run by that many
     ``hpo32 worker`` processes (one per listed GPU, each seeing only its GPU).
 
+    SIGTERM and SIGINT stop it cleanly (see :mod:`hpo32.search.signals`).
+
     Raises:
         SpecError, StorageError, hpo32.search.data.DataError: bad input; nothing was written.
+        TooManyFailures: ``max_failures`` trials in a row failed (all recorded).
+        WorkersFailed: worker processes ended in errors.
         KeyboardInterrupt: after the session and the interrupted trial are recorded.
     """
-    from hpo32.search.backends.optuna_engine import enqueue_configs, make_pruner, make_sampler
-
     started = time.monotonic() if started is None else started
-    check_study_name(name)
-    space = spec.build_space()
-    if spec.budget is None and spec.n_trials is None:
-        raise SpecError("give a search budget (--budget 30m) or a trial count (--n-trials N).")
-    try:
-        sampler = make_sampler(spec.sampler, spec.seed, space)
-    except ValueError as exc:
-        raise SpecError(str(exc)) from None
-    check_weights(spec, space)
-    check_engine(spec, workers, gpus)
-    url = resolve_url(storage_url)
-    path = sqlite_path(url)
-    if path is None or path.exists():  # a new SQLite file is created only once all is checked
-        if study_exists(make_engine(url, read_only=path is not None), name):
-            raise SpecError(f"study '{name}' already exists; continue it with: hpo32 resume {name}")
-    warm = spec.warm_start_configs(space, _best_of(url))
-    splits = _load_splits(spec)
-    if spec.engine.startswith("autokeras") and splits.num_classes < 3:
-        raise SpecError(
-            "the autokeras engine needs at least 3 classes (AutoKeras turns two "
-            "into one sigmoid output); use --engine optuna or keras-tuner."
-        )
-    engine = make_engine(url)
+    with signals.stop_on_signals():
+        checked = _check_new_study(spec, name, storage_url, workers, gpus)
+        signals.check()  # a stop while loading: nothing is written
+        study, records = _create_study(spec, name, checked)
+        if workers > 1 or gpus:
+            del checked  # each worker process loads its own copy of the data
+            return run_workers(records, study, resolve_url(storage_url), workers, gpus)
+        return _run_session(
+            records, study, spec, checked.space, checked.splits, checked.url, on_event,
+            started=started,
+        )  # fmt: skip
 
+
+def _create_study(spec: StudySpec, name: str, checked: _Checked):
+    """Writes a checked new study: Optuna's study, its attributes and queued configs, then
+    hpo32's row, which marks it made (a study killed before that row is free again), all
+    under the study's lock so that two commands cannot make one name at once.
+
+    Returns:
+        ``(study, records)``.
+
+    Raises:
+        SpecError: another command made the name meanwhile.
+    """
     import optuna
+    import sqlalchemy as sa
 
-    storage = optuna_storage(url, heartbeat_interval=HEARTBEAT_S)
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    study = optuna.create_study(
-        study_name=name,
-        storage=storage,
-        direction="maximize",
-        sampler=sampler,
-        pruner=make_pruner(spec.pruner, spec.epochs),
-    )
-    study.set_user_attr("dataset", spec.dataset)
-    study.set_user_attr("engine", spec.engine)
-    study.set_user_attr("class_ids", list(splits.class_ids))  # for hpo32 predict
-    study.set_user_attr("class_names", list(splits.class_names))
-    enqueue_configs(study, space, [c for c, _ in warm], [a for _, a in warm])
+    from hpo32.search.backends.optuna_engine import enqueue_configs, make_pruner
+
+    url = checked.url
+    engine = make_engine(url)
     records = Records(engine)
-    workdir = artifact_root(url) / name
-    records.add_study(
-        name,
-        spec.engine,
-        spec.dataset,
-        spec.to_dict(),
-        spec.budget,
-        workdir=str(workdir.relative_to(artifact_root(url))),
+    storage = optuna_storage(url, heartbeat_interval=heartbeat_seconds())
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    taken = SpecError(
+        f"study '{name}' was made by another command just now; continue it with: "
+        f"hpo32 resume {name}"
     )
-    if workers > 1 or gpus:
-        del splits  # each worker process loads its own copy
-        return run_workers(records, study, url, workers, gpus)
-    return _run_session(records, study, spec, space, splits, url, on_event, started=started)
+    with study_lock(engine, url, name):
+        standing = _standing(url, name)  # again, under the lock
+        _refuse_taken(standing, name)
+        if standing.optuna:  # made by a process killed before hpo32's row: free
+            optuna.delete_study(study_name=name, storage=storage)
+        elif standing.hpo32:  # rows of a study Optuna deleted: they must not bill this one
+            records.forget_study(name)
+        try:
+            study = optuna.create_study(
+                study_name=name,
+                storage=storage,
+                direction="maximize",
+                sampler=checked.sampler,
+                pruner=make_pruner(spec.pruner, spec.epochs),
+            )
+        except optuna.exceptions.DuplicatedStudyError:
+            raise taken from None
+        faults.point("after_create_study")
+        splits = checked.splits
+        study.set_user_attr("dataset", spec.dataset)
+        study.set_user_attr("engine", spec.engine)
+        study.set_user_attr("class_ids", list(splits.class_ids))  # for hpo32 predict
+        study.set_user_attr("class_names", list(splits.class_names))
+        enqueue_configs(
+            study, checked.space, [c for c, _ in checked.warm], [a for _, a in checked.warm]
+        )
+        root = artifact_root(url)
+        try:
+            records.add_study(
+                name,
+                spec.engine,
+                spec.dataset,
+                spec.to_dict(),
+                spec.budget,
+                workdir=str((root / name).relative_to(root)),
+            )
+        except sa.exc.IntegrityError:
+            raise taken from None
+    return study, records
 
 
 # ``python -c`` puts the current folder first on sys.path, where a user's own ``hpo32.py`` or
@@ -249,17 +378,13 @@ def run_workers(records: Records, study, url: str, workers: int, gpus: list[str]
             )
         )
     interrupted = False
-    try:
-        with _sigterm_as_interrupt():
+    while any(proc.poll() is None for proc in procs):
+        if signals.requested() is not None and not interrupted:
+            interrupted = True  # each worker records its running trial and ends
             for proc in procs:
-                proc.wait()
-    except KeyboardInterrupt:
-        interrupted = True
-        for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-        for proc in procs:
-            proc.wait()
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+        time.sleep(0.2)
     sessions = records.sessions(name)[before:]
     if interrupted:
         raise KeyboardInterrupt
@@ -270,9 +395,17 @@ def run_workers(records: Records, study, url: str, workers: int, gpus: list[str]
                 "trial becomes FAIL after the heartbeat grace period and runs again.",
                 file=sys.stderr,
             )
-    failed = [p.returncode for p in procs if p.returncode > 0]
-    if failed:
-        raise RuntimeError(f"{len(failed)} of {len(procs)} workers failed (exit {failed[0]}).")
+    codes = [p.returncode for p in procs if p.returncode > 0]
+    if codes and all(c == EXIT_FAILURES for c in codes):
+        raise TooManyFailures(
+            f"{len(codes)} of {len(procs)} workers stopped after too many failed trials in a "
+            f"row; see their messages above, or hpo32 show {name}."
+        )
+    if codes:
+        raise WorkersFailed(
+            f"{len(codes)} of {len(procs)} workers failed (exit {codes[0]}); their messages "
+            f"are above; what they recorded is kept: continue with hpo32 resume {name}."
+        )
     result = records.result(name) or {}
     from hpo32.search.backends.base import best_value
 
@@ -296,6 +429,7 @@ def resume(
     trial_budget: float | None = None,
     on_event: Callable[[dict[str, Any]], None] | None = None,
     started: float | None = None,
+    max_failures: int | None = None,
 ) -> Outcome:
     """Continues study ``name`` with its remaining budget plus ``extra_budget``, counted
     from ``started`` as in :func:`search`.
@@ -307,13 +441,34 @@ def resume(
         StudyNotFound: no such study.
         SpecError, StorageError, hpo32.search.data.DataError: bad input; nothing was written.
     """
-    from hpo32.search.backends.optuna_engine import make_pruner, make_sampler
-
     started = time.monotonic() if started is None else started
+    with signals.stop_on_signals():
+        return _resume(
+            name, storage_url, extra_budget, n_trials, data_dir, trial_budget, on_event,
+            started, max_failures,
+        )  # fmt: skip
+
+
+def _resume(
+    name, storage_url, extra_budget, n_trials, data_dir, trial_budget, on_event, started,
+    max_failures,
+) -> Outcome:  # fmt: skip
+    from hpo32.search.backends.optuna_engine import make_pruner, make_sampler
+    from hpo32.storage import queries
+
+    heartbeat_seconds()
     url = resolve_url(storage_url)
+    standing = _standing(url, name)
+    if standing.optuna and not standing.hpo32 and standing.started:
+        raise SpecError(
+            f"study '{name}' was made with Optuna's own tools, not hpo32, so hpo32 cannot "
+            f"continue it; remove it with: hpo32 delete {name}"
+        )
+    if not (standing.optuna and standing.hpo32):
+        raise StudyNotFound(f"no study named '{name}' in {url}; see hpo32 list.")
     engine = make_engine(url)
-    records = _records_if_present(engine)
-    row = records.study(name) if records else None
+    records = Records(engine, create=False)
+    row = records.study(name)
     if row is None:
         raise StudyNotFound(f"no study named '{name}' in {url}; see hpo32 list.")
     spec = stored = _stored_spec(row["spec"], name)
@@ -323,24 +478,23 @@ def resume(
         remaining = max(0.0, budget - used) if budget is not None else 0.0
         budget = used + remaining + extra_budget
     spec = spec.with_overrides(data_dir=data_dir, n_trials=n_trials, trial_budget=trial_budget)
-    spec = spec.with_overrides(budget=budget)
+    spec = spec.with_overrides(budget=budget, max_failures=max_failures)
     space = spec.build_space()
     check_weights(spec, space)
     quickest = _quickest_first_epoch(records, name)
     # the rule a session stops by (SearchContext.budget_spent), with the test evaluation's
     # reserve its last session recorded
-    from hpo32.storage import queries
-
     reserve = float(queries.study_attrs(engine, name).get("test_reserve_seconds") or 0.0)
     if spec.budget is not None and spec.budget - used <= quickest + reserve:
         return Outcome(name, "budget_spent", 0, None, None)
     splits = _load_splits(spec)
+    signals.check()
 
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     session_no = len(records.sessions(name))
-    storage = optuna_storage(url, heartbeat_interval=HEARTBEAT_S)
+    storage = optuna_storage(url, heartbeat_interval=heartbeat_seconds())
     try:
         sampler = make_sampler(spec.sampler, spec.seed + 1000 * session_no, space)
     except ValueError as exc:
@@ -351,6 +505,7 @@ def resume(
         sampler=sampler,
         pruner=make_pruner(spec.pruner, spec.epochs),
     )
+    faults.point("resume")
     if budget != row["budget_seconds"]:
         records.set_budget(name, budget)
     if spec != stored:
@@ -387,32 +542,6 @@ def _store_spec(records: Records, name: str, spec: StudySpec) -> None:
             .where(studies_table.c.name == name)
             .values(spec_json=json.dumps(spec.to_dict()))
         )
-
-
-def _records_if_present(engine) -> Records | None:
-    import sqlalchemy as sa
-
-    if not sa.inspect(engine).has_table("hpo32_studies"):
-        return None
-    return Records(engine, create=False)
-
-
-@contextmanager
-def _sigterm_as_interrupt():
-    """SIGTERM stops a worker like Ctrl-C does: the running trial is recorded, then exit."""
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    try:
-        old = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
 
 
 def _run_session(
@@ -453,6 +582,7 @@ def _run_session(
         epoch_images=spec.epoch_images,
         test_images=len(splits.x_test),
         quickest_first_epoch=quickest_first_epoch,
+        max_failures=getattr(spec, "max_failures", 5),
     )
     ctx.on_event = on_event or (lambda e: None)
     trials_run = 0
@@ -464,7 +594,7 @@ def _run_session(
 
     reason = "error"
     try:
-        with _sigterm_as_interrupt(), SessionHeartbeat(records, session):
+        with SessionHeartbeat(records, session):
             family, _, variant = spec.engine.partition(":")
             if family == "keras-tuner":
                 from hpo32.search.backends.keras_tuner_engine import run_keras_tuner
@@ -484,8 +614,14 @@ def _run_session(
             # inside the session: the budget holds the final evaluation (README: budgets)
             study.set_user_attr("test_reserve_seconds", round(ctx.test_reserve(), 3))
             test_acc = evaluate_best(records, study, splits, root)
+            signals.check()
     except KeyboardInterrupt:
         reason = "interrupted"
+        raise
+    except TooManyFailures:
+        reason = "failures"
+        with contextlib.suppress(Exception):  # what did succeed is still tested
+            evaluate_best(records, study, splits, root)
         raise
     finally:
         records.end_session(session, reason, trials_run)
@@ -522,6 +658,7 @@ def evaluate_best(records: Records, study, splits, root: Path) -> float | None:
     model = keras.models.load_model(root / best.user_attrs["model_path"])
     tta = tta_of(best.user_attrs.get("config"))
     scores = evaluate(model, splits.x_test, splits.y_test, tta)
+    faults.point("test_evaluation")
     acc = scores["accuracy"]
     records.set_result(
         study.study_name, best.number, best.value, acc, best.user_attrs["model_path"]

@@ -15,13 +15,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from hpo32.search import faults
 from hpo32.search.space import SearchSpace
 
-__all__ = ["Event", "SearchContext", "TrialFailed", "best_value", "save_model", "worker_id"]
+__all__ = [
+    "Event",
+    "SearchContext",
+    "TooManyFailures",
+    "TrialFailed",
+    "best_value",
+    "save_model",
+    "worker_id",
+]
 
 
 class TrialFailed(RuntimeError):
     """The trial produced no validation accuracy (stopped before its first epoch)."""
+
+
+class TooManyFailures(RuntimeError):
+    """``max_failures`` trials in a row failed: the search stops (the message names the
+    last failure's reason)."""
 
 
 #: A progress event: ``{"kind": "trial_start" | "epoch" | "trial_end", ...}``.
@@ -78,6 +92,9 @@ class SearchContext:
     test_views: int = 1
     eval_per_image: float = 0.0
     quickest_first_epoch: float = 0.0
+    max_failures: int | None = 5
+    failures: int = 0
+    last_failure: str = ""
     on_event: Callable[[Event], None] = field(default=lambda event: None)
 
     def train(self, config, *, epochs: int | None = None, report=None, seed: int = 0):
@@ -86,23 +103,32 @@ class SearchContext:
         Returns:
             A :class:`hpo32.search.training.TrialResult`.
         """
+        from hpo32.search.models import InvalidConfig
         from hpo32.search.recipe import tta_of, view_count
         from hpo32.search.training import train_config
 
         self.test_views = view_count(tta_of(config))
-        result = train_config(
-            config,
-            self.splits,
-            epochs=epochs or self.epochs,
-            trial_deadline=self.trial_deadline(),
-            search_deadline=self.search_deadline,
-            report=report,
-            seed=seed,
-            weights=self.weights,
-            precision=self.precision,
-            epoch_images=self.epoch_images,
-            reserve_images=self.test_images * self.test_views,
-        )
+        try:
+            result = train_config(
+                config,
+                self.splits,
+                epochs=epochs or self.epochs,
+                trial_deadline=self.trial_deadline(),
+                search_deadline=self.search_deadline,
+                report=report,
+                seed=seed,
+                weights=self.weights,
+                precision=self.precision,
+                epoch_images=self.epoch_images,
+                reserve_images=self.test_images * self.test_views,
+            )
+        except InvalidConfig as exc:
+            self._count_failure(str(exc))
+            raise
+        if result.value is not None:
+            self.failures = 0
+        elif result.stopped_by != "search_budget":  # the search's end is no failure
+            self._count_failure(f"stopped by the {result.stopped_by} before the first epoch ended")
         if result.eval_images:
             self.eval_per_image = result.eval_seconds / result.eval_images
         first = result.first_epoch_seconds()
@@ -111,6 +137,28 @@ class SearchContext:
         ):
             self.quickest_first_epoch = first
         return result
+
+    def _count_failure(self, reason: str) -> None:
+        self.failures += 1
+        self.last_failure = reason
+
+    def check_failures(self) -> None:
+        """Called before each trial starts.
+
+        Raises:
+            TooManyFailures: the last ``max_failures`` trials of this process all failed.
+        """
+        if self.max_failures and self.failures >= self.max_failures:
+            reason = (
+                self.last_failure
+                if len(self.last_failure) <= 200
+                else (self.last_failure[:197] + "...")
+            )
+            raise TooManyFailures(
+                f"the search stopped after {self.failures} failed trials in a row; the last: "
+                f"{reason.rstrip('.')}. Fix the space or the budgets (hpo32 check validates a "
+                "spec), or allow more with --max-failures."
+            )
 
     def trial_deadline(self) -> float | None:
         """The monotonic deadline of a trial starting now."""
@@ -151,6 +199,7 @@ def save_model(model, ctx: SearchContext, folder_name: str) -> str:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "model.keras"
     model.save(path)
+    faults.point("model_save")
     return str(path.relative_to(ctx.artifact_root))
 
 

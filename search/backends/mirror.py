@@ -27,6 +27,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from hpo32.search import faults, signals
 from hpo32.search.backends.base import SearchContext, best_value, save_model, worker_id
 from hpo32.search.space import Categorical, Fixed, Float, Int, Param, SearchSpace
 
@@ -204,6 +205,8 @@ class TrialMirror:
         """
         from hpo32.search.backends.optuna_engine import finished_count
 
+        signals.check()
+        self.ctx.check_failures()
         if self.ctx.budget_spent():
             raise SearchStopped("budget")
         if self.ctx.n_trials is not None and finished_count(self.study) >= self.ctx.n_trials:
@@ -301,6 +304,7 @@ class TrialMirror:
             return False
 
         def record(state, value: float | None = None) -> None:
+            faults.point("before_tell")
             self._add(config, attrs, state, value, measured, started)
 
         try:

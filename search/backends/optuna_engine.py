@@ -7,6 +7,7 @@ import time
 import warnings
 from typing import Any, Mapping
 
+from hpo32.search import faults, signals
 from hpo32.search.backends.base import (
     SearchContext,
     TrialFailed,
@@ -354,6 +355,8 @@ def run_optuna(study, ctx: SearchContext, on_trial_done=None, lock=None) -> str:
 
     lock = lock or contextlib.nullcontext
     while True:
+        signals.check()
+        ctx.check_failures()
         if ctx.budget_spent():
             return "budget"
         left = ctx.time_left()
@@ -367,6 +370,7 @@ def run_optuna(study, ctx: SearchContext, on_trial_done=None, lock=None) -> str:
         with _TrialHeartbeat(study._storage, trial._trial_id):
             try:
                 value = train_trial(trial, ctx)
+                faults.point("before_tell")
             except optuna.TrialPruned:
                 study.tell(trial, state=TrialState.PRUNED)
             except (InvalidConfig, TrialFailed):

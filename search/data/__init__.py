@@ -31,6 +31,7 @@ from hpo32.search.data.checks import (
     DataError,
     Dataset,
     Splits,
+    data_dir_named,
     resolve_data_dir,
     select_classes,
 )
@@ -64,6 +65,7 @@ __all__ = [
     "make_splits",
     "make_tf_dataset",
     "normalize",
+    "data_dir_named",
     "resolve_data_dir",
     "select_classes",
     "split_indices",

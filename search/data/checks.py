@@ -130,6 +130,14 @@ def resolve_data_dir(data_dir: str | os.PathLike[str] | None) -> Path:
     return _keras_datasets_dir()
 
 
+def data_dir_named(data_dir: str | os.PathLike[str] | None) -> bool:
+    """Whether the user named the data folder (``--data-dir`` or ``HPO32_DATA_DIR``): then
+    it is the only place a dataset is looked for."""
+    return bool(data_dir is not None and str(data_dir) != "") or bool(
+        os.environ.get("HPO32_DATA_DIR")
+    )
+
+
 def _describe(exc: BaseException) -> str:
     text = str(exc).strip().rstrip(".")
     if len(text) > 120:

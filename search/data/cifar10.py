@@ -50,10 +50,10 @@ CIFAR10_CLASS_NAMES = (
 )
 
 
-def _cifar_missing(root: Path, extra: str = "") -> DataError:
+def _cifar_missing(root: Path, extra: str = "", hint: str = ", or pass --data-dir") -> DataError:
     return DataError(
         f"CIFAR-10 not found in {root}{extra}: put {CIFAR10_ARCHIVE} (from {CIFAR10_PAGE}) or its "
-        f"extracted {CIFAR10_FOLDER}/ folder there, or pass --data-dir."
+        f"extracted {CIFAR10_FOLDER}/ folder there{hint}."
     )
 
 
@@ -208,19 +208,21 @@ def _archive_sha256() -> str | None:
     return data.CIFAR10_SHA256
 
 
-def load_cifar10(root: Path, download: bool = True) -> Dataset:
+def load_cifar10(root: Path, download: bool = True, only_root: bool = False) -> Dataset:
     """Loads CIFAR-10 from the official python batches.
 
     Looks in ``root`` for the extracted ``cifar-10-batches-py/`` folder, then for
     ``cifar-10-python.tar.gz`` (read in place, not extracted), and accepts ``root`` being the
-    batches folder itself; Keras's own cache layout is recognised too. When nothing is found the
-    Keras cache is searched and, if ``download`` is true, the archive is downloaded there.
-    The training images are whatever ``data_batch_K`` exist (normally 1..5); ``test_batch`` is
-    the test split.
+    batches folder itself; Keras's own cache layout is recognised too. When nothing is found
+    there and ``only_root`` is false, the Keras cache is searched too. Still missing, and with
+    ``download`` true, the archive is downloaded: into ``root`` when ``only_root``, else into
+    the Keras cache. The training images are whatever ``data_batch_K`` exist (normally
+    1..5); ``test_batch`` is the test split.
 
     Args:
         root: the data folder.
         download: whether to download the archive when it is missing.
+        only_root: ``root`` is a folder the user named: look nowhere else.
 
     Returns:
         The dataset; class ids "0".."9", names from ``batches.meta``.
@@ -230,12 +232,13 @@ def load_cifar10(root: Path, download: bool = True) -> Dataset:
     """
     root = Path(root).expanduser()
     found = _find_cifar(root)
-    cache = _keras_datasets_dir()
+    cache = root if only_root else _keras_datasets_dir()
     if found is None and cache.resolve() != root.resolve():
         found = _find_cifar(cache)
     if found is None:
         if not download:
-            raise _cifar_missing(root)
+            hint = " or add --download to fetch it into that folder" if only_root else ""
+            raise _cifar_missing(root, hint=hint)
         target = cache / CIFAR10_ARCHIVE
         log.info("Downloading CIFAR-10 from %s to %s", CIFAR10_URL, target)
         try:

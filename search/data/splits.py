@@ -14,6 +14,7 @@ from hpo32.search.data.checks import (
     DataError,
     Dataset,
     Splits,
+    data_dir_named,
     resolve_data_dir,
     select_classes,
 )
@@ -31,7 +32,7 @@ def load_dataset(
     spec: str,
     data_dir: str | os.PathLike[str] | None = None,
     classes: ClassSpec | str = None,
-    download: bool = True,
+    download: bool | None = None,
 ) -> Dataset:
     """Loads a dataset by name.
 
@@ -41,7 +42,9 @@ def load_dataset(
         data_dir: the data folder for cifar10 and imagenet32 (see :func:`resolve_data_dir`).
         classes: an optional class subset: for imagenet32 see :func:`load_imagenet32`, for the
             others see :func:`select_classes`.
-        download: whether CIFAR-10 may be downloaded when missing.
+        download: whether CIFAR-10 may be downloaded when missing; None: into the Keras
+            cache when the user named no data folder, never into a named one (a named folder,
+            see :func:`data_dir_named`, is the only place looked at).
 
     Returns:
         The dataset.
@@ -57,7 +60,10 @@ def load_dataset(
             raise DataError("Dataset 'folder:' names no folder: write folder:PATH.")
         return select_classes(load_folder(Path(folder)), classes)
     if key in ("cifar10", "cifar-10"):
-        return select_classes(load_cifar10(resolve_data_dir(data_dir), download=download), classes)
+        named = data_dir_named(data_dir)
+        allowed = (not named) if download is None else download
+        dataset = load_cifar10(resolve_data_dir(data_dir), download=allowed, only_root=named)
+        return select_classes(dataset, classes)
     if key in _IMAGENET32_NAMES:
         return load_imagenet32(resolve_data_dir(data_dir), classes=classes)
     raise DataError(f"Unknown dataset {text!r}: choose {DATASET_CHOICES}.")
@@ -129,7 +135,7 @@ def load_splits(
     train_limit: int | None = None,
     val_limit: int | None = None,
     seed: int = 0,
-    download: bool = True,
+    download: bool | None = None,
 ) -> Splits:
     """``make_splits(load_dataset(spec, ...), ...)``, the same arrays, in less memory.
 

@@ -12,6 +12,9 @@ from hpo32.studies.cli.common import EXIT_INTERRUPTED, EXIT_USER_ERROR, UserErro
 from hpo32.studies.cli.parser import build_parser
 from hpo32.studies.spec import SpecError
 
+#: A failure of the run, not of its input (workers that died, a full disk).
+EXIT_FAILED = 1
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``hpo32`` console script."""
@@ -40,7 +43,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         if _is_user_error(exc):
             print(f"hpo32: error: {exc}", file=sys.stderr)
             return EXIT_USER_ERROR
-        raise
+        code = _environment_failure(exc)
+        if code is None:
+            raise
+        return code
+
+
+def _environment_failure(exc: BaseException) -> int | None:
+    """Prints one sentence for a failure of the run rather than of the input (too many
+    failed trials, workers that died, a full disk) and returns its exit code; None for a
+    bug, whose traceback is the useful report."""
+    import errno
+
+    runner = sys.modules.get("hpo32.studies.runner")
+    if runner is not None and isinstance(exc, runner.TooManyFailures):
+        print(f"hpo32: {exc}", file=sys.stderr)
+        return runner.EXIT_FAILURES
+    if runner is not None and isinstance(exc, runner.WorkersFailed):
+        print(f"hpo32: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        where = f" writing {exc.filename}" if exc.filename else ""
+        print(
+            f"hpo32: the disk is full{where}; free some space and continue with 'hpo32 "
+            "resume' (what was recorded before is kept).",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    return None
 
 
 def _is_user_error(exc: BaseException) -> bool:

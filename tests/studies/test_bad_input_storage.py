@@ -428,11 +428,6 @@ def test_a_model_that_keras_cannot_load_is_one_sentence(tmp_path, model_db, caps
     assert _dump(model_db[0]) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="storage/records.py still reads HPO32_HEARTBEAT at import (HEARTBEAT_S); switch it "
-    "to hpo32.storage.db.heartbeat_seconds() where a heartbeat is used, then drop this mark",
-)
 def test_a_bad_heartbeat_leaves_reading_commands_working(tmp_path, kept_db):  # noqa: F811
     res = run_hpo32(
         "list", "--storage", f"sqlite:///{kept_db}", cwd=tmp_path, HPO32_HEARTBEAT="abc"
@@ -441,11 +436,6 @@ def test_a_bad_heartbeat_leaves_reading_commands_working(tmp_path, kept_db):  # 
     assert "kept" in res.stdout and res.stderr == ""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="studies/runner.py takes HEARTBEAT_S instead of calling heartbeat_seconds() among "
-    "its checks (before the database); drop this mark once it does",
-)
 @pytest.mark.parametrize("value", ["abc", "0"])
 def test_a_bad_heartbeat_stops_search_before_the_database(
     value, tmp_path, tiny_spec, cifar_dir, capsys, monkeypatch
