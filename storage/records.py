@@ -157,6 +157,10 @@ class Records:
         self.engine = engine
         if create:
             schema.create_hpo32_tables(engine)
+        else:
+            from hpo32.storage.migrations import check_readable
+
+            check_readable(engine)
 
     # -- studies -------------------------------------------------------------------------
     def add_study(
@@ -166,7 +170,6 @@ class Records:
         dataset: str,
         spec: dict[str, Any],
         budget_seconds: float | None,
-        workdir: str | None = None,
     ) -> None:
         """Writes study ``name``'s row, in one transaction with the removal of any rows an
         earlier study of that name left (its sessions would bill this one's budget).
@@ -183,7 +186,6 @@ class Records:
                     dataset=dataset,
                     spec_json=json.dumps(spec),
                     budget_seconds=budget_seconds,
-                    workdir=workdir,
                     created_at=time.time(),
                 )
             )
@@ -213,12 +215,6 @@ class Records:
                 studies_table.update()
                 .where(studies_table.c.name == name)
                 .values(budget_seconds=budget_seconds)
-            )
-
-    def set_workdir(self, name: str, workdir: str) -> None:
-        with self.engine.begin() as con:
-            con.execute(
-                studies_table.update().where(studies_table.c.name == name).values(workdir=workdir)
             )
 
     # -- sessions ------------------------------------------------------------------------

@@ -18,6 +18,7 @@ __all__ = [
     "HPO32_TABLES",
     "OPTUNA_TABLES",
     "create_hpo32_tables",
+    "hpo32_meta",
     "hpo32_results",
     "hpo32_sessions",
     "hpo32_studies",
@@ -102,7 +103,6 @@ hpo32_studies = sa.Table(
     sa.Column("dataset", sa.String(512), nullable=False),
     sa.Column("spec_json", sa.Text, nullable=False),
     sa.Column("budget_seconds", sa.Double, nullable=True),
-    sa.Column("workdir", sa.String(1024), nullable=True),
     sa.Column("created_at", sa.Double, nullable=False),
 )
 hpo32_sessions = sa.Table(
@@ -130,6 +130,13 @@ hpo32_results = sa.Table(
     sa.Column("evaluated_at", sa.Double, nullable=False),
 )
 
+hpo32_meta = sa.Table(  # the version of hpo32's tables (storage/migrations.py)
+    "hpo32_meta",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(255), nullable=False),
+)
+
 #: Optuna's tables as declared here (never created by hpo32).
 OPTUNA_TABLES = (
     studies,
@@ -141,12 +148,15 @@ OPTUNA_TABLES = (
     trial_user_attributes,
 )
 #: hpo32's own tables, created by :func:`create_hpo32_tables`.
-HPO32_TABLES = (hpo32_studies, hpo32_sessions, hpo32_results)
+HPO32_TABLES = (hpo32_studies, hpo32_sessions, hpo32_results, hpo32_meta)
 
 
 def create_hpo32_tables(engine: sa.Engine) -> None:
-    """Creates hpo32's tables where missing (Optuna's are left to Optuna)."""
-    metadata.create_all(engine, tables=list(HPO32_TABLES))
+    """Creates hpo32's tables where missing and upgrades older ones (Optuna's are left to
+    Optuna); see :mod:`hpo32.storage.migrations`."""
+    from hpo32.storage.migrations import upgrade
+
+    upgrade(engine)
 
 
 def state_is(state: str) -> sa.ColumnElement[bool]:

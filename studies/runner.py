@@ -334,16 +334,8 @@ def _create_study(spec: StudySpec, name: str, checked: _Checked):
         enqueue_configs(
             study, checked.space, [c for c, _ in checked.warm], [a for _, a in checked.warm]
         )
-        root = artifact_root(url)
         try:
-            records.add_study(
-                name,
-                spec.engine,
-                spec.dataset,
-                spec.to_dict(),
-                spec.budget,
-                workdir=str((root / name).relative_to(root)),
-            )
+            records.add_study(name, spec.engine, spec.dataset, spec.to_dict(), spec.budget)
         except sa.exc.IntegrityError:
             raise taken from None
     return study, records

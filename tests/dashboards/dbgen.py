@@ -218,7 +218,6 @@ def _hpo32_rows(url: str, plan: StudyPlan, trials: list[FrozenTrial], space: Sea
             "space": {"base": "default"},
         },
         budget,
-        workdir=plan.name,
     )
     if trials:
         first = trials[0].datetime_start.timestamp()
