@@ -55,8 +55,13 @@ class Session:
     heartbeat_s: float
 
     def alive(self, now: float) -> bool:
-        """Unfinished and heard from within its last few heartbeats."""
-        return self.ended_at is None and now - self.last_seen < STALE_AFTER_BEATS * self.heartbeat_s
+        """Unfinished and heard from within its last few heartbeats; on this host, also its
+        process still there (a killed one is dead at once, not after the missed beats)."""
+        if self.ended_at is not None:
+            return False
+        if self.host == socket.gethostname() and not _process_exists(self.pid):
+            return False
+        return now - self.last_seen < STALE_AFTER_BEATS * self.heartbeat_s
 
     def end(self, now: float) -> float:
         """Where its stretch of the budget ends: its end, now while alive, else its last beat."""
@@ -440,6 +445,16 @@ class Records:
                 )
             )
         return out
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by another user
+        return True
+    return True
 
 
 def _delete_rows(con, name: str, tables) -> None:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import time
+
 import optuna
 import pytest
 
@@ -78,3 +80,30 @@ def test_summaries_and_best_trial_come_from_sql(records):
     assert best["number"] == 1 and best["value"] == pytest.approx(0.7)
     assert best["config"] == {"conv_blocks": study.trials[1].params["conv_blocks"]}
     assert rec.best_trial("missing") is None
+
+
+def test_a_killed_session_on_this_host_is_dead_at_once(records):
+    """Not "running" for four more heartbeats: its process is gone, so its budget ends at
+    its last sign of life."""
+    import subprocess
+    import sys
+
+    import sqlalchemy as sa
+
+    from hpo32.storage.records import sessions_table
+
+    rec, _ = records
+    rec.add_study("k", "optuna", "cifar10", {}, 600.0)
+    session = rec.begin_session("k")
+    assert rec.sessions("k")[0].alive(time.time())  # this process: alive
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    with rec.engine.begin() as con:
+        con.execute(
+            sa.update(sessions_table)
+            .where(sessions_table.c.id == session)
+            .values(pid=int(gone.stdout), last_seen=time.time() - 5)
+        )
+    [dead] = rec.sessions("k")
+    assert not dead.alive(time.time())
+    assert dead.end(time.time()) == dead.last_seen
