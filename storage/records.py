@@ -211,7 +211,15 @@ class Records:
         if row is None:
             return None
         out = dict(row._mapping)
-        out["spec"] = json.loads(out.pop("spec_json"))
+        try:
+            out["spec"] = json.loads(out.pop("spec_json"))
+        except (TypeError, ValueError):
+            from hpo32.storage.db import StorageError
+
+            raise StorageError(
+                f"the stored spec of study '{name}' is damaged (not JSON); restore the "
+                f"database from a copy, or delete the study with: hpo32 delete {name}"
+            ) from None
         return out
 
     def set_budget(self, name: str, budget_seconds: float | None) -> None:

@@ -242,3 +242,31 @@ def test_resume_honours_its_data_dir(tmp_path, cifar_dir, tiny_spec):
     assert res.returncode == 2, res.stderr
     assert "CIFAR-10 not found in" in res.stderr and "Traceback" not in res.stderr
     assert states(optuna.load_study(study_name="r", storage=url)) == {"COMPLETE": 1}
+
+
+# -- failures of the run rather than of the input ----------------------------------------------
+def test_a_stored_spec_that_is_not_json_is_one_sentence(tmp_path, capsys):
+    import sqlite3
+
+    url = f"sqlite:///{tmp_path}/hpo32.db"
+    optuna.create_study(study_name="j", storage=url, direction="maximize")
+    Records(make_engine(url)).add_study("j", "optuna", "cifar10", {"epochs": 1}, 60.0)
+    with sqlite3.connect(tmp_path / "hpo32.db") as con:
+        con.execute("UPDATE hpo32_studies SET spec_json = '{\"epochs\": 1' WHERE name = 'j'")
+    assert main(["resume", "j", "--storage", url]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("hpo32: error: the stored spec of study 'j' is damaged")
+
+
+def test_a_full_disk_is_one_sentence_and_exit_1(tmp_path, monkeypatch, capsys):
+    import errno
+
+    from hpo32.studies import runner
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "hpo32.db-wal"))
+
+    monkeypatch.setattr(runner, "search", full)
+    assert main(["search", "--study", "s", "--n-trials", "1"]) == 1
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"hpo32: the disk is full writing {tmp_path / 'hpo32.db-wal'}")
