@@ -208,7 +208,7 @@ def _journal_note(url: str) -> str | None:
 
 
 def _display(url: str) -> str:
-    from hpo32.dashboards.report import redact_url
+    from hpo32.storage.db import redact_url
 
     return redact_url(url)
 

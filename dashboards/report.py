@@ -15,9 +15,10 @@ from typing import Any, Sequence
 
 from hpo32.dashboards import data, figures
 from hpo32.storage import make_engine
+from hpo32.storage.db import redact_url
 from hpo32.storage.output import OutputError, check_output, write_output
 
-__all__ = ["ReportError", "build_report", "redact_url", "write_report"]
+__all__ = ["ReportError", "build_report", "write_report"]
 
 
 class ReportError(ValueError):
@@ -32,15 +33,6 @@ _TOP_ROWS = 50
 
 def _e(text: Any) -> str:
     return html.escape(str(text), quote=True)
-
-
-def redact_url(url: str) -> str:
-    """The URL without a password."""
-    if "://" in url and "@" in url:
-        scheme, rest = url.split("://", 1)
-        cred, host = rest.rsplit("@", 1)
-        return f"{scheme}://{cred.split(':', 1)[0]}@{host}"
-    return url
 
 
 class _Html:

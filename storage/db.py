@@ -15,6 +15,7 @@ __all__ = [
     "heartbeat_seconds",
     "make_engine",
     "optuna_storage",
+    "redact_url",
     "resolve_url",
     "sqlite_path",
     "sqlite_read_only_uri",
@@ -114,7 +115,7 @@ def _parse_url(url: str):
     from sqlalchemy import exc as sa_exc
     from sqlalchemy.engine import make_url
 
-    shown = _redact(url)
+    shown = redact_url(url)
     usage = f"write {_SUGGEST['sqlite']}, postgresql://USER@HOST/DB or {_SUGGEST['mysql']}"
     scheme = url.split("://", 1)[0].split("+", 1)[0] if "://" in url else ""
     if scheme not in _SCHEMES:
@@ -285,7 +286,7 @@ def make_engine(url: str, read_only: bool = False):
             engine = sa.create_engine(_engine_url(url), **engine_kwargs(url))
         except (sa.exc.ArgumentError, TypeError, ValueError) as exc:  # e.g. a bad option
             raise StorageError(
-                f"cannot use storage URL '{_redact(url)}': {_first_line(exc)}."
+                f"cannot use storage URL '{redact_url(url)}': {_first_line(exc)}."
             ) from None
         statement = _READ_ONLY_SESSION.get(engine.dialect.name) if read_only else None
         if statement:
@@ -297,7 +298,7 @@ def make_engine(url: str, read_only: bool = False):
     except sa.exc.DatabaseError as exc:
         if path is None:
             raise StorageError(
-                f"cannot connect to storage '{_redact(url)}': {_first_line(exc)}."
+                f"cannot connect to storage '{redact_url(url)}': {_first_line(exc)}."
             ) from None
         raise StorageError(
             f"cannot open SQLite file '{path}': {_first_line(exc)}; point --storage at a "
@@ -305,7 +306,7 @@ def make_engine(url: str, read_only: bool = False):
         ) from None
     except Exception as exc:  # driver errors differ per database
         raise StorageError(
-            f"cannot connect to storage '{_redact(url)}': {_first_line(exc)}."
+            f"cannot connect to storage '{redact_url(url)}': {_first_line(exc)}."
         ) from None
     return engine
 
@@ -364,7 +365,7 @@ def optuna_storage(
             )
         except Exception as exc:
             raise StorageError(
-                f"cannot open storage '{_redact(url)}': {_first_line(exc)}."
+                f"cannot open storage '{redact_url(url)}': {_first_line(exc)}."
             ) from None
 
 
@@ -385,7 +386,8 @@ def _first_line(exc: BaseException) -> str:
     return (text[0] if text else type(exc).__name__).rstrip(".")
 
 
-def _redact(url: str) -> str:
+def redact_url(url: str) -> str:
+    """The URL without its password (what messages and pages show)."""
     if "@" in url and "://" in url:
         scheme, rest = url.split("://", 1)
         cred, host = rest.rsplit("@", 1)
