@@ -322,6 +322,8 @@ class StudySpec:
         _check_classes(self.classes)
         space = self.build_space()
         check_space(space)
+        if self.sampler == "grid":
+            _check_grid(space)
         if self.warm_start and self.engine != "optuna":
             raise SpecError(
                 f"warm_start works with the optuna engine, not '{self.engine}'; "
@@ -529,6 +531,29 @@ def _check_smallest_network(space: SearchSpace, families: list[Any]) -> None:
     )
 
 
+#: The most configs the grid sampler is asked to hold (Optuna lists them all up front).
+MAX_GRID = 10**6
+
+
+def _check_grid(space: SearchSpace) -> None:
+    """Raises SpecError when the grid sampler's grid over ``space`` would hold more than
+    :data:`MAX_GRID` configs (its floats without a step are refused when it is made)."""
+    size = 1
+    for param in space.params:
+        if isinstance(param, Categorical):
+            size *= len(param.choices)
+        elif isinstance(param, Int):
+            size *= (param.high - param.low) // param.step + 1
+        elif isinstance(param, Float) and param.step:
+            size *= int((param.high - param.low) / param.step) + 1
+        if size > MAX_GRID:
+            raise SpecError(
+                f"the grid sampler's grid would hold more than {MAX_GRID:,} configs (at "
+                f"'{param.name}'); fix more parameters, narrow their ranges or use another "
+                "sampler."
+            )
+
+
 def _reach(param: Param) -> list[tuple[Any, str]]:
     """The values of ``param`` that bound what it can take, each with where it comes from."""
     if isinstance(param, Fixed):
@@ -663,8 +688,8 @@ def load_preset(name: str) -> StudySpec:
         SpecError: no such preset, or it is invalid.
     """
     path = PRESET_DIR / f"{name}.yaml"
-    if not path.is_file():
-        raise SpecError(f"unknown preset '{name}'; choose one of {', '.join(list_presets())}.")
+    if not (isinstance(name, str) and _NAME_RE.fullmatch(name) and path.is_file()):
+        raise SpecError(f"unknown preset {brief(name)}; choose one of {', '.join(list_presets())}.")
     return load_spec_file(path)
 
 

@@ -11,6 +11,7 @@ import argparse
 from typing import Any
 
 from hpo32 import __version__
+from hpo32.search.space import brief
 from hpo32.studies.cli.check import cmd_check
 from hpo32.studies.cli.common import EXIT_USER_ERROR
 from hpo32.studies.cli.inspect import (
@@ -29,6 +30,10 @@ STORAGE_HELP = "database URL (default: $HPO32_STORAGE or sqlite:///hpo32.db)"
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one sentence, exit 2, no usage dump
+        if not message.isprintable():  # argparse quotes some arguments as they are
+            message = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in message)
+        if len(message) > 300:
+            message = message[:297] + "..."
         self.exit(EXIT_USER_ERROR, f"hpo32: error: {message}; see '{self.prog} --help'.\n")
 
 
@@ -47,7 +52,7 @@ def _positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+        raise argparse.ArgumentTypeError(f"{brief(text)} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
@@ -56,7 +61,7 @@ def _positive_int(text: str) -> int:
 def _gpu_list(text: str) -> list[str]:
     gpus = [g.strip() for g in text.split(",") if g.strip()]
     if not gpus or not all(g.isdigit() for g in gpus):
-        raise argparse.ArgumentTypeError(f"'{text}' is not a list of GPU numbers like 0,1")
+        raise argparse.ArgumentTypeError(f"{brief(text)} is not a list of GPU numbers like 0,1")
     return gpus
 
 
