@@ -204,6 +204,45 @@ class Records:
         with self.engine.begin() as con:
             _delete_rows(con, name, (sessions_table, results_table, studies_table))
 
+    def delete_study(self, name: str) -> None:
+        """Deletes study ``name`` from Optuna's tables and hpo32's, in one transaction."""
+        trial_children = (
+            "trial_params",
+            "trial_values",
+            "trial_intermediate_values",
+            "trial_user_attributes",
+            "trial_system_attributes",
+            "trial_heartbeats",
+        )
+        study_children = ("study_directions", "study_user_attributes", "study_system_attributes")
+        with self.engine.begin() as con:
+            present = set(sa.inspect(con).get_table_names())
+            md = sa.MetaData()
+
+            def table(table_name: str) -> sa.Table:
+                return sa.Table(table_name, md, autoload_with=con)
+
+            if "studies" in present:
+                studies = table("studies")
+                sid = con.execute(
+                    sa.select(studies.c.study_id).where(studies.c.study_name == name)
+                ).scalar()
+                if sid is not None:
+                    trials = table("trials")
+                    ids = sa.select(trials.c.trial_id).where(trials.c.study_id == sid)
+                    for child in trial_children:
+                        if child in present:
+                            t = table(child)
+                            con.execute(t.delete().where(t.c.trial_id.in_(ids)))
+                    con.execute(trials.delete().where(trials.c.study_id == sid))
+                    for child in study_children:
+                        if child in present:
+                            t = table(child)
+                            con.execute(t.delete().where(t.c.study_id == sid))
+                    con.execute(studies.delete().where(studies.c.study_id == sid))
+            if "hpo32_studies" in present:
+                _delete_rows(con, name, (sessions_table, results_table, studies_table))
+
     def study(self, name: str) -> dict[str, Any] | None:
         """The stored row of a study (spec decoded), or None."""
         with self.engine.connect() as con:

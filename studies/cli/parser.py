@@ -22,6 +22,7 @@ from hpo32.studies.cli.inspect import (
     cmd_presets,
     cmd_show,
 )
+from hpo32.studies.cli.manage import add_parser as add_delete_parser
 from hpo32.studies.cli.search import cmd_resume, cmd_search, cmd_worker
 from hpo32.studies.spec import SpecError, parse_duration
 
@@ -96,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     storage = [_storage_parent()]
     _add_search_commands(sub, storage)
     _add_inspect_commands(sub, storage)
+    add_delete_parser(sub, storage)
 
     from hpo32.dashboards.cli import add_parsers as add_dashboard_parsers
     from hpo32.dashboards.cli import cmd_dashboard, cmd_report
