@@ -123,6 +123,7 @@ def _load_splits(spec: StudySpec):
         train_limit=spec.train_limit,
         val_limit=spec.val_limit,
         seed=spec.seed,
+        download=True if spec.download else None,
     )
 
 

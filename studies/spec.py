@@ -124,7 +124,10 @@ class StudySpec:
         description: one line for ``hpo32 presets``.
         dataset: ``cifar10``, ``imagenet32`` or ``folder:PATH``.
         classes: ImageNet32 class subset: first N, or a list of 1-based labels or WNIDs.
-        data_dir: where the data lies (else ``$HPO32_DATA_DIR``, else the Keras cache).
+        data_dir: where the data lies (else ``$HPO32_DATA_DIR``, else the Keras cache); a
+            folder named here or in the environment is the only place looked at.
+        download: fetch CIFAR-10 from its official archive into the named data folder when
+            it is missing there (without a named folder, it goes to the Keras cache anyway).
         engine: the search engine.
         sampler, pruner: Optuna's sampler and pruner.
         budget: wall-clock seconds for the whole study, across resumes.
@@ -157,6 +160,7 @@ class StudySpec:
     dataset: str = "cifar10"
     classes: int | list[int | str] | None = None
     data_dir: str | None = None
+    download: bool = False
     engine: str = "optuna"
     sampler: str = "tpe"
     pruner: str = "median"
@@ -337,7 +341,7 @@ class StudySpec:
             value = getattr(self, key)
             if value is None and key in _OPTIONAL:
                 continue
-            if isinstance(value, bool) or not isinstance(value, types):
+            if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
                 hint = ""
                 if isinstance(value, str) and {int, float} & set(types):
                     hint = "; write a number without quotes"
@@ -362,6 +366,7 @@ _WANTS: dict[str, tuple[tuple[type, ...], str]] = {
     "dataset": ((str,), "cifar10, imagenet32 or folder:PATH"),
     "classes": ((int, str, list), "a class count (2 or more) or a list of classes"),
     "data_dir": ((str,), "a folder path"),
+    "download": ((bool,), "true or false"),
     "engine": ((str,), "an engine name"),
     "sampler": ((str,), "a sampler name"),
     "pruner": ((str,), "a pruner name"),

@@ -157,6 +157,12 @@ def _add_spec_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--classes", type=_positive_int, help="ImageNet32: use the first N classes")
     p.add_argument("--data-dir", help="where the data lies (else $HPO32_DATA_DIR, Keras cache)")
     p.add_argument(
+        "--download",
+        action="store_const",
+        const=True,
+        help="fetch CIFAR-10 into --data-dir when it is not there",
+    )
+    p.add_argument(
         "--engine",
         help="optuna, keras-tuner:random|bayesian|hyperband, "
         "autokeras:greedy|bayesian|hyperband|random",

@@ -28,6 +28,7 @@ def spec_from_args(args: argparse.Namespace) -> StudySpec:
         dataset=args.dataset,
         classes=args.classes,
         data_dir=args.data_dir,
+        download=args.download,
         engine=args.engine,
         sampler=args.sampler,
         pruner=args.pruner,

@@ -270,3 +270,31 @@ def test_a_full_disk_is_one_sentence_and_exit_1(tmp_path, monkeypatch, capsys):
     assert main(["search", "--study", "s", "--n-trials", "1"]) == 1
     [line] = capsys.readouterr().err.strip().splitlines()
     assert line.startswith(f"hpo32: the disk is full writing {tmp_path / 'hpo32.db-wal'}")
+
+
+def test_download_fetches_cifar10_into_the_named_folder(tmp_path, monkeypatch, capsys):
+    """``--download`` fetches the archive into the folder the user named (the official
+    archive's reader then reads it there); here the fetch is a local copy, no network."""
+    import shutil
+
+    from hpo32.search.data import cifar10
+
+    source = tmp_path / "source"
+    write_cifar10(source, n_per_batch=10, n_test=10)
+    archive = shutil.make_archive(str(tmp_path / "cifar"), "gztar", source)
+    fetched = []
+
+    def fetch(url, dest, sha256):
+        fetched.append(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(archive, dest)
+
+    monkeypatch.setattr(cifar10, "_download", fetch)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty-cache"))
+    monkeypatch.chdir(tmp_path)
+    named = tmp_path / "data"
+    argv = ["check", "--data-dir", str(named), "--n-trials", "1"]
+    assert main(argv) == 2 and not fetched  # never fetched unasked
+    assert "add --download" in capsys.readouterr().err
+    assert main([*argv, "--download"]) == 0, capsys.readouterr().err
+    assert fetched == [named / cifar10.CIFAR10_ARCHIVE]
