@@ -290,7 +290,7 @@ class StudySpec:
     def validate(self) -> None:
         """Raises SpecError for any invalid setting: each key's type and range, the space,
         and every value the space can take against what the model builder takes."""
-        from hpo32.search.backends.optuna_engine import PRUNERS, SAMPLERS
+        from hpo32.search.engines.optuna import PRUNERS, SAMPLERS
         from hpo32.search.training import PRECISIONS
 
         self._check_types()

@@ -114,6 +114,7 @@ PLAUSIBLE: dict[str, st.SearchStrategy] = {
     "dataset": st.sampled_from(["cifar10", "cifar10", "imagenet32", "folder:/nowhere", "mnist"]),
     "classes": st.one_of(st.none(), st.integers(-1, 12), st.lists(st.integers(0, 11), max_size=4)),
     "data_dir": st.one_of(st.none(), texts),
+    "download": st.booleans(),
     "engine": st.sampled_from([*ENGINES, "optuna", "optuna", "sklearn"]),
     "sampler": st.sampled_from(["tpe", "random", "cmaes", "grid", "annealing"]),
     "pruner": st.sampled_from(["median", "hyperband", "asha", "none", "sometimes"]),
@@ -142,7 +143,7 @@ specs = st.tuples(
     st.lists(st.sampled_from(SPEC_KEYS), unique=True, max_size=6),
     st.dictionaries(texts, junk, max_size=1),
 ).flatmap(
-    lambda parts: st.fixed_dictionaries({k: _either(PLAUSIBLE[k]) for k in parts[0]}).map(
+    lambda parts: st.fixed_dictionaries({k: _either(PLAUSIBLE.get(k, junk)) for k in parts[0]}).map(
         lambda spec: {**spec, **parts[1]} if spec.keys().isdisjoint(parts[1]) else spec
     )
 )
