@@ -165,10 +165,16 @@ def param_order(names: Iterable[str]) -> list[str]:
 
 
 def engine_family(engine: str | None) -> str:
-    """``optuna``, ``keras-tuner`` or ``autokeras`` from ``'keras-tuner:random'``-style names."""
+    """``optuna``, ``keras-tuner`` or ``autokeras`` from ``'keras-tuner:random'``-style names
+    (the engine registry's); of a name it does not know, the part before the colon."""
+    from hpo32.search.engines import parse_engine
+
     if not engine:
         return "unknown"
-    return engine.split(":", 1)[0]
+    try:
+        return parse_engine(engine)[0].name
+    except ValueError:  # another tool's or hpo32 version's engine
+        return engine.split(":", 1)[0]
 
 
 # -- fingerprints: cheap "did anything change" queries ---------------------------------------

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from hpo32.search import faults, signals
-from hpo32.search.backends.base import TooManyFailures
+from hpo32.search.engines import parse_engine
+from hpo32.search.engines.base import TooManyFailures
 from hpo32.storage import (
     Records,
     artifact_root,
@@ -93,23 +94,18 @@ def check_engine(spec: StudySpec, workers: int = 1, gpus: list[str] | None = Non
     """Refuses engine settings that cannot work, before anything is written.
 
     Raises:
-        SpecError: several workers for a KerasTuner/AutoKeras study (its oracle lives in one
-            project folder), or a Bayesian tuner without scikit-learn.
+        SpecError: an unknown engine, or several workers for an engine that runs one per
+            study (KerasTuner and AutoKeras: the oracle lives in one project folder).
     """
-    if spec.engine == "optuna":
-        return
-    if workers > 1 or gpus:
+    try:
+        engine, _ = parse_engine(spec.engine)
+    except ValueError as exc:
+        raise SpecError(str(exc)) from None
+    if not engine.parallel and (workers > 1 or gpus):
         raise SpecError(
             f"the {spec.engine} engine runs one worker per study (its oracle "
             "lives in one project folder); use --engine optuna for several."
         )
-    if spec.engine.endswith(":bayesian"):
-        from hpo32.search.backends.mirror import require_sklearn
-
-        try:
-            require_sklearn(spec.engine)
-        except ValueError as exc:
-            raise SpecError(str(exc)) from None
 
 
 def _load_splits(spec: StudySpec):
@@ -131,7 +127,7 @@ def _best_of(url: str):
     """Reads another study's best configs for ``warm_start: [{study: NAME, top: K}]``."""
 
     def best_of(other: str, top: int) -> list[tuple[int, dict[str, Any]]]:
-        from hpo32.search.backends.optuna_engine import best_configs
+        from hpo32.search.engines.optuna import best_configs
 
         found: list[tuple[int, dict[str, Any]]] = []
         if _standing(url, other).optuna:  # reading never creates a SQLite file
@@ -197,7 +193,7 @@ def _check_new_study(
     load_data: bool = True,
 ) -> _Checked:
     """Every check of a new study, in the order search meets them; writes nothing."""
-    from hpo32.search.backends.optuna_engine import make_sampler
+    from hpo32.search.engines.optuna import make_sampler
 
     if name is not None:
         check_study_name(name)
@@ -298,7 +294,7 @@ def _create_study(spec: StudySpec, name: str, checked: _Checked):
     import optuna
     import sqlalchemy as sa
 
-    from hpo32.search.backends.optuna_engine import enqueue_configs, make_pruner
+    from hpo32.search.engines.optuna import enqueue_configs, make_pruner
 
     url = checked.url
     engine = make_engine(url)
@@ -400,7 +396,7 @@ def run_workers(records: Records, study, url: str, workers: int, gpus: list[str]
             f"are above; what they recorded is kept: continue with hpo32 resume {name}."
         )
     result = records.result(name) or {}
-    from hpo32.search.backends.base import best_value
+    from hpo32.search.engines.base import best_value
 
     best = best_value(study)
     reasons = sorted({s.exit_reason or "?" for s in sessions})
@@ -446,7 +442,7 @@ def _resume(
     name, storage_url, extra_budget, n_trials, data_dir, trial_budget, on_event, started,
     max_failures,
 ) -> Outcome:  # fmt: skip
-    from hpo32.search.backends.optuna_engine import make_pruner, make_sampler
+    from hpo32.search.engines.optuna import make_pruner, make_sampler
     from hpo32.storage import queries
 
     heartbeat_seconds()
@@ -549,9 +545,8 @@ def _run_session(
     started: float | None = None,
 ) -> Outcome:
     """Runs one session of the study; ``quickest_first_epoch`` as
-    :attr:`hpo32.search.backends.base.SearchContext.quickest_first_epoch` (0 for a new study)."""
-    from hpo32.search.backends.base import SearchContext, best_value
-    from hpo32.search.backends.optuna_engine import run_optuna
+    :attr:`hpo32.search.engines.base.SearchContext.quickest_first_epoch` (0 for a new study)."""
+    from hpo32.search.engines.base import SearchContext, best_value
 
     name = study.study_name
     start = time.monotonic() if started is None else started
@@ -588,22 +583,14 @@ def _run_session(
     reason = "error"
     try:
         with SessionHeartbeat(records, session):
-            family, _, variant = spec.engine.partition(":")
-            if family == "keras-tuner":
-                from hpo32.search.backends.keras_tuner_engine import run_keras_tuner
-
-                reason = run_keras_tuner(study, ctx, variant, on_trial_done=trial_done)
-            elif family == "autokeras":
-                from hpo32.search.backends.autokeras_engine import run_autokeras
-
-                reason = run_autokeras(study, ctx, variant, on_trial_done=trial_done)
-            else:
-                reason = run_optuna(
-                    study,
-                    ctx,
-                    on_trial_done=trial_done,
-                    lock=lambda: study_lock(records.engine, url, name),
-                )
+            search_engine, variant = parse_engine(spec.engine)
+            reason = search_engine.run(
+                study,
+                ctx,
+                variant,
+                on_trial_done=trial_done,
+                lock=lambda: study_lock(records.engine, url, name),
+            )
             # inside the session: the budget holds the final evaluation (README: budgets)
             study.set_user_attr("test_reserve_seconds", round(ctx.test_reserve(), 3))
             test_acc = evaluate_best(records, study, splits, root)

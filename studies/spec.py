@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from hpo32.search.engines import engine_names
 from hpo32.search.space import (
     Categorical,
     Fixed,
@@ -35,16 +36,8 @@ __all__ = [
 ]
 
 PRESET_DIR = Path(__file__).parent / "presets"
-ENGINES = (
-    "optuna",
-    "keras-tuner:random",
-    "keras-tuner:bayesian",
-    "keras-tuner:hyperband",
-    "autokeras:greedy",
-    "autokeras:bayesian",
-    "autokeras:hyperband",
-    "autokeras:random",
-)
+#: Every engine name a spec may give, from the engine registry (hpo32.search.engines).
+ENGINES = engine_names()
 DATASETS = ("cifar10", "imagenet32")
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _DURATION_RE = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?")

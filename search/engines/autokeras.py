@@ -1,8 +1,7 @@
 """The AutoKeras engine: AutoKeras' tuners search the one space through a custom block.
 
 The AutoKeras model is ``image input -> space block -> ClassificationHead``. The space block's
-``build(hp, inputs)`` reads a config with
-:func:`~hpo32.search.backends.keras_tuner_engine.hp_config`
+``build(hp, inputs)`` reads a config with :func:`~hpo32.search.engines.tuner_space.hp_config`
 and applies the network body of :func:`hpo32.search.models.build_model` (everything but its
 softmax layer) to its input; the head adds the softmax layer. So AutoKeras searches hpo32's
 space, not its own, and its graph builds hpo32's network layer for layer (the head's
@@ -17,7 +16,7 @@ the block's scoped values back into a config.
 AutoKeras proposes each trial's hyperparameters; the trial then trains that config with
 :func:`hpo32.search.training.train_config`, the routine every engine shares (same network, input
 pipeline, budgets and measurements), and is mirrored into the Optuna study like a KerasTuner
-trial (see :mod:`hpo32.search.backends.mirror`). Budgets, resume and the project folder
+trial (see :mod:`hpo32.search.engines.tuner`). Budgets, resume and the project folder
 (``ctx.artifact_dir / "autokeras"``) work as for the KerasTuner engine; AutoKeras' final
 refit of the best model is skipped, each new best trial's model is saved as it finishes.
 
@@ -29,33 +28,27 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
-from hpo32.search.backends.base import SearchContext
-from hpo32.search.backends.keras_tuner_engine import declare_space, hp_config
-from hpo32.search.backends.mirror import (
-    ProjectBusy,
-    ProjectMissing,
-    require_sklearn,
-    run_search,
-    trial_runner,
-    tuner_mixin,
-)
+from hpo32.search.engines.base import LockFn, SearchContext
+from hpo32.search.engines.registry import get
+from hpo32.search.engines.tuner import run_search, trial_runner, tuner_mixin
+from hpo32.search.engines.tuner_space import declare_space, hp_config
 from hpo32.search.space import SearchSpace
 
 __all__ = [
     "BLOCK_NAME",
     "PROJECT_NAME",
-    "ProjectBusy",
-    "ProjectMissing",
     "TUNERS",
     "build_autokeras_model",
     "make_auto_model",
+    "run",
     "run_autokeras",
     "space_config",
 ]
 
-TUNERS = ("greedy", "bayesian", "hyperband", "random")
+#: AutoKeras' tuners this engine runs (the registry's variants).
+TUNERS = get("autokeras").variants
 #: The AutoKeras project folder, under the study's artifact folder.
 PROJECT_NAME = "autokeras"
 #: The space block's name: AutoKeras prefixes its hyperparameters with ``BLOCK_NAME + "/"``.
@@ -65,7 +58,7 @@ HEAD_NAME = "classes"
 PINNED_HPS = {"optimizer": "adam", "learning_rate": 1e-3}
 
 
-def space_config(hp, space: SearchSpace) -> dict[str, Any]:
+def space_config(hp: Any, space: SearchSpace) -> dict[str, Any]:
     """The config an AutoKeras trial's hyperparameters hold, under the space's own names.
 
     Reads the values the space block registered under its scope (``hpo32_space/<name>``),
@@ -80,7 +73,7 @@ def space_config(hp, space: SearchSpace) -> dict[str, Any]:
         return hp_config(hp, space)
 
 
-def _body(config: Mapping[str, Any], input_shape: tuple[int, ...]):
+def _body(config: Mapping[str, Any], input_shape: tuple[int, ...]) -> Any:
     """hpo32's network of ``config`` without its softmax layer, as a functional model."""
     import keras
 
@@ -91,7 +84,7 @@ def _body(config: Mapping[str, Any], input_shape: tuple[int, ...]):
 
 
 @functools.cache
-def _classes():
+def _classes() -> tuple[Any, Any, dict[str, Any]]:
     """The AutoKeras node, block and tuner classes of this engine (built on first use)."""
     import autokeras as ak
     import tree
@@ -101,7 +94,7 @@ def _classes():
         [0, 1], and the saved model then holds Keras layers only (it loads back without
         AutoKeras' custom objects)."""
 
-        def build(self, hp, inputs=None):
+        def build(self, hp: Any, inputs: Any = None) -> Any:
             return tree.flatten(inputs)[0]
 
     class SpaceBlock(ak.Block):
@@ -112,17 +105,17 @@ def _classes():
         body to its input.
         """
 
-        def __init__(self, space: SearchSpace | None = None, **kwargs) -> None:
+        def __init__(self, space: SearchSpace | None = None, **kwargs: Any) -> None:
             super().__init__(**kwargs)
             self.space = space
 
-        def build(self, hp, inputs=None):
+        def build(self, hp: Any, inputs: Any = None) -> Any:
             x = tree.flatten(inputs)[0]
             declare_space(hp, self.space)
             config = hp_config(hp, self.space)
             return _body(config, tuple(x.shape[1:]))(x)
 
-    def tuner_class(name: str):
+    def tuner_class(name: str) -> type:
         base = {
             "greedy": ak.tuners.Greedy,
             "bayesian": ak.tuners.BayesianOptimization,
@@ -142,7 +135,7 @@ def _classes():
     return ImageInput, SpaceBlock, tuners
 
 
-def _graph_nodes(space: SearchSpace, num_classes: int):
+def _graph_nodes(space: SearchSpace, num_classes: int) -> tuple[Any, Any]:
     import autokeras as ak
 
     image_input, space_block, _ = _classes()
@@ -152,7 +145,7 @@ def _graph_nodes(space: SearchSpace, num_classes: int):
     return inputs, outputs
 
 
-def _pinned_hyperparameters():
+def _pinned_hyperparameters() -> Any:
     import keras_tuner as kt
 
     hp = kt.HyperParameters()
@@ -166,11 +159,11 @@ def make_auto_model(
     num_classes: int,
     tuner: str,
     *,
-    directory,
+    directory: Any,
     overwrite: bool = False,
     seed: int = 0,
     max_epochs: int = 1,
-):
+) -> Any:
     """The ``autokeras.AutoModel`` of this engine: image input, space block, classification
     head, driven by the named tuner (its class extended by hpo32's trial routine).
 
@@ -211,7 +204,9 @@ def make_auto_model(
     return model
 
 
-def build_autokeras_model(space: SearchSpace, hp, input_shape: tuple[int, ...], num_classes: int):
+def build_autokeras_model(
+    space: SearchSpace, hp: Any, input_shape: tuple[int, ...], num_classes: int
+) -> Any:
     """Builds the Keras model AutoKeras builds for ``hp`` (input, space block, head).
 
     For checking the translation: with ``hp`` holding a config's values under the block's
@@ -237,7 +232,7 @@ def build_autokeras_model(space: SearchSpace, hp, input_shape: tuple[int, ...], 
     return graph.build(hp)
 
 
-def _analysis_sample(splits):
+def _analysis_sample(splits: Any) -> tuple[Any, Any]:
     """One image per class (float32 in [0, 1]) and one-hot labels: what AutoKeras analyses
     to learn the input shape and the number of classes. Trials train on ``splits``."""
     import numpy as np
@@ -251,7 +246,12 @@ def _analysis_sample(splits):
     return x, np.eye(n, dtype="float32")[y[idx]]
 
 
-def run_autokeras(study, ctx: SearchContext, tuner: str, on_trial_done=None) -> str:
+def run_autokeras(
+    study: Any,
+    ctx: SearchContext,
+    tuner: str,
+    on_trial_done: Callable[[], None] | None = None,
+) -> str:
     """Runs an AutoKeras search over ``ctx.space`` until the budget or the trial count.
 
     AutoKeras' tuner proposes each trial through the space block; the trial's config (read
@@ -261,7 +261,7 @@ def run_autokeras(study, ctx: SearchContext, tuner: str, on_trial_done=None) -> 
     ``kt_trial_id``). The optimizer and learning rate are the config's; AutoKeras' own are
     pinned. A new best model is saved as ``.keras`` holding Keras layers only. Budgets,
     resume and Hyperband rungs behave as in
-    :func:`~hpo32.search.backends.keras_tuner_engine.run_keras_tuner`.
+    :func:`hpo32.search.engines.keras_tuner.run_keras_tuner`.
 
     Args:
         study: an ``optuna.Study`` on an RDB storage, direction maximize.
@@ -275,8 +275,7 @@ def run_autokeras(study, ctx: SearchContext, tuner: str, on_trial_done=None) -> 
         interrupted trial is recorded (as FAIL); the next run retries it.
 
     Raises:
-        ValueError: unknown tuner, fewer than 3 classes, or scikit-learn missing for the
-            bayesian tuner.
+        ValueError: unknown tuner, or fewer than 3 classes.
         ProjectMissing: the study holds AutoKeras trials but the project folder is gone.
         ProjectBusy: another process is running this study's AutoKeras search.
     """
@@ -288,12 +287,10 @@ def run_autokeras(study, ctx: SearchContext, tuner: str, on_trial_done=None) -> 
             f"{ctx.splits.num_classes} (AutoKeras gives 2 classes a single sigmoid output); "
             "use the optuna or keras-tuner engine."
         )
-    if tuner == "bayesian":
-        require_sklearn("autokeras:bayesian")
 
     run_trial = trial_runner(ctx, space_config)
 
-    def make_tuner(overwrite: bool):
+    def make_tuner(overwrite: bool) -> Any:
         auto_model = make_auto_model(
             ctx.space,
             ctx.splits.num_classes,
@@ -308,7 +305,7 @@ def run_autokeras(study, ctx: SearchContext, tuner: str, on_trial_done=None) -> 
 
     x, y = _analysis_sample(ctx.splits)
 
-    def search(ak_tuner) -> None:
+    def search(ak_tuner: Any) -> None:
         ak_tuner._hpo32_auto_model.fit(
             x, y, validation_data=(x, y), epochs=ctx.epochs, batch_size=len(x), verbose=0
         )
@@ -324,3 +321,15 @@ def run_autokeras(study, ctx: SearchContext, tuner: str, on_trial_done=None) -> 
         search=search,
         on_trial_done=on_trial_done,
     )
+
+
+def run(
+    study: Any,
+    ctx: SearchContext,
+    variant: str = "",
+    on_trial_done: Callable[[], None] | None = None,
+    lock: LockFn | None = None,
+) -> str:
+    """The registry's entry (:meth:`hpo32.search.engines.registry.Engine.run`): the variant
+    is the tuner; ``lock`` is not needed (the project lock admits one worker)."""
+    return run_autokeras(study, ctx, variant, on_trial_done=on_trial_done)

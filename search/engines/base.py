@@ -1,9 +1,10 @@
-"""What every engine adapter shares: the search context and the one trial routine.
+"""What every engine shares: the search context (data, budgets, failures, the test reserve),
+the model artifact of a new best, and the study counts that end a search.
 
-An engine turns the one :class:`~hpo32.search.space.SearchSpace` into its library's terms, asks its
-library for configs, and records every trial as an Optuna trial of the study it is handed.
-The training of a config, the budgets, the artifact of a new best and the attributes each
-trial records are the same for all engines and live here.
+An engine turns the one :class:`~hpo32.search.space.SearchSpace` into its library's terms,
+asks its library for configs, trains each with :meth:`SearchContext.train` and records it
+through :mod:`hpo32.search.engines.record` (the contract: :mod:`hpo32.search.engines.registry`).
+This module imports no ML framework at import time.
 """
 
 from __future__ import annotations
@@ -13,24 +14,24 @@ import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, ContextManager, Mapping
 
 from hpo32.search import faults
 from hpo32.search.space import SearchSpace
 
 __all__ = [
     "Event",
+    "LockFn",
+    "ReportFn",
     "SearchContext",
     "TooManyFailures",
-    "TrialFailed",
+    "TrainFn",
     "best_value",
+    "finished_count",
     "save_model",
+    "trial_counts",
     "worker_id",
 ]
-
-
-class TrialFailed(RuntimeError):
-    """The trial produced no validation accuracy (stopped before its first epoch)."""
 
 
 class TooManyFailures(RuntimeError):
@@ -40,6 +41,16 @@ class TooManyFailures(RuntimeError):
 
 #: A progress event: ``{"kind": "trial_start" | "epoch" | "trial_end", ...}``.
 Event = dict[str, Any]
+
+#: Reports one epoch's validation accuracy: ``report(epoch, accuracy) -> stop``, epochs from 0.
+ReportFn = Callable[[int, float], bool]
+
+#: Trains one config: ``train(config, report, seed) -> TrialResult``.
+TrainFn = Callable[[Mapping[str, Any], ReportFn, int], Any]
+
+#: A context-manager factory serializing "count the trials, ask for one" across the workers
+#: of one study (:func:`hpo32.storage.locks.study_lock`).
+LockFn = Callable[[], ContextManager[Any]]
 
 
 @dataclass
@@ -97,7 +108,14 @@ class SearchContext:
     last_failure: str = ""
     on_event: Callable[[Event], None] = field(default=lambda event: None)
 
-    def train(self, config, *, epochs: int | None = None, report=None, seed: int = 0):
+    def train(
+        self,
+        config: Mapping[str, Any],
+        *,
+        epochs: int | None = None,
+        report: ReportFn | None = None,
+        seed: int = 0,
+    ) -> Any:
         """Trains ``config`` on this context's data under its budgets (a trial starting now).
 
         Returns:
@@ -188,7 +206,7 @@ class SearchContext:
         return self.search_deadline - time.monotonic()
 
 
-def save_model(model, ctx: SearchContext, folder_name: str) -> str:
+def save_model(model: Any, ctx: SearchContext, folder_name: str) -> str:
     """Saves ``model`` as ``<artifact_dir>/<folder_name>/model.keras`` (``trial-N`` for
     Optuna trials, ``<engine>-trial-<id>`` for tuner trials).
 
@@ -203,12 +221,26 @@ def save_model(model, ctx: SearchContext, folder_name: str) -> str:
     return str(path.relative_to(ctx.artifact_root))
 
 
-def best_value(study) -> float | None:
+def best_value(study: Any) -> float | None:
     """The study's best validation accuracy (the highest complete trial), or None."""
     from optuna.trial import TrialState
 
     values = [t.value for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
     return max(values) if values else None
+
+
+def trial_counts(study: Any) -> dict[str, int]:
+    """Trials of the study by state name (``COMPLETE``, ``PRUNED``, ``RUNNING``, ...)."""
+    counts: dict[str, int] = {}
+    for t in study.get_trials(deepcopy=False):
+        counts[t.state.name] = counts.get(t.state.name, 0) + 1
+    return counts
+
+
+def finished_count(study: Any) -> int:
+    """Trials of the study that are complete or pruned (what ``n_trials`` counts)."""
+    counts = trial_counts(study)
+    return counts.get("COMPLETE", 0) + counts.get("PRUNED", 0)
 
 
 def worker_id() -> str:

@@ -1,12 +1,11 @@
-"""The KerasTuner engine: the one space as ``hp.*`` calls, a HyperModel over it, the runner.
+"""The KerasTuner engine: a HyperModel over the one space, KerasTuner's oracles, the runner.
 
-:func:`hp_config` is the adapter of the one space to KerasTuner; :func:`run_keras_tuner` drives
-a KerasTuner oracle (random, bayesian, hyperband) over it, trains every config with hpo32's own
+:func:`run_keras_tuner` drives a KerasTuner oracle (random, bayesian, hyperband) over the space
+(translated by :mod:`hpo32.search.engines.tuner_space`), trains every config with hpo32's own
 training routine under hpo32's budgets, and mirrors each finished trial into the Optuna study
-(see :mod:`hpo32.search.backends.mirror`).
+(see :mod:`hpo32.search.engines.tuner`).
 
-This module imports ``keras_tuner`` only inside functions, so the adapter can be used on any
-``HyperParameters``-like object.
+This module imports ``keras_tuner`` only inside functions.
 """
 
 from __future__ import annotations
@@ -14,141 +13,30 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
-from typing import Any
+from typing import Any, Callable
 
-from hpo32.search.backends.base import SearchContext
-from hpo32.search.backends.mirror import (
-    ProjectBusy,
-    ProjectMissing,
-    require_sklearn,
-    run_search,
-    trial_runner,
-    tuner_mixin,
-)
-from hpo32.search.space import Categorical, Fixed, Float, Int, Param, SearchSpace
+from hpo32.search.engines.base import LockFn, SearchContext
+from hpo32.search.engines.registry import get
+from hpo32.search.engines.tuner import run_search, trial_runner, tuner_mixin
+from hpo32.search.engines.tuner_space import declare_space, hp_config
+from hpo32.search.space import SearchSpace
 
 __all__ = [
     "ORACLES",
     "PROJECT_NAME",
-    "ProjectBusy",
-    "ProjectMissing",
-    "declare_space",
-    "hp_config",
     "make_hypermodel",
+    "run",
     "run_keras_tuner",
 ]
 
-ORACLES = ("random", "bayesian", "hyperband")
+#: KerasTuner's oracles this engine runs (the registry's variants).
+ORACLES = get("keras-tuner").variants
 #: The KerasTuner project folder, under the study's artifact folder.
 PROJECT_NAME = "keras_tuner"
 
 
-def _parent_values(space: SearchSpace, param: Param) -> list[Any]:
-    """The parent's values for which ``param``'s condition holds (KerasTuner needs a list)."""
-    cond = param.condition
-    assert cond is not None
-    parent = space[cond.parent]
-    if isinstance(parent, Int):
-        candidates: list[Any] = list(range(parent.low, parent.high + 1, parent.step))
-    elif isinstance(parent, Categorical):
-        candidates = list(parent.choices)
-    elif isinstance(parent, Fixed):
-        candidates = [parent.value]
-    else:  # floats are refused by SearchSpace
-        raise TypeError(f"cannot condition on {parent!r}")
-    return [v for v in candidates if cond.holds(v)]
-
-
-@contextlib.contextmanager
-def _scopes(hp, space: SearchSpace, param: Param):
-    """Enters KerasTuner conditional scopes for ``param``'s chain of conditions."""
-    chain = []
-    p = param
-    while p.condition is not None:
-        chain.append(p)
-        p = space[p.condition.parent]
-    with contextlib.ExitStack() as stack:
-        for child in reversed(chain):
-            parent = space[child.condition.parent]
-            if isinstance(parent, Fixed):
-                continue  # fixed parents are not KerasTuner hyperparameters
-            stack.enter_context(hp.conditional_scope(parent.name, _parent_values(space, child)))
-        yield
-
-
-def _suggest(hp, space: SearchSpace, param: Param) -> Any:
-    """Asks ``hp`` for one parameter inside its conditional scopes (registering it)."""
-    with _scopes(hp, space, param):
-        if isinstance(param, Int):
-            return hp.Int(
-                param.name,
-                min_value=param.low,
-                max_value=param.high,
-                step=None if param.log else param.step,
-                sampling="log" if param.log else "linear",
-            )
-        if isinstance(param, Float):
-            return hp.Float(
-                param.name,
-                min_value=param.low,
-                max_value=param.high,
-                step=param.step,
-                sampling="log" if param.log else "linear",
-            )
-        if isinstance(param, Categorical):
-            return hp.Choice(param.name, list(param.choices), ordered=False)
-    raise TypeError(f"unsupported parameter {param!r}")
-
-
-def hp_config(hp, space: SearchSpace) -> dict[str, Any]:
-    """Samples one config of ``space`` through KerasTuner ``hp.Int/Float/Choice`` calls.
-
-    Conditional parameters are declared inside ``hp.conditional_scope`` so KerasTuner's
-    oracles know when they are active; inactive ones are not asked for.
-
-    Args:
-        hp: a ``keras_tuner.HyperParameters``.
-        space: the one search space.
-
-    Returns:
-        Plain values of the active parameters, under the space's own names.
-    """
-    return space.sample(lambda param, _values: _suggest(hp, space, param))
-
-
-def _can_be_active(space: SearchSpace, param: Param) -> bool:
-    """Whether some values of its ancestors make ``param`` active."""
-    while param.condition is not None:
-        parent = space[param.condition.parent]
-        if isinstance(parent, Fixed):
-            if not param.condition.holds(parent.value):
-                return False
-        elif not _parent_values(space, param):
-            return False
-        param = parent
-    return True
-
-
-def declare_space(hp, space: SearchSpace) -> None:
-    """Registers every parameter of ``space`` in ``hp``, active or not.
-
-    :func:`hp_config` asks only for the parameters active under the current values, so an
-    oracle would learn of e.g. ``filters_3`` only after a trial with 3 blocks had run with
-    its default. Declaring all of them first (each in its conditional scopes) lets the oracle
-    sample every parameter from the first trial on. Parameters that no value of their
-    ancestors can activate are left out.
-
-    Args:
-        hp: a ``keras_tuner.HyperParameters``.
-        space: the one search space.
-    """
-    for param in space.params:
-        if not isinstance(param, Fixed) and _can_be_active(space, param):
-            _suggest(hp, space, param)
-
-
 @functools.cache
-def _hypermodel_class():
+def _hypermodel_class() -> type:
     import keras_tuner as kt
 
     class SpaceHyperModel(kt.HyperModel):
@@ -162,10 +50,10 @@ def _hypermodel_class():
             self.input_shape = tuple(input_shape)
             self.num_classes = int(num_classes)
 
-        def declare_hyperparameters(self, hp) -> None:
+        def declare_hyperparameters(self, hp: Any) -> None:
             declare_space(hp, self.space)
 
-        def build(self, hp):
+        def build(self, hp: Any) -> Any:
             from hpo32.search.models import build_model, compile_model
 
             declare_space(hp, self.space)
@@ -177,7 +65,7 @@ def _hypermodel_class():
     return SpaceHyperModel
 
 
-def make_hypermodel(space: SearchSpace, input_shape: tuple[int, ...], num_classes: int):
+def make_hypermodel(space: SearchSpace, input_shape: tuple[int, ...], num_classes: int) -> Any:
     """A ``keras_tuner.HyperModel`` whose ``build(hp)`` builds and compiles the network of
     :func:`hpo32.search.models.build_model` for the config :func:`hp_config` reads from ``hp``.
 
@@ -190,19 +78,20 @@ def make_hypermodel(space: SearchSpace, input_shape: tuple[int, ...], num_classe
 
 
 @functools.cache
-def _tuner_class(oracle: str):
+def _tuner_class(oracle: str) -> type:
     import keras_tuner as kt
 
-    base = {
+    mixin: Any = tuner_mixin()
+    base: Any = {
         "random": kt.RandomSearch,
         "bayesian": kt.BayesianOptimization,
         "hyperband": kt.Hyperband,
     }[oracle]
 
-    class Hpo32KerasTuner(tuner_mixin(), base):
+    class Hpo32KerasTuner(mixin, base):
         """A KerasTuner tuner that trains with hpo32's routine and mirrors every trial."""
 
-        def _populate_initial_space(self):
+        def _populate_initial_space(self) -> None:
             # Declare the whole space once; KerasTuner would otherwise build several models
             # to discover conditional parameters (and fail on a config that cannot build).
             hp = self.oracle.get_space()
@@ -213,7 +102,7 @@ def _tuner_class(oracle: str):
     return Hpo32KerasTuner
 
 
-def _make_tuner(oracle: str, ctx: SearchContext, overwrite: bool):
+def _make_tuner(oracle: str, ctx: SearchContext, overwrite: bool) -> Any:
     import keras_tuner as kt
 
     splits = ctx.splits
@@ -240,7 +129,12 @@ def _make_tuner(oracle: str, ctx: SearchContext, overwrite: bool):
     return tuner
 
 
-def run_keras_tuner(study, ctx: SearchContext, oracle: str, on_trial_done=None) -> str:
+def run_keras_tuner(
+    study: Any,
+    ctx: SearchContext,
+    oracle: str,
+    on_trial_done: Callable[[], None] | None = None,
+) -> str:
     """Runs a KerasTuner search over ``ctx.space`` until the budget or the trial count.
 
     Every trial trains its config with :func:`hpo32.search.training.train_config` under
@@ -268,14 +162,12 @@ def run_keras_tuner(study, ctx: SearchContext, oracle: str, on_trial_done=None) 
         interrupted trial is recorded (as FAIL); the next run retries it.
 
     Raises:
-        ValueError: unknown oracle, or scikit-learn missing for the bayesian oracle.
+        ValueError: unknown oracle.
         ProjectMissing: the study holds KerasTuner trials but the project folder is gone.
         ProjectBusy: another process is running this study's KerasTuner search.
     """
     if oracle not in ORACLES:
         raise ValueError(f"unknown KerasTuner oracle '{oracle}'; use one of {', '.join(ORACLES)}.")
-    if oracle == "bayesian":
-        require_sklearn("keras-tuner:bayesian")
     run_trial = trial_runner(ctx, hp_config)
     return run_search(
         study,
@@ -288,3 +180,15 @@ def run_keras_tuner(study, ctx: SearchContext, oracle: str, on_trial_done=None) 
         search=lambda tuner: tuner.search(verbose=0),
         on_trial_done=on_trial_done,
     )
+
+
+def run(
+    study: Any,
+    ctx: SearchContext,
+    variant: str = "",
+    on_trial_done: Callable[[], None] | None = None,
+    lock: LockFn | None = None,
+) -> str:
+    """The registry's entry (:meth:`hpo32.search.engines.registry.Engine.run`): the variant
+    is the oracle; ``lock`` is not needed (the project lock admits one worker)."""
+    return run_keras_tuner(study, ctx, variant, on_trial_done=on_trial_done)

@@ -1,65 +1,44 @@
-"""The Optuna engine: the space as ``trial.suggest_*`` calls, samplers, pruners, the runner."""
+"""The Optuna engine: samplers, pruners, warm start, and the loop that asks for trials.
+
+Trials are Optuna's own (``study.ask()``), recorded as they run by
+:func:`hpo32.search.engines.record.record_trial` (:class:`~hpo32.search.engines.record.AskedTrial`);
+the space's ``suggest_*`` calls are :mod:`hpo32.search.engines.optuna_space`. Several workers
+may run one study: a lock serializes "count the trials, ask for one" so ``n_trials`` is met
+exactly, and each running trial beats Optuna's heartbeat so a killed worker's trial fails and
+is retried. This module imports Optuna only inside functions.
+"""
 
 from __future__ import annotations
 
-import os
+import contextlib
 import time
 import warnings
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
-from hpo32.search import faults, signals
-from hpo32.search.backends.base import (
-    SearchContext,
-    TrialFailed,
-    best_value,
-    save_model,
-    worker_id,
-)
-from hpo32.search.space import Categorical, Fixed, Float, Int, Param, SearchSpace
+from hpo32.search import signals
+from hpo32.search.engines.base import LockFn, SearchContext, trial_counts
+from hpo32.search.engines.optuna_space import suggest_config
+from hpo32.search.engines.record import AskedTrial, record_trial
+from hpo32.search.space import Categorical, Fixed, Float, Int, SearchSpace
 
 __all__ = [
     "PRUNERS",
     "SAMPLERS",
+    "best_configs",
     "enqueue_configs",
+    "grid_of",
     "make_pruner",
     "make_sampler",
+    "run",
     "run_optuna",
-    "suggest_config",
 ]
 
 SAMPLERS = ("tpe", "random", "cmaes", "gp", "grid")
 PRUNERS = ("median", "hyperband", "asha", "none")
 
 
-def suggest_config(trial, space: SearchSpace) -> dict[str, Any]:
-    """Samples one config of ``space`` through an Optuna trial's ``suggest_*`` calls.
-
-    Args:
-        trial: an ``optuna.trial.Trial`` (or ``FixedTrial``).
-        space: the one search space.
-
-    Returns:
-        Plain values of the active parameters, under the space's own names.
-    """
-
-    def suggest(param: Param, _values: Mapping[str, Any]) -> Any:
-        if isinstance(param, Int):
-            return trial.suggest_int(
-                param.name, param.low, param.high, step=param.step, log=param.log
-            )
-        if isinstance(param, Float):
-            return trial.suggest_float(
-                param.name, param.low, param.high, step=param.step, log=param.log
-            )
-        if isinstance(param, Categorical):
-            return trial.suggest_categorical(param.name, list(param.choices))
-        raise TypeError(f"unsupported parameter {param!r}")
-
-    return space.sample(suggest)
-
-
 def enqueue_configs(
-    study,
+    study: Any,
     space: SearchSpace,
     configs: list[Mapping[str, Any]],
     user_attrs: list[Mapping[str, Any]] | None = None,
@@ -73,7 +52,7 @@ def enqueue_configs(
         study.enqueue_trial(params, user_attrs=attrs or None, skip_if_exists=True)
 
 
-def best_configs(storage, name: str, top: int) -> list[tuple[int, dict[str, Any]]]:
+def best_configs(storage: Any, name: str, top: int) -> list[tuple[int, dict[str, Any]]]:
     """The configs of study ``name``'s best ``top`` complete trials, best first, as
     (trial number, config). Raises KeyError when there is no such study."""
     import optuna
@@ -81,7 +60,7 @@ def best_configs(storage, name: str, top: int) -> list[tuple[int, dict[str, Any]
 
     study = optuna.load_study(study_name=name, storage=storage)
     done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    done.sort(key=lambda t: t.value, reverse=True)
+    done.sort(key=lambda t: float(t.value or 0.0), reverse=True)  # complete: never None
     return [(t.number, dict(t.user_attrs.get("config") or t.params)) for t in done[:top]]
 
 
@@ -105,7 +84,7 @@ def grid_of(space: SearchSpace) -> dict[str, list[Any]]:
     return grid
 
 
-def make_sampler(name: str, seed: int, space: SearchSpace):
+def make_sampler(name: str, seed: int, space: SearchSpace) -> Any:
     """Returns the Optuna sampler called ``name`` (one of :data:`SAMPLERS`).
 
     Raises:
@@ -139,7 +118,7 @@ def make_sampler(name: str, seed: int, space: SearchSpace):
     raise ValueError(f"unknown sampler '{name}'; use one of {', '.join(SAMPLERS)}.")
 
 
-def make_pruner(name: str, epochs: int):
+def make_pruner(name: str, epochs: int) -> Any:
     """Returns the Optuna pruner called ``name`` (one of :data:`PRUNERS`); epochs are the
     resource for hyperband.
 
@@ -161,120 +140,11 @@ def make_pruner(name: str, epochs: int):
     raise ValueError(f"unknown pruner '{name}'; use one of {', '.join(PRUNERS)}.")
 
 
-def trial_counts(study) -> dict[str, int]:
-    """Trials of the study by state name (``COMPLETE``, ``PRUNED``, ``RUNNING``, ...)."""
-    counts: dict[str, int] = {}
-    for t in study.get_trials(deepcopy=False):
-        counts[t.state.name] = counts.get(t.state.name, 0) + 1
-    return counts
-
-
-def finished_count(study) -> int:
-    """Trials of the study that are complete or pruned (what ``n_trials`` counts)."""
-    counts = trial_counts(study)
-    return counts.get("COMPLETE", 0) + counts.get("PRUNED", 0)
-
-
-def train_trial(trial, ctx: SearchContext, engine_name: str = "optuna") -> float:
-    """Samples a config through ``trial``, trains it under the budgets and records it.
-
-    Returns:
-        The validation accuracy of the last epoch.
-
-    Raises:
-        optuna.TrialPruned: the pruner stopped it.
-        hpo32.search.models.InvalidConfig, TrialFailed: it cannot produce a value (recorded why).
-        KeyboardInterrupt: Ctrl-C or SIGTERM; its params are queued to run again first.
-    """
-    import optuna
-
-    from hpo32.search.models import InvalidConfig
-
-    config = suggest_config(trial, ctx.space)
-    trial.set_user_attr("engine", engine_name)
-    trial.set_user_attr("dataset", ctx.dataset)
-    trial.set_user_attr("epochs", ctx.epochs)
-    trial.set_user_attr("config", config)
-    trial.set_user_attr("worker", worker_id())
-    if os.environ.get("CUDA_VISIBLE_DEVICES"):  # the GPU this worker was given (--gpus)
-        trial.set_user_attr("gpu", os.environ["CUDA_VISIBLE_DEVICES"])
-    ctx.on_event({"kind": "trial_start", "number": trial.number, "config": config})
-
-    def report(epoch: int, acc: float) -> bool:
-        trial.report(acc, epoch + 1)
-        ctx.on_event(
-            {
-                "kind": "epoch",
-                "number": trial.number,
-                "epoch": epoch + 1,
-                "epochs": ctx.epochs,
-                "val_accuracy": acc,
-            }
-        )
-        # After the last epoch nothing is left to save: the trial completes whatever its
-        # rung says (successive halving's rung at epoch 9 would otherwise prune it there).
-        return epoch + 1 < ctx.epochs and trial.should_prune()
-
-    t0 = time.perf_counter()
-    try:
-        result = ctx.train(config, report=report, seed=ctx.seed + trial.number)
-    except InvalidConfig as exc:
-        trial.set_user_attr("fail_reason", str(exc))
-        ctx.on_event(
-            {
-                "kind": "trial_end",
-                "number": trial.number,
-                "value": None,
-                "stopped_by": "invalid config",
-            }
-        )
-        raise
-    except KeyboardInterrupt:
-        trial.set_user_attr("stopped_by", "interrupt")
-        _queue_retry(trial)
-        raise
-    for key, value in result.attrs().items():
-        trial.set_user_attr(key, value)
-    try:
-        if result.value is None:
-            trial.set_user_attr(
-                "fail_reason", f"stopped by the {result.stopped_by} before the first epoch ended"
-            )
-            if result.stopped_by == "search_budget":  # the config is still untried: resume
-                _queue_retry(trial)
-            raise TrialFailed(f"trial {trial.number} stopped before its first epoch")
-        if result.stopped_by == "pruned":
-            raise optuna.TrialPruned(f"pruned at epoch {len(result.val_accuracy)}")
-        best = best_value(trial.study)
-        if best is None or result.value > best:
-            t_save = time.perf_counter()
-            path = save_model(result.model, ctx, f"trial-{trial.number}")
-            trial.set_user_attr("model_path", path)
-            trial.set_user_attr("save_seconds", round(time.perf_counter() - t_save, 3))
-        trial.set_user_attr("trial_seconds", round(time.perf_counter() - t0, 3))
-        return result.value
-    finally:
-        ctx.on_event(
-            {
-                "kind": "trial_end",
-                "number": trial.number,
-                "value": result.value,
-                "stopped_by": result.stopped_by,
-            }
-        )
-        result.release()
-
-
-def _queue_retry(trial) -> None:
-    """Queues ``trial``'s params to run first in the next session (it measured nothing)."""
-    trial.study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
-
-
 class _TrialHeartbeat:
     """Beats for one running trial (Optuna's RDB heartbeat), so a killed worker's trial
     becomes FAIL after the grace period and its params are retried."""
 
-    def __init__(self, storage, trial_id: int) -> None:
+    def __init__(self, storage: Any, trial_id: int) -> None:
         import threading
 
         self.storage, self.trial_id = storage, trial_id
@@ -291,7 +161,7 @@ class _TrialHeartbeat:
             except Exception:  # a missed beat is retried at the next interval
                 pass
 
-    def __enter__(self):
+    def __enter__(self) -> _TrialHeartbeat:
         if self.interval:
             self.storage.record_heartbeat(self.trial_id)
             self.thread.start()
@@ -303,7 +173,7 @@ class _TrialHeartbeat:
             self.thread.join()
 
 
-def _next_trial(study, ctx: SearchContext):
+def _next_trial(study: Any, ctx: SearchContext) -> tuple[str, Any]:
     """Under the study lock: fail stale trials, then ask for a trial if one is still owed.
 
     Returns:
@@ -331,7 +201,12 @@ def _next_trial(study, ctx: SearchContext):
         return "trial", study.ask()
 
 
-def run_optuna(study, ctx: SearchContext, on_trial_done=None, lock=None) -> str:
+def run_optuna(
+    study: Any,
+    ctx: SearchContext,
+    on_trial_done: Callable[[], None] | None = None,
+    lock: LockFn | None = None,
+) -> str:
     """Runs trials of ``study`` until the budget, the trial count, or an interrupt.
 
     Args:
@@ -346,14 +221,13 @@ def run_optuna(study, ctx: SearchContext, on_trial_done=None, lock=None) -> str:
         Why the run ended: ``"budget"`` or ``"n_trials"``. A KeyboardInterrupt propagates after
         the interrupted trial is recorded as FAIL (its params queued to run again).
     """
-    import contextlib
-
-    import optuna
     from optuna.trial import TrialState
 
-    from hpo32.search.models import InvalidConfig
-
     lock = lock or contextlib.nullcontext
+
+    def train(config: Mapping[str, Any], report: Callable[[int, float], bool], seed: int) -> Any:
+        return ctx.train(config, report=report, seed=seed)
+
     while True:
         signals.check()
         ctx.check_failures()
@@ -368,17 +242,26 @@ def run_optuna(study, ctx: SearchContext, on_trial_done=None, lock=None) -> str:
             time.sleep(min(2.0, left) if left is not None else 2.0)
             continue
         with _TrialHeartbeat(study._storage, trial._trial_id):
+            asked = AskedTrial(trial)
             try:
-                value = train_trial(trial, ctx)
-                faults.point("before_tell")
-            except optuna.TrialPruned:
-                study.tell(trial, state=TrialState.PRUNED)
-            except (InvalidConfig, TrialFailed):
-                study.tell(trial, state=TrialState.FAIL)
-            except BaseException:
-                study.tell(trial, state=TrialState.FAIL)
-                raise
-            else:
-                study.tell(trial, value)
+                config = suggest_config(trial, ctx.space)
+                record_trial(asked, ctx, config, train, engine="optuna", epochs=ctx.epochs)
+            finally:
+                if not asked.finished:  # failed outside the routine: an asked trial is told
+                    study.tell(trial, state=TrialState.FAIL)
         if on_trial_done is not None:
             on_trial_done()
+
+
+def run(
+    study: Any,
+    ctx: SearchContext,
+    variant: str = "",
+    on_trial_done: Callable[[], None] | None = None,
+    lock: LockFn | None = None,
+) -> str:
+    """The registry's entry (:meth:`hpo32.search.engines.registry.Engine.run`): the Optuna
+    engine has no variants (the sampler and pruner are the study's)."""
+    if variant:
+        raise ValueError(f"the optuna engine has no variants, got '{variant}'.")
+    return run_optuna(study, ctx, on_trial_done=on_trial_done, lock=lock)

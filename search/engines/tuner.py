@@ -1,59 +1,57 @@
-"""What the KerasTuner and AutoKeras engines share: running a tuner's trial under hpo32's
-budgets and mirroring it into the Optuna study.
+"""What the KerasTuner and AutoKeras engines share: a tuner's loop under hpo32's budgets, and
+its trials mirrored into the Optuna study.
 
 KerasTuner (and AutoKeras, which is built on it) keeps its own trial records in a project
 folder; hpo32's system of record is the Optuna study. :class:`TrialMirror` sits inside a
-tuner's ``run_trial``: it trains the tuner's config with hpo32's training routine, and writes
-the finished trial into the study as an Optuna trial, exactly as the Optuna engine records its
-own (params under the space's names with Optuna distributions derived from the space,
-per-epoch validation accuracy as intermediate values, the same user attributes), plus the
-tuner's trial id under :data:`ENGINE_TRIAL_ATTR`.
+tuner's ``run_trial``: it trains the tuner's config with hpo32's training routine and records
+the finished trial through :func:`hpo32.search.engines.record.record_trial` as an
+:class:`~hpo32.search.engines.record.AddedTrial`, exactly as the Optuna engine records its own
+(params under the space's names with Optuna distributions derived from the space, per-epoch
+validation accuracy as intermediate values, the same user attributes), plus the tuner's trial
+id under :data:`TUNER_TRIAL_ATTR`.
 
 Mirroring is idempotent: a trial id the study already holds as finished is never trained or
 recorded again (a crash between recording and the tuner saving its own state replays the
 recorded result to the tuner instead). A trial stopped by Ctrl-C is recorded as FAIL with
 ``stopped_by = "interrupt"``; the tuner retries that id on resume, and the retry is recorded.
 
-This module imports no ML framework at import time.
+:func:`run_search` is the run both tuner engines share: the budget checks before each trial
+(:func:`tuner_mixin`), the project folder's lock and its reload or fresh start. This module
+imports no ML framework at import time.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import math
-import time
-from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
-from hpo32.search import faults, signals
-from hpo32.search.backends.base import SearchContext, best_value, save_model, worker_id
-from hpo32.search.space import Categorical, Fixed, Float, Int, Param, SearchSpace
+from hpo32.search import signals
+from hpo32.search.engines.base import ReportFn, SearchContext, TrainFn, finished_count
+from hpo32.search.engines.record import AddedTrial, record_trial
+from hpo32.search.engines.registry import parse_engine
+from hpo32.search.space import SearchSpace
 
 __all__ = [
-    "ENGINE_TRIAL_ATTR",
+    "TUNER_TRIAL_ATTR",
     "ProjectBusy",
     "ProjectMissing",
     "SearchStopped",
     "TrialMirror",
     "engine_trials",
-    "optuna_distribution",
-    "optuna_params",
     "prepare_project",
     "project_lock",
-    "require_sklearn",
     "rung_of",
     "run_search",
     "trial_runner",
     "tuner_mixin",
 ]
 
-#: The user attribute holding the tuner's own trial id (KerasTuner's ``trial.trial_id``).
-ENGINE_TRIAL_ATTR = "kt_trial_id"
-
-#: Trains one config: ``train(config, report, seed) -> TrialResult``.
-TrainFn = Callable[[Mapping[str, Any], Callable[[int, float], bool], int], Any]
+#: The user attribute holding the tuner's own trial id (KerasTuner's ``trial.trial_id``),
+#: for KerasTuner and AutoKeras trials alike. The key stays ``"kt_trial_id"``: databases
+#: already hold it under that name.
+TUNER_TRIAL_ATTR = "kt_trial_id"
 
 
 class ProjectMissing(RuntimeError):
@@ -73,69 +71,16 @@ class SearchStopped(Exception):
         self.reason = reason
 
 
-def optuna_distribution(param: Param):
-    """The Optuna distribution the Optuna engine's ``suggest_*`` call creates for ``param``.
-
-    Raises:
-        TypeError: ``param`` is fixed (fixed parameters are recorded in the config only).
-    """
-    from optuna.distributions import (
-        CategoricalDistribution,
-        FloatDistribution,
-        IntDistribution,
-    )
-
-    if isinstance(param, Int):
-        return IntDistribution(param.low, param.high, log=param.log, step=param.step)
-    if isinstance(param, Float):
-        return FloatDistribution(param.low, param.high, log=param.log, step=param.step)
-    if isinstance(param, Categorical):
-        return CategoricalDistribution(list(param.choices))
-    raise TypeError(f"parameter {param.name!r} has no Optuna distribution")
-
-
-def _snap(param: Float, value: float) -> float:
-    """Clamps a float to its range and onto its step grid (undoes float rounding only)."""
-    value = min(max(float(value), param.low), param.high)
-    if param.step:
-        k = round((value - param.low) / param.step)
-        value = min(param.low + k * param.step, param.high)
-    return value
-
-
-def optuna_params(
-    space: SearchSpace, config: Mapping[str, Any]
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The Optuna params and distributions of a config, as the Optuna engine records them.
-
-    Fixed parameters are left out (the Optuna engine never suggests them; the config records
-    them). Float values are clamped onto their range and step grid, which only removes the
-    rounding error of a tuner's ``min + k * step`` arithmetic.
-
-    Returns:
-        ``(params, distributions)`` keyed by the space's own names.
-    """
-    params: dict[str, Any] = {}
-    dists: dict[str, Any] = {}
-    for name, value in config.items():
-        param = space[name]
-        if isinstance(param, Fixed):
-            continue
-        dists[name] = optuna_distribution(param)
-        params[name] = _snap(param, value) if isinstance(param, Float) else value
-    return params, dists
-
-
-def engine_trials(study, engine: str) -> list:
+def engine_trials(study: Any, engine: str) -> list[Any]:
     """The study's trials recorded by ``engine`` (those carrying a tuner trial id)."""
     return [
         t
         for t in study.get_trials(deepcopy=False)
-        if ENGINE_TRIAL_ATTR in t.user_attrs and t.user_attrs.get("engine") == engine
+        if TUNER_TRIAL_ATTR in t.user_attrs and t.user_attrs.get("engine") == engine
     ]
 
 
-def prepare_project(study, engine: str, project_dir: Path, library: str) -> bool:
+def prepare_project(study: Any, engine: str, project_dir: Path, library: str) -> bool:
     """Decides whether a tuner may reload ``project_dir`` or must start it afresh.
 
     Args:
@@ -164,7 +109,7 @@ def prepare_project(study, engine: str, project_dir: Path, library: str) -> bool
     return False
 
 
-def _final(trial) -> bool:
+def _final(trial: Any) -> bool:
     """Whether a recorded trial settles its tuner trial id (no retry will follow)."""
     from optuna.trial import TrialState
 
@@ -179,13 +124,13 @@ class TrialMirror:
     Args:
         study: an ``optuna.Study`` (RDB storage, direction maximize).
         ctx: the search context.
-        engine: the engine name recorded with every trial, e.g. ``"keras-tuner:random"``.
+        engine: the engine's full name recorded with every trial, e.g. ``"keras-tuner:random"``.
         on_trial_done: called with no arguments after each trial the tuner has closed.
     """
 
     def __init__(
         self,
-        study,
+        study: Any,
         ctx: SearchContext,
         engine: str,
         on_trial_done: Callable[[], None] | None = None,
@@ -203,8 +148,6 @@ class TrialMirror:
 
         Called before the tuner creates each trial, so no trial starts after the budget.
         """
-        from hpo32.search.backends.optuna_engine import finished_count
-
         signals.check()
         self.ctx.check_failures()
         if self.ctx.budget_spent():
@@ -218,10 +161,10 @@ class TrialMirror:
             self.on_trial_done()
 
     # -- one trial -----------------------------------------------------------------------
-    def recorded(self, trial_id: str):
+    def recorded(self, trial_id: str) -> Any:
         """The study's final record of tuner trial ``trial_id``, or None."""
         for t in engine_trials(self.study, self.engine):
-            if t.user_attrs[ENGINE_TRIAL_ATTR] == trial_id and _final(t):
+            if t.user_attrs[TUNER_TRIAL_ATTR] == trial_id and _final(t):
                 return t
         return None
 
@@ -240,8 +183,8 @@ class TrialMirror:
         Args:
             trial_id: the tuner's trial id.
             config: the trial's config (plain values under the space's names).
-            train: trains the config, see :data:`TrainFn`; may raise
-                :class:`hpo32.search.models.InvalidConfig`.
+            train: trains the config, see :data:`hpo32.search.engines.base.TrainFn`; may
+                raise :class:`hpo32.search.models.InvalidConfig`.
             epochs: epochs this trial trains (a Hyperband rung may train fewer than
                 ``full_epochs``).
             full_epochs: the full fidelity; a trial set to fewer epochs is recorded PRUNED.
@@ -259,143 +202,34 @@ class TrialMirror:
         from keras_tuner.errors import FailedTrialError
         from optuna.trial import TrialState
 
-        from hpo32.search.models import InvalidConfig
-
         done = self.recorded(trial_id)
         if done is not None:  # recorded before a crash: tell the tuner, never rerun
             if done.state == TrialState.FAIL:
                 raise FailedTrialError(done.user_attrs["fail_reason"])
             return float(done.value)
 
-        ctx = self.ctx
-        number = len(self.study.get_trials(deepcopy=False))
-        started = datetime.now()
-        t0 = time.perf_counter()
-        attrs: dict[str, Any] = {
-            "engine": self.engine,
-            "dataset": ctx.dataset,
-            "epochs": epochs,
-            "config": dict(config),
-            "worker": worker_id(),
-            ENGINE_TRIAL_ATTR: trial_id,
-            **(extra_attrs or {}),
-        }
-        measured: list[float] = []
-        ctx.on_event(
-            {
-                "kind": "trial_start",
-                "number": number,
-                "config": dict(config),
-                "engine_trial_id": trial_id,
-            }
+        # The model's folder is named by the tuner's trial id: the Optuna trial number is
+        # only known once the finished trial is added, and finished trials are immutable.
+        family = parse_engine(self.engine)[0].name
+        added = AddedTrial(self.study, self.ctx.space, config, f"{family}-trial-{trial_id}")
+        outcome = record_trial(
+            added,
+            self.ctx,
+            config,
+            train,
+            engine=self.engine,
+            epochs=epochs,
+            full_epochs=full_epochs,
+            attrs={TUNER_TRIAL_ATTR: trial_id, **(extra_attrs or {})},
+            start_event={"engine_trial_id": trial_id},
         )
-
-        def report(epoch: int, acc: float) -> bool:
-            measured.append(acc)
-            ctx.on_event(
-                {
-                    "kind": "epoch",
-                    "number": number,
-                    "epoch": epoch + 1,
-                    "epochs": epochs,
-                    "val_accuracy": acc,
-                }
-            )
-            return False
-
-        def record(state, value: float | None = None) -> None:
-            faults.point("before_tell")
-            self._add(config, attrs, state, value, measured, started)
-
-        try:
-            result = train(config, report, ctx.seed + number)
-        except InvalidConfig as exc:
-            attrs["fail_reason"] = str(exc)
-            record(TrialState.FAIL)
-            ctx.on_event(
-                {
-                    "kind": "trial_end",
-                    "number": number,
-                    "value": None,
-                    "stopped_by": "invalid config",
-                }
-            )
-            raise FailedTrialError(str(exc)) from None
-        except KeyboardInterrupt:
-            attrs["stopped_by"] = "interrupt"
-            record(TrialState.FAIL)
-            raise
-        except Exception as exc:
-            attrs["error"] = f"{type(exc).__name__}: {exc}"
-            record(TrialState.FAIL)
-            raise
-        attrs.update(result.attrs())
-        try:
-            if result.value is None:
-                attrs["fail_reason"] = (
-                    f"stopped by the {result.stopped_by} before the first epoch ended"
-                )
-                record(TrialState.FAIL)
-                raise FailedTrialError(f"trial {trial_id} stopped before its first epoch")
-            state = TrialState.PRUNED if epochs < full_epochs else TrialState.COMPLETE
-            if state == TrialState.COMPLETE:
-                best = best_value(self.study)
-                if best is None or result.value > best:
-                    t_save = time.perf_counter()
-                    attrs["model_path"] = self._save(result.model, trial_id)
-                    attrs["save_seconds"] = round(time.perf_counter() - t_save, 3)
-            attrs["trial_seconds"] = round(time.perf_counter() - t0, 3)
-            record(state, result.value)
-            return float(result.value)
-        finally:
-            ctx.on_event(
-                {
-                    "kind": "trial_end",
-                    "number": number,
-                    "value": result.value,
-                    "stopped_by": result.stopped_by,
-                }
-            )
-            result.release()
-
-    # -- recording -----------------------------------------------------------------------
-    def _save(self, model, trial_id: str) -> str:
-        """Saves a new best model as ``<artifact_dir>/<engine>-trial-<id>/model.keras``.
-
-        The folder is named by the tuner's trial id: the Optuna trial number is only known
-        once the finished trial is added, and finished trials are immutable.
-        """
-        family = self.engine.split(":", 1)[0]
-        return save_model(model, self.ctx, f"{family}-trial-{trial_id}")
-
-    def _add(
-        self,
-        config: Mapping[str, Any],
-        attrs: Mapping[str, Any],
-        state,
-        value: float | None,
-        measured: list[float],
-        started: datetime,
-    ) -> None:
-        import optuna
-
-        params, dists = optuna_params(self.ctx.space, config)
-        steps = {k + 1: float(v) for k, v in enumerate(measured) if not math.isnan(v)}
-        trial = optuna.trial.create_trial(
-            state=state,
-            value=value,
-            params=params,
-            distributions=dists,
-            user_attrs=dict(attrs),
-            intermediate_values=steps,
-        )
-        trial.datetime_start = started
-        trial.datetime_complete = datetime.now()
-        self.study.add_trial(trial)
+        if outcome.state == "FAIL" or outcome.value is None:  # recorded: the tuner moves on
+            raise FailedTrialError(outcome.fail_reason)
+        return outcome.value
 
 
 @functools.cache
-def tuner_mixin():
+def tuner_mixin() -> type:
     """The methods every hpo32 tuner (KerasTuner or AutoKeras) overrides.
 
     The returned class goes first in a tuner class's bases; the tuner instance needs the
@@ -407,10 +241,13 @@ def tuner_mixin():
     class MirroredTuner:
         """Stops before a trial when the budget is spent; mirrors trials; no final fit."""
 
-        def pre_create_trial(self):
+        _hpo32: TrialMirror
+        _hpo32_trial: Callable[[Any, Any], float]
+
+        def pre_create_trial(self) -> None:
             self._hpo32.check_continue()
 
-        def run_trial(self, trial, *args, **kwargs):
+        def run_trial(self, trial: Any, *args: Any, **kwargs: Any) -> dict[str, float]:
             try:
                 return {"val_accuracy": self._hpo32_trial(self, trial)}
             except kt.errors.FailedTrialError:
@@ -419,11 +256,11 @@ def tuner_mixin():
                 self._hpo32.error = exc
                 raise kt.errors.FatalError(str(exc)) from exc
 
-        def on_trial_end(self, trial):
-            super().on_trial_end(trial)
+        def on_trial_end(self, trial: Any) -> None:
+            super().on_trial_end(trial)  # type: ignore[misc]  # the tuner's, next in the MRO
             self._hpo32.trial_closed()
 
-        def on_search_end(self):
+        def on_search_end(self) -> None:
             # The oracle proposed no further trial. Ending here also skips AutoKeras'
             # final refit of the best model: hpo32 keeps each trial's own model.
             raise SearchStopped("exhausted")
@@ -431,17 +268,19 @@ def tuner_mixin():
     return MirroredTuner
 
 
-def trial_runner(ctx: SearchContext, config_of: Callable[[Any, SearchSpace], dict[str, Any]]):
+def trial_runner(
+    ctx: SearchContext, config_of: Callable[[Any, SearchSpace], dict[str, Any]]
+) -> Callable[[Any, Any], float]:
     """The ``run_trial(tuner, trial)`` both tuner engines use: read the trial's config with
     ``config_of(hp, space)``, train it with hpo32's routine for its rung's epochs under the
     budgets, and record it through the tuner's mirror."""
 
-    def run_trial(tuner, trial) -> float:
+    def run_trial(tuner: Any, trial: Any) -> float:
         hp = trial.hyperparameters
         config = config_of(hp, ctx.space)
         epochs, full, extra = rung_of(hp, ctx.epochs, tuner.oracle)
 
-        def train(config: Mapping[str, Any], report, seed: int):
+        def train(config: Mapping[str, Any], report: ReportFn, seed: int) -> Any:
             return ctx.train(config, epochs=epochs, report=report, seed=seed)
 
         return tuner._hpo32.run(
@@ -451,7 +290,7 @@ def trial_runner(ctx: SearchContext, config_of: Callable[[Any, SearchSpace], dic
     return run_trial
 
 
-def rung_of(hp, epochs: int, oracle) -> tuple[int, int, dict[str, Any]]:
+def rung_of(hp: Any, epochs: int, oracle: Any) -> tuple[int, int, dict[str, Any]]:
     """The epochs a tuner trial trains, its full fidelity and the attributes that say so.
 
     A Hyperband oracle sets ``tuner/epochs`` (this rung's epochs) and the bracket and round;
@@ -483,7 +322,7 @@ class ProjectBusy(RuntimeError):
 
 
 @contextlib.contextmanager
-def project_lock(path: Path, library: str, study_name: str):
+def project_lock(path: Path, library: str, study_name: str) -> Iterator[None]:
     """Holds an exclusive lock on ``path`` while a tuner project is in use.
 
     A KerasTuner or AutoKeras project takes one worker at a time: two processes would hand
@@ -514,7 +353,7 @@ def project_lock(path: Path, library: str, study_name: str):
 
 
 def run_search(
-    study,
+    study: Any,
     ctx: SearchContext,
     engine: str,
     *,
@@ -523,7 +362,7 @@ def run_search(
     make_tuner: Callable[[bool], Any],
     run_trial: Callable[[Any, Any], float],
     search: Callable[[Any], Any],
-    on_trial_done=None,
+    on_trial_done: Callable[[], None] | None = None,
 ) -> str:
     """The run of a tuner engine, shared by KerasTuner and AutoKeras.
 
@@ -573,15 +412,3 @@ def run_search(
                 raise mirror.error from None
             raise
     return "exhausted"
-
-
-def require_sklearn(engine: str) -> None:
-    """Raises ValueError unless scikit-learn, which KerasTuner's Bayesian oracle needs, is
-    installed (checked before anything is written)."""
-    import importlib.util
-
-    if importlib.util.find_spec("sklearn") is None:
-        raise ValueError(
-            f"the {engine} engine needs scikit-learn (KerasTuner's Bayesian optimization); "
-            "install it with pip install scikit-learn, or pick another tuner."
-        )

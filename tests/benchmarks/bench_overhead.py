@@ -55,7 +55,9 @@ def timed(owner, name: str, label: str, patches: list) -> None:
 def instrumented(engine: str):
     import optuna
 
-    from hpo32.search.backends import base, keras_tuner_engine, optuna_engine
+    from hpo32.search.engines import base
+    from hpo32.search.engines import keras_tuner as keras_tuner_engine
+    from hpo32.search.engines import optuna as optuna_engine
     from hpo32.search.training import TrialResult
 
     patches: list = []

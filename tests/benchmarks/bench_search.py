@@ -5,7 +5,7 @@ hpo32 runs as a user runs it: ``hpo32 search --preset cifar10-cpu --budget 10m -
 9 at most, 90,000 images as a KerasTuner trial's 2 epochs; mixed precision where the CPU has
 it).
 KerasTuner runs the way its documentation shows: a ``HyperModel`` whose ``build`` asks the
-same space (``search.backends.keras_tuner_engine.hp_config``) and builds the same network,
+same space (``hpo32.search.engines.tuner_space.hp_config``) and builds the same network,
 whose ``fit`` takes the batch size from ``hp``; float32 NumPy arrays; flips and shifts as Keras
 preprocessing layers; ``tuner.search(x, y, epochs=2, validation_data=...)``, then
 ``get_best_models``. Its only addition is a stop at the same wall-clock budget (no new trial
@@ -122,8 +122,8 @@ def run_keras_tuner(data_dir: str, seed: int, budget: float, out: Path) -> dict:
     import keras_tuner as kt
     import numpy as np
 
-    from hpo32.search.backends.keras_tuner_engine import hp_config
     from hpo32.search.data import load_dataset
+    from hpo32.search.engines.tuner_space import hp_config
     from hpo32.search.models import build_model, compile_model
     from hpo32.studies.runner import _load_splits
     from hpo32.studies.spec import load_preset

@@ -42,7 +42,7 @@ _BASE = {"cifar10": 0.66, "imagenet32": 0.32}
 def distribution_of(param) -> BaseDistribution | None:
     """The Optuna distribution ``suggest_config`` records for one space parameter (None for
     fixed parameters, which live in the config only)."""
-    from hpo32.search.backends.mirror import optuna_distribution
+    from hpo32.search.engines.optuna_space import optuna_distribution
 
     try:
         return optuna_distribution(param)

@@ -9,12 +9,30 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import pytest
+from optuna.trial import TrialState
 
-from hpo32.search.backends.base import SearchContext
-from hpo32.search.space import SearchSpace, default_space
+from hpo32.search.engines import engine_names, parse_engine
+from hpo32.search.engines.base import SearchContext
+from hpo32.search.engines.optuna_space import optuna_distribution
+from hpo32.search.engines.tuner import TUNER_TRIAL_ATTR
+from hpo32.search.space import Fixed, SearchSpace, default_space
 
-#: The engines the contract suite runs, by the name a study spec gives them.
-ENGINES = ("optuna", "keras-tuner:random", "keras-tuner:hyperband", "autokeras:greedy")
+#: Every engine, by the name a study spec gives it (the registry's names).
+ENGINES = engine_names()
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+STARTED = tuple(s for s in TrialState if s != TrialState.WAITING)  # WAITING: queued, not run
+ATTRS = (
+    "train_seconds",
+    "images_per_second",
+    "eval_seconds",
+    "peak_rss_mb",
+    "epochs_completed",
+    "stopped_by",
+    "history",
+    "trial_seconds",
+)
 
 #: A narrowed default space (as tests/studies/conftest.py TINY_SPEC) so a trial takes ~1 s.
 TINY_OVERRIDES: dict[str, Any] = {
@@ -34,22 +52,10 @@ def tiny_space() -> SearchSpace:
 
 
 def run_engine(name: str, study, ctx: SearchContext, on_trial_done=None) -> str:
-    """Runs the engine called ``name`` ("optuna", "keras-tuner:<oracle>",
-    "autokeras:<tuner>") on ``study`` like studies.runner does."""
-    family, _, variant = name.partition(":")
-    if family == "optuna":
-        from hpo32.search.backends.optuna_engine import run_optuna
-
-        return run_optuna(study, ctx, on_trial_done=on_trial_done)
-    if family == "keras-tuner":
-        from hpo32.search.backends.keras_tuner_engine import run_keras_tuner
-
-        return run_keras_tuner(study, ctx, variant, on_trial_done=on_trial_done)
-    if family == "autokeras":
-        from hpo32.search.backends.autokeras_engine import run_autokeras
-
-        return run_autokeras(study, ctx, variant, on_trial_done=on_trial_done)
-    raise ValueError(f"unknown engine {name!r}")
+    """Runs the engine called ``name`` (one of :data:`ENGINES`) on ``study`` like
+    studies.runner does."""
+    engine, variant = parse_engine(name)
+    return engine.run(study, ctx, variant, on_trial_done=on_trial_done)
 
 
 def new_study(url: str, name: str = "s", pruner=None):
@@ -76,6 +82,7 @@ def make_ctx(
     budget: float | None = None,
     seed: int = 0,
     on_event=None,
+    max_failures: int | None = 5,
 ) -> SearchContext:
     return SearchContext(
         space=space,
@@ -87,8 +94,46 @@ def make_ctx(
         artifact_dir=root / "s",
         artifact_root=root,
         dataset="cifar10",
+        max_failures=max_failures,
         on_event=on_event or (lambda event: None),
     )
+
+
+def check_recorded(study, ctx, engine: str) -> None:
+    """What every engine must record for every trial."""
+    space = ctx.space
+    sampled = {p.name for p in space.params if not isinstance(p, Fixed)}
+    for t in study.get_trials():
+        assert t.user_attrs["engine"] == engine
+        assert t.user_attrs["dataset"] == "cifar10"
+        assert t.user_attrs["worker"]
+        config = t.user_attrs["config"]
+        space.check_config(config)
+        # the space's own names, nothing the library added (no scopes, no tuner/* values)
+        assert set(t.params) == {n for n in config if n in sampled}
+        assert set(t.params) <= set(space.names)
+        for name, value in t.params.items():
+            assert space[name].contains(value), (name, value)
+            assert t.distributions[name] == optuna_distribution(space[name])
+            assert value == pytest.approx(config[name])
+        assert config["pooling"] == "max" and "pooling" not in t.params  # the fixed one
+        if engine != "optuna":
+            assert isinstance(t.user_attrs[TUNER_TRIAL_ATTR], str)
+        if t.state in FINISHED:
+            epochs = t.user_attrs["epochs"]
+            steps = sorted(t.intermediate_values)
+            if t.user_attrs["stopped_by"] == "search_budget":  # cut: fewer epochs ran
+                assert 1 <= len(steps) <= epochs
+            else:
+                assert len(steps) == epochs
+            assert steps == list(range(1, len(steps) + 1))
+            assert t.value == pytest.approx(t.intermediate_values[steps[-1]])
+            assert 0.0 <= t.value <= 1.0
+            for attr in ATTRS:
+                assert attr in t.user_attrs, attr
+            assert t.user_attrs["peak_rss_mb"] > 0 and t.user_attrs["train_seconds"] > 0
+        if t.state == TrialState.PRUNED:
+            assert engine.endswith("hyperband") and t.user_attrs["epochs"] < ctx.epochs
 
 
 def saved_modules(path: Path) -> set[str]:

@@ -6,8 +6,8 @@ import keras_tuner as kt
 import optuna
 import pytest
 
-from hpo32.search.backends.keras_tuner_engine import hp_config
-from hpo32.search.backends.optuna_engine import suggest_config
+from hpo32.search.engines.optuna_space import suggest_config
+from hpo32.search.engines.tuner_space import hp_config
 from hpo32.search.space import (
     AIRBENCH94_CONFIG,
     MAXNET_CONFIG,

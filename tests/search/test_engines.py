@@ -1,14 +1,12 @@
-"""One contract suite for every search engine: Optuna, KerasTuner and AutoKeras.
-
-Each engine runs real trials on tiny generated CIFAR-10 files into a real SQLite study and
-must record them the same way: params under the space's own names and inside the space,
-per-epoch intermediate values, the same user attributes, budgets kept, resumes without
-duplicates, and a best model that loads back with plain Keras.
+"""Engine-specific behaviour beyond the contract (tests/search/test_engine_contract.py):
+KerasTuner's Hyperband rungs, tuner project folders and their lock, a tuner's retry of an
+interrupted trial, invalid configs, the translations of one config through every engine,
+AutoKeras' pinned choices, the memory across trials, and the Optuna engine's first-epoch
+and last-epoch rules.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import shutil
 import time
@@ -19,28 +17,23 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from hpo32.search.backends.autokeras_engine import (
+from hpo32.search.data import load_dataset, make_splits
+from hpo32.search.engines.autokeras import (
     BLOCK_NAME,
     build_autokeras_model,
     run_autokeras,
     space_config,
 )
-from hpo32.search.backends.keras_tuner_engine import (
+from hpo32.search.engines.keras_tuner import make_hypermodel, run_keras_tuner
+from hpo32.search.engines.optuna import run_optuna
+from hpo32.search.engines.optuna_space import optuna_params, suggest_config
+from hpo32.search.engines.tuner import (
+    TUNER_TRIAL_ATTR,
     ProjectBusy,
     ProjectMissing,
-    declare_space,
-    hp_config,
-    make_hypermodel,
-    run_keras_tuner,
-)
-from hpo32.search.backends.mirror import (
-    ENGINE_TRIAL_ATTR,
-    optuna_distribution,
-    optuna_params,
     project_lock,
 )
-from hpo32.search.backends.optuna_engine import finished_count, suggest_config
-from hpo32.search.data import load_dataset, make_splits
+from hpo32.search.engines.tuner_space import declare_space, hp_config
 from hpo32.search.models import build_model
 from hpo32.search.space import (
     AIRBENCH94_CONFIG,
@@ -56,29 +49,16 @@ from hpo32.search.space import (
 )
 from tests.fixtures import write_cifar10
 from tests.search.engine_helpers import (
-    ENGINES,
+    FINISHED,
+    check_recorded,
     layer_types,
     make_ctx,
     new_study,
     run_engine,
-    saved_modules,
     tiny_space,
 )
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
-
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
-STARTED = tuple(s for s in TrialState if s != TrialState.WAITING)  # WAITING: queued, not run
-ATTRS = (
-    "train_seconds",
-    "images_per_second",
-    "eval_seconds",
-    "peak_rss_mb",
-    "epochs_completed",
-    "stopped_by",
-    "history",
-    "trial_seconds",
-)
 
 
 @pytest.fixture(scope="module")
@@ -94,119 +74,6 @@ def url(tmp_path):
     return f"sqlite:///{tmp_path}/hpo32.db"
 
 
-def check_recorded(study, ctx, engine: str) -> None:
-    """What every engine must record for every trial."""
-    space = ctx.space
-    sampled = {p.name for p in space.params if not isinstance(p, Fixed)}
-    for t in study.get_trials():
-        assert t.user_attrs["engine"] == engine
-        assert t.user_attrs["dataset"] == "cifar10"
-        assert t.user_attrs["worker"]
-        config = t.user_attrs["config"]
-        space.check_config(config)
-        # the space's own names, nothing the library added (no scopes, no tuner/* values)
-        assert set(t.params) == {n for n in config if n in sampled}
-        assert set(t.params) <= set(space.names)
-        for name, value in t.params.items():
-            assert space[name].contains(value), (name, value)
-            assert t.distributions[name] == optuna_distribution(space[name])
-            assert value == pytest.approx(config[name])
-        assert config["pooling"] == "max" and "pooling" not in t.params  # the fixed one
-        if engine != "optuna":
-            assert isinstance(t.user_attrs[ENGINE_TRIAL_ATTR], str)
-        if t.state in FINISHED:
-            epochs = t.user_attrs["epochs"]
-            steps = sorted(t.intermediate_values)
-            if t.user_attrs["stopped_by"] == "search_budget":  # cut: fewer epochs ran
-                assert 1 <= len(steps) <= epochs
-            else:
-                assert len(steps) == epochs
-            assert steps == list(range(1, len(steps) + 1))
-            assert t.value == pytest.approx(t.intermediate_values[steps[-1]])
-            assert 0.0 <= t.value <= 1.0
-            for attr in ATTRS:
-                assert attr in t.user_attrs, attr
-            assert t.user_attrs["peak_rss_mb"] > 0 and t.user_attrs["train_seconds"] > 0
-        if t.state == TrialState.PRUNED:
-            assert engine.endswith("hyperband") and t.user_attrs["epochs"] < ctx.epochs
-
-
-def check_best_model(study, ctx) -> None:
-    """The best trial's model is a plain Keras file compiled with the config's optimizer."""
-    best = study.best_trial
-    path = ctx.artifact_root / best.user_attrs["model_path"]
-    assert path.is_file()
-    assert all(m.split(".")[0] == "keras" for m in saved_modules(path)), saved_modules(path)
-    model = keras.models.load_model(path)
-    config = best.user_attrs["config"]
-    assert type(model.optimizer).__name__.lower() == config["optimizer"]
-    learning_rate = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
-    assert learning_rate == pytest.approx(config["learning_rate"])
-    assert model.output_shape == (None, ctx.splits.num_classes)
-    keras.backend.clear_session()
-
-
-def final_ids(study) -> list[str]:
-    return [t.user_attrs[ENGINE_TRIAL_ATTR] for t in study.get_trials(states=FINISHED)]
-
-
-@pytest.mark.parametrize("engine", ENGINES)
-def test_engine_contract_records_then_resumes(engine, splits, tmp_path, url):
-    study = new_study(url)
-    done = []
-    ctx = make_ctx(tiny_space(), splits, tmp_path / "art", n_trials=2)
-    assert run_engine(engine, study, ctx, on_trial_done=lambda: done.append(1)) == "n_trials"
-    assert finished_count(study) == 2 and len(done) == len(study.trials)
-    check_recorded(study, ctx, engine)
-    check_best_model(study, ctx)
-    before = {t.number: (t.params, t.value, t.user_attrs) for t in study.get_trials()}
-
-    # resume: a new context, the same study and artifact folder, one trial more
-    study = optuna.load_study(
-        study_name="s", storage=url, sampler=optuna.samplers.RandomSampler(seed=1)
-    )
-    ctx = make_ctx(tiny_space(), splits, tmp_path / "art", n_trials=3, seed=1000)
-    assert run_engine(engine, study, ctx) == "n_trials"
-    assert finished_count(study) == 3
-    after = {t.number: (t.params, t.value, t.user_attrs) for t in study.get_trials()}
-    assert {k: after[k] for k in before} == before  # recorded trials are never touched
-    check_recorded(study, ctx, engine)
-    if engine != "optuna":
-        ids = final_ids(study)
-        assert len(ids) == len(set(ids)) == 3  # the tuner continued: no duplicate trial
-
-
-@pytest.mark.parametrize("engine", ENGINES)
-def test_engine_keeps_the_search_budget(engine, splits, tmp_path, url):
-    study = new_study(url)
-    budget = 5.0
-    wall_deadline = time.time() + budget
-    ctx = make_ctx(tiny_space(), splits, tmp_path / "art", epochs=200, budget=budget)
-    assert run_engine(engine, study, ctx) == "budget"
-    # (a trial the budget cuts inside its first epoch is queued again: WAITING, not started)
-    trials = study.get_trials(states=STARTED)
-    assert trials, "the first trial should start well inside the budget"
-    for t in trials:
-        assert t.datetime_start.timestamp() <= wall_deadline  # no trial starts after it
-    epoch_seconds = max(
-        (t.user_attrs["train_seconds"] + t.user_attrs["eval_seconds"])
-        / max(1, len(t.intermediate_values))
-        for t in trials
-        if "train_seconds" in t.user_attrs
-    )
-    last = max(trials, key=lambda t: t.datetime_complete)
-    if not engine.endswith("hyperband"):  # (a short Hyperband rung may end on its own)
-        # the running trial is cut at the budget and recorded honestly
-        assert last.user_attrs["stopped_by"] == "search_budget"
-    overrun = last.datetime_complete.timestamp() - wall_deadline
-    info = {k: v for k, v in last.user_attrs.items() if k not in ("config", "history")}
-    assert overrun <= epoch_seconds + 3.0, (overrun, epoch_seconds, info)  # + save, noise
-    check_recorded(study, ctx, engine)
-    # the budget is spent: another run starts nothing
-    assert run_engine(engine, study, ctx) == "budget"
-    assert len(study.get_trials(states=STARTED)) == len(trials)
-
-
 def test_keras_tuner_hyperband_rungs_are_pruned_and_promotions_complete(splits, tmp_path, url):
     study = new_study(url)
     ctx = make_ctx(tiny_space(), splits, tmp_path / "art", epochs=3, n_trials=4)
@@ -217,7 +84,7 @@ def test_keras_tuner_hyperband_rungs_are_pruned_and_promotions_complete(splits, 
     [top] = [t for t in trials if t.state == TrialState.COMPLETE]
     assert len(rungs) == 3 and all(t.user_attrs["epochs"] == 1 for t in rungs)
     assert top.user_attrs["epochs"] == 3 and sorted(top.intermediate_values) == [1, 2, 3]
-    parent = {t.user_attrs[ENGINE_TRIAL_ATTR]: t for t in rungs}[top.user_attrs["kt_promoted_from"]]
+    parent = {t.user_attrs[TUNER_TRIAL_ATTR]: t for t in rungs}[top.user_attrs["kt_promoted_from"]]
     assert parent.value == max(t.value for t in rungs)  # the best rung was promoted
     assert top.user_attrs["config"] == parent.user_attrs["config"]
     assert study.best_trial.number == top.number  # rungs never compete for the best model
@@ -265,7 +132,7 @@ def test_interrupted_trial_is_recorded_then_retried_once(splits, tmp_path, url):
     assert run_keras_tuner(study, ctx, "random") == "n_trials"
     [_, retried] = study.get_trials()
     assert retried.state == TrialState.COMPLETE
-    assert retried.user_attrs[ENGINE_TRIAL_ATTR] == failed.user_attrs[ENGINE_TRIAL_ATTR]
+    assert retried.user_attrs[TUNER_TRIAL_ATTR] == failed.user_attrs[TUNER_TRIAL_ATTR]
     assert retried.params == failed.params
 
 
@@ -281,7 +148,8 @@ def test_invalid_configs_fail_their_trial_and_the_search_goes_on(splits, tmp_pat
         }
     )
     study = new_study(url)
-    ctx = make_ctx(space, splits, tmp_path / "art", n_trials=1, budget=3)
+    # (no max_failures: this is about KerasTuner's own limit, test_engine_contract about hpo32's)
+    ctx = make_ctx(space, splits, tmp_path / "art", n_trials=1, budget=3, max_failures=None)
     assert run_keras_tuner(study, ctx, "random") == "budget"
     fails = study.get_trials(states=(TrialState.FAIL,))
     assert len(fails) >= 4  # more than KerasTuner's default limit of 3 in a row
@@ -399,7 +267,7 @@ def test_autokeras_names_map_back_and_its_own_choices_are_pinned(splits, tmp_pat
         str(
             ctx.artifact_dir
             / "autokeras"
-            / f"trial_{trial.user_attrs[ENGINE_TRIAL_ATTR]}"
+            / f"trial_{trial.user_attrs[TUNER_TRIAL_ATTR]}"
             / "trial.json"
         )
     )
@@ -409,17 +277,6 @@ def test_autokeras_names_map_back_and_its_own_choices_are_pinned(splits, tmp_pat
     scoped = {k.split("/", 1)[1]: v for k, v in values.items() if k.startswith(BLOCK_NAME)}
     assert {k: v for k, v in scoped.items() if k in trial.params} == trial.params
     assert set(trial.params) <= set(ctx.space.names)
-
-
-@pytest.mark.parametrize("engine", ["keras-tuner:bayesian", "autokeras:bayesian"])
-def test_bayesian_needs_scikit_learn(engine, splits, tmp_path, url):
-    if importlib.util.find_spec("sklearn") is not None:
-        pytest.skip("scikit-learn is installed: the bayesian oracle can run")
-    study = new_study(url)
-    ctx = make_ctx(tiny_space(), splits, tmp_path / "art", n_trials=1)
-    with pytest.raises(ValueError, match="needs scikit-learn"):
-        run_engine(engine, study, ctx)
-    assert not study.get_trials() and not ctx.artifact_dir.exists()
 
 
 def test_unknown_engine_variants_are_refused(splits, tmp_path, url):
@@ -446,8 +303,6 @@ def test_memory_stays_flat_across_trials(splits, tmp_path, url):
 def test_a_trial_whose_first_epoch_the_search_budget_cuts_has_no_value_and_runs_again(
     splits, tmp_path, url
 ):
-    from hpo32.search.backends.optuna_engine import run_optuna
-
     study = new_study(url)
     # the first step alone (it traces the graph) outlasts this budget
     ctx = make_ctx(tiny_space(), splits, tmp_path / "art", epochs=3, budget=0.3)
@@ -465,8 +320,6 @@ def test_a_trial_whose_first_epoch_the_search_budget_cuts_has_no_value_and_runs_
 
 
 def test_a_trial_that_ran_all_its_epochs_completes_whatever_the_pruner_says(splits, tmp_path, url):
-    from hpo32.search.backends.optuna_engine import run_optuna
-
     class AlwaysPrune(optuna.pruners.BasePruner):
         def prune(self, study, trial) -> bool:
             return True

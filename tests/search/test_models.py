@@ -5,7 +5,7 @@ import numpy as np
 import optuna
 import pytest
 
-from hpo32.search.backends.optuna_engine import suggest_config
+from hpo32.search.engines.optuna_space import suggest_config
 from hpo32.search.models import InvalidConfig, build_model, build_optimizer, compile_model
 from hpo32.search.space import MAXNET_CONFIG, default_space
 

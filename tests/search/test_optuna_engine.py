@@ -3,14 +3,14 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from hpo32.search.backends.optuna_engine import (
+from hpo32.search.engines.optuna import (
     PRUNERS,
     SAMPLERS,
     grid_of,
     make_pruner,
     make_sampler,
-    suggest_config,
 )
+from hpo32.search.engines.optuna_space import suggest_config
 from hpo32.search.space import SearchSpace, default_space
 
 GRID_SPACE = SearchSpace.from_dict(

@@ -202,7 +202,7 @@ def test_crop_pixels_bounds_the_shift():
 
 
 def test_no_trial_starts_when_the_final_evaluation_would_not_fit():
-    from hpo32.search.backends.base import SearchContext
+    from hpo32.search.engines.base import SearchContext
     from hpo32.search.training import TEST_OVERHEAD_S
 
     ctx = SearchContext(space=default_space(), splits=None, epochs=1, test_images=1000)

@@ -125,7 +125,7 @@ def test_first_epoch_seconds_counts_one_validation_and_ignores_a_budget_cut_firs
 def test_no_trial_starts_in_less_time_than_a_first_epoch_takes(splits, config):
     import time
 
-    from hpo32.search.backends.base import SearchContext
+    from hpo32.search.engines.base import SearchContext
 
     ctx = SearchContext(
         space=default_space(),
