@@ -37,6 +37,9 @@ __all__ = [
     "best_so_far",
     "best_trial",
     "categorical_effects",
+    "categorical_names",
+    "chance",
+    "class_count",
     "completed_key",
     "config_key",
     "dataset_kind",
@@ -58,10 +61,15 @@ __all__ = [
     "rank_correlation",
     "select_curve_trials",
     "spearman",
+    "space_params",
+    "study_space",
     "study_info",
     "throughput",
+    "timeline",
     "trial_table",
+    "trial_detail",
     "value_distribution",
+    "with_space",
 ]
 
 #: Trial states as Optuna stores them, in display order.
@@ -703,12 +711,19 @@ def _infer_spec(name: str, values: list[Any]) -> dict[str, Any]:
     nums = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
     if values and len(nums) == len(values):
         kind = "int" if all(isinstance(v, int) for v in nums) else "float"
-        return {"name": name, "kind": kind, "low": min(nums), "high": max(nums), "log": False}
+        return {
+            "name": name,
+            "kind": kind,
+            "low": min(nums),
+            "high": max(nums),
+            "log": False,
+            "inferred": True,
+        }
     choices: list[Any] = []
     for v in values:
         if v not in choices:
             choices.append(v)
-    return {"name": name, "kind": "categorical", "choices": choices, "log": False}
+    return {"name": name, "kind": "categorical", "choices": choices, "log": False, "inferred": True}
 
 
 def _configs(
@@ -755,8 +770,107 @@ def _complete_trials(bind, name: str) -> list[tuple[int, int, float]]:
     return [(t.trial_id, t.number, t.value) for t in queries.complete_trials(bind, name)]
 
 
+# -- the study's space: axes from its bounds ----------------------------------------------------
+def space_params(spec: Any) -> dict[str, dict[str, Any]] | None:
+    """The parameters of a stored spec's search space, in the space's order, as axis specs:
+    ``{name, kind (int, float, categorical or fixed), low, high, log, step, choices,
+    conditional}``; None when the spec holds no space this hpo32 can read.
+
+    The space is read as the study reads it: :meth:`SearchSpace.from_dict` of its ``space``,
+    as version 1 (the recipe fixed) when the spec records no ``space_version``.
+    """
+    if not isinstance(spec, dict):
+        return None
+    from hpo32.search.space import Categorical, Fixed, SearchSpace, space_v1
+
+    try:
+        space = SearchSpace.from_dict(spec.get("space") or {"base": "default"})
+        version = spec.get("space_version", 1)
+        if isinstance(version, int) and version < 2:
+            space = space_v1(space)
+    except Exception:  # a space this hpo32 cannot read: the recorded distributions serve
+        return None
+    out: dict[str, dict[str, Any]] = {}
+    for p in space.params:
+        row: dict[str, Any] = {"name": p.name, "log": False, "conditional": p.condition is not None}
+        if isinstance(p, Categorical):
+            row.update(kind="categorical", choices=list(p.choices))
+        elif isinstance(p, Fixed):
+            row.update(kind="fixed", value=p.value)
+        else:
+            row.update(kind=p.kind, low=p.low, high=p.high, log=bool(p.log), step=p.step)
+        out[p.name] = row
+    return out
+
+
+def study_space(bind, name: str) -> dict[str, dict[str, Any]] | None:
+    """:func:`space_params` of the spec study ``name`` stored (None for a plain Optuna
+    study, or a spec without a readable space)."""
+    return space_params(queries.study_spec(bind, name))
+
+
+def _same_choice(a: Any, b: Any) -> bool:
+    return type(a) is type(b) and a == b
+
+
+def with_space(
+    specs: dict[str, dict[str, Any]], space: dict[str, dict[str, Any]] | None
+) -> list[dict[str, Any]]:
+    """The axis specs of the recorded parameters ``specs``, bounds and choices taken from
+    the study's ``space`` where it declares the parameter (choices it lacks but trials hold
+    appended), the recorded distributions' elsewhere; in the space's order, the others after
+    it. A parameter the space fixes is left out unless its trials recorded a distribution."""
+    if not space:
+        return [specs[n] for n in param_order(specs)]
+    out: list[dict[str, Any]] = []
+    for n, sp in space.items():
+        rec = specs.get(n)
+        if rec is None:
+            continue
+        if sp["kind"] == "fixed" or (sp["kind"] == "categorical") != (rec["kind"] == "categorical"):
+            if not rec.get("inferred") or sp["kind"] != "fixed":
+                out.append(rec)
+            continue
+        merged = {k: v for k, v in sp.items() if k != "conditional"}
+        merged["source"] = "space"
+        if sp["kind"] == "categorical":
+            extra = [
+                c
+                for c in rec.get("choices") or []
+                if not any(_same_choice(c, d) for d in sp["choices"])
+            ]
+            merged["choices"] = list(sp["choices"]) + extra
+        out.append(merged)
+    out += [specs[n] for n in param_order(n for n in specs if n not in space)]
+    return out
+
+
+def _pool(
+    con, name: str, states: Sequence[str], top: float
+) -> tuple[list[tuple[int, int, float]], list[tuple[int, int, float]], dict[int, str]]:
+    """The complete trials, the pool to sample from (the best ``top`` share of them, plus
+    trials of the other ``states``) and each pooled trial's state."""
+    done = _complete_trials(con, name)
+    pool = done
+    if top < 1.0 and done:
+        keep = max(1, math.ceil(top * len(done)))
+        pool = sorted(sorted(done, key=lambda d: -d[2])[:keep], key=lambda d: d[1])
+    state = {d[0]: "COMPLETE" for d in pool}
+    others = [s for s in states if s != "COMPLETE"]
+    if others:
+        extra = queries.valued_trials(con, name, others)
+        state.update({t.trial_id: t.state for t in extra})
+        pool = sorted(pool + [(t.trial_id, t.number, t.value) for t in extra], key=lambda d: d[1])
+    return done, pool, state
+
+
 def param_samples(
-    engine, name: str, cap: int = 1000, order: str = "even", top: float = 1.0
+    engine,
+    name: str,
+    cap: int = 1000,
+    order: str = "even",
+    top: float = 1.0,
+    states: Sequence[str] = ("COMPLETE",),
 ) -> dict[str, Any]:
     """Parameter values and objective of complete trials, for parallel coordinates, slice
     plots and importances.
@@ -767,18 +881,18 @@ def param_samples(
         order: ``"even"`` spreads the sample over trial numbers (the best trial included);
             ``"latest"`` takes the most recent complete trials.
         top: only the best fraction of the complete trials is sampled (1.0: all).
+        states: the states sampled (``("COMPLETE", "PRUNED")``: pruned trials too, with
+            their last value).
 
     Returns:
-        ``params``: axis specs in space order (name, kind int/float/categorical, low, high,
-        log, choices); ``trials``: ``{number, value, params, distributions}`` by number;
-        ``n_complete``; ``n_used``; ``note`` saying what was sampled, if anything.
+        ``params``: axis specs in the space's order (name, kind int/float/categorical, low,
+        high, log, choices: the study's space's bounds where it stored one, else the
+        recorded distributions'); ``trials``: ``{number, state, value, params,
+        distributions}`` by number; ``n_complete``; ``n_used``; ``note`` saying what was
+        sampled, if anything.
     """
     with queries.snapshot(engine) as con:
-        done = _complete_trials(con, name)
-        pool = done
-        if top < 1.0 and done:
-            keep = max(1, math.ceil(top * len(done)))
-            pool = sorted(sorted(done, key=lambda d: -d[2])[:keep], key=lambda d: d[1])
+        done, pool, state = _pool(con, name, states, top)
         if order == "latest":
             idx = list(range(max(0, len(pool) - cap), len(pool)))
         else:
@@ -786,9 +900,11 @@ def param_samples(
             idx = even_sample(pool, cap, keep=[best] if best is not None else [])
         picked = [pool[i] for i in idx]
         configs, specs, dists = _configs(con, [p[0] for p in picked])
+        space = study_space(con, name)
     trials = [
         {
             "number": num,
+            "state": state.get(tid, "COMPLETE"),
             "value": val,
             "params": configs.get(tid, {}),
             "distributions": dists.get(tid, {}),
@@ -800,11 +916,11 @@ def param_samples(
         parts.append(f"best {top:.0%}: {len(pool):,} of {len(done):,} complete trials")
     if len(pool) > len(picked):
         how = "latest" if order == "latest" else "evenly spaced, best included"
-        of = "of those" if top < 1.0 else "complete trials"
+        of = "of those" if top < 1.0 else "complete trials" if len(state) == len(done) else "trials"
         parts.append(f"{len(picked):,} of {len(pool):,} {of} ({how})")
     return {
         "name": name,
-        "params": [specs[n] for n in param_order(specs)],
+        "params": with_space(specs, space),
         "trials": trials,
         "n_complete": len(done),
         "n_used": len(picked),
@@ -871,15 +987,51 @@ def importances_from_samples(sample: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def categorical_names(engine, name: str) -> list[str]:
+    """Every categorical parameter of study ``name`` with two or more choices: its space's
+    (in the space's order) where it stored one, else those recorded with a categorical
+    distribution (in :func:`param_order`)."""
+    with queries.snapshot(engine) as con:
+        recorded = queries.param_distributions(con, name)
+        space = study_space(con, name)
+    from optuna.distributions import CategoricalDistribution
+
+    categorical = []
+    for pname, dists in recorded.items():
+        try:
+            if any(
+                isinstance(d, CategoricalDistribution) and len(d.choices) > 1
+                for d in map(queries.distribution, dists)
+            ):
+                categorical.append(pname)
+        except Exception:  # a distribution this Optuna cannot read
+            continue
+    if space:
+        declared = [
+            n for n, p in space.items() if p["kind"] == "categorical" and len(p["choices"]) > 1
+        ]
+        return [n for n in declared if n in recorded] + param_order(
+            n for n in categorical if n not in space
+        )
+    return param_order(categorical)
+
+
 def categorical_effects(
-    engine, name: str, params: Sequence[str] = EFFECT_PARAMS
+    engine, name: str, params: Sequence[str] | None = None
 ) -> dict[str, list[dict[str, Any]]]:
     """Per categorical parameter and choice: count, mean, standard deviation and max of
     complete trials' values; one aggregate query.
 
+    Args:
+        params: the parameters (default: every categorical of the study,
+            :func:`categorical_names`).
+
     Returns:
-        ``{param: [{choice, count, mean, std, max}, ...]}`` in the choices' declared order.
+        ``{param: [{choice, count, mean, std, max}, ...]}`` in the choices' declared order,
+        the parameters in ``params``' order.
     """
+    if params is None:
+        params = categorical_names(engine, name)
     rows = [
         (r.param_name, r.raw_value, r.distribution_json, r.count, r.mean, r.mean_square, r.max)
         for r in queries.choice_stats(engine, name, params)
@@ -1172,6 +1324,8 @@ def _matches(cell: Any, op: str, val: Any) -> bool:
             val = float(val)
         except ValueError:
             return op == "!="
+    if isinstance(cell, (int, float)) and isinstance(val, (int, float)):
+        return _compare_numbers(float(cell), op, float(val))
     if not isinstance(cell, (int, float)):
         cell, val = (
             str(cell).lower(),
@@ -1190,6 +1344,24 @@ def _matches(cell: Any, op: str, val: Any) -> bool:
         }[op]
     except (KeyError, TypeError):
         return False
+
+
+#: Numbers closer than this (relative) compare equal in filters: values are stored as
+#: float32 (0.1 reads back 0.10000000149), so ``> 0.1`` must not match a shown 0.1000.
+FILTER_RTOL = 1e-6
+
+
+def _compare_numbers(cell: float, op: str, val: float) -> bool:
+    """``cell op val`` with numbers within :data:`FILTER_RTOL` of each other equal."""
+    close = math.isclose(cell, val, rel_tol=FILTER_RTOL, abs_tol=1e-12)
+    return {
+        "=": close,
+        "!=": not close,
+        "<": cell < val and not close,
+        "<=": cell < val or close,
+        ">": cell > val and not close,
+        ">=": cell > val or close,
+    }.get(op, False)
 
 
 def _sort_key(value: Any) -> tuple[bool, Any]:
@@ -1223,3 +1395,136 @@ def page_rows(
     pages = max(1, math.ceil(len(sel) / page_size)) if page_size > 0 else 1
     page = min(max(0, int(page or 0)), pages - 1)
     return list(sel[page * page_size : (page + 1) * page_size]), len(sel), pages
+
+
+# -- chance level, one trial, the timeline (issue 15's plots) --------------------------------------
+#: Class counts of the datasets whose size is known without reading them.
+DATASET_CLASSES = {"cifar10": 10, "imagenet32": 1000}
+
+
+def _count_classes(classes: Any) -> int | None:
+    if isinstance(classes, bool):
+        return None
+    if isinstance(classes, int):
+        return classes
+    if isinstance(classes, list):
+        return len(classes)
+    if isinstance(classes, str):
+        text = classes.strip()
+        if text.isdigit() and len(text) < 10:
+            return int(text)
+        return len([c for c in text.split(",") if c.strip()])
+    return None
+
+
+def class_count(engine, name: str) -> int | None:
+    """How many classes study ``name`` tells apart: its recorded class ids, else its spec's
+    ``classes``, else its dataset's full count (CIFAR-10, ImageNet32); None when unknown."""
+    with queries.snapshot(engine) as con:
+        attrs = queries.study_attrs(con, name)
+        spec = queries.study_spec(con, name)
+    n = _count_classes(attrs.get("class_ids"))
+    spec = spec if isinstance(spec, dict) else {}
+    if n is None:
+        n = _count_classes(spec.get("classes"))
+    if n is None:
+        dataset = spec.get("dataset") or attrs.get("dataset")
+        n = DATASET_CLASSES.get(dataset_kind(str(dataset)) or "") if dataset else None
+    return n if n is not None and n >= 2 else None
+
+
+def chance(engine, name: str) -> float | None:
+    """The accuracy of guessing in study ``name`` (1 / classes), None when unknown."""
+    n = class_count(engine, name)
+    return 1.0 / n if n else None
+
+
+_TIMING_KEYS = (
+    "train_seconds",
+    "eval_seconds",
+    "save_seconds",
+    "trial_seconds",
+    "images_per_second",
+    "epochs_completed",
+    "peak_rss_mb",
+)
+
+
+def _history_curves(history: Any, points: Sequence[tuple[int, float]]) -> dict[str, list[Any]]:
+    """``{metric: [(epoch, value), ...]}``: validation accuracy from Optuna's intermediate
+    values (else the history attribute), the other metrics from the history attribute."""
+    out: dict[str, list[Any]] = {}
+    if points:
+        out["val_accuracy"] = [(int(s), float(v)) for s, v in points]
+    if isinstance(history, dict):
+        for key, values in history.items():
+            if key in out or not isinstance(values, list):
+                continue
+            pts = [
+                (k + 1, float(v))
+                for k, v in enumerate(values)
+                if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            ]
+            if pts:
+                out[str(key)] = pts
+    return out
+
+
+def trial_detail(engine, name: str, number: int) -> dict[str, Any] | None:
+    """Everything about trial ``number`` of study ``name`` for its page: state, value,
+    times, config (in the space's order), per-epoch curves, timings, model path, why it
+    stopped, the worker, the other user attributes; None when the study has no such trial.
+
+    Raises:
+        UnknownStudy: no such study.
+    """
+    with queries.snapshot(engine) as con:
+        detail = queries.trial_detail(con, name, number)
+        space = study_space(con, name) if detail is not None else None
+    if detail is None:
+        return None
+    t = detail.trial
+    attrs = dict(detail.user_attrs)
+    config = attrs.pop("config", None)
+    if not isinstance(config, dict):
+        config = {n: p.value for n, p in detail.params.items()}
+    order = [n for n in (space or {}) if n in config]
+    order += param_order(n for n in config if n not in order)
+    duration = t.completed - t.started if t.started is not None and t.completed else None
+    return {
+        "name": name,
+        "number": t.number,
+        "state": t.state,
+        "value": t.value,
+        "started": t.started,
+        "completed": t.completed,
+        "duration_seconds": duration,
+        "config": {n: config[n] for n in order},
+        "sampled": sorted(detail.params),
+        "curves": _history_curves(attrs.pop("history", None), detail.intermediate),
+        "timings": {k: attrs.pop(k) for k in _TIMING_KEYS if k in attrs},
+        "model_path": attrs.pop("model_path", None),
+        "stopped_by": attrs.pop("stopped_by", None),
+        "fail_reason": attrs.pop("fail_reason", None),
+        "worker": attrs.pop("worker", None),
+        "attrs": attrs,
+    }
+
+
+def timeline(engine, name: str, now: float | None = None) -> dict[str, Any]:
+    """Each trial's number, state, start, finish and worker (the ``worker`` attribute;
+    None where not recorded), for the timeline of trials by worker."""
+    with queries.snapshot(engine) as con:
+        trows = queries.trials(con, name)
+        workers = queries.study_trial_attrs(con, name, ("worker",))
+    rows = [
+        {
+            "number": t.number,
+            "state": t.state,
+            "start": t.started,
+            "complete": t.completed,
+            "worker": _str_or_none(workers.get(t.trial_id, {}).get("worker")),
+        }
+        for t in trows
+    ]
+    return {"name": name, "rows": rows, "now": time.time() if now is None else now}

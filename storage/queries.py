@@ -59,6 +59,7 @@ __all__ = [
     "study_trial_attrs",
     "study_trial_params",
     "study_result",
+    "top_trials",
     "trial_attr",
     "trial_params",
     "trial_user_attr",
@@ -772,3 +773,146 @@ def choice_stats(bind: Bind, name: str, params: Sequence[str]) -> list[ChoiceSta
             .group_by(p.c.param_name, p.c.param_value, p.c.distribution_json)
         ).all()
     return [ChoiceStats(*row) for row in rows]
+
+
+# -- the dashboards' plots and trial page (issue 15) -------------------------------------------
+def study_spec(bind: Bind, name: str) -> Any:
+    """The stored spec of study ``name`` (decoded; None when hpo32 holds no row for it, or
+    its spec is not JSON)."""
+    with snapshot(bind) as con:
+        if not sa.inspect(con).has_table("hpo32_studies"):
+            return None
+        row = con.execute(sa.select(_own.c.spec_json).where(_own.c.name == name)).first()
+    return decode_json(row[0]) if row else None
+
+
+@dataclass(frozen=True)
+class ValuedTrial:
+    """A trial of some state with a finite objective value (a pruned trial: its last)."""
+
+    trial_id: int
+    number: int
+    state: str
+    value: float
+
+
+def valued_trials(bind: Bind, name: str, states: Sequence[str]) -> list[ValuedTrial]:
+    """The trials of study ``name`` in ``states`` with a finite value, in number order.
+
+    Raises:
+        UnknownStudy: no such study.
+    """
+    with snapshot(bind) as con:
+        sid = study_id(con, name)
+        rows = con.execute(
+            sa.select(_t.c.trial_id, _t.c.number, _t.c.state, _v.c.value)
+            .join(_v, sa.and_(_v.c.trial_id == _t.c.trial_id, _v.c.objective == 0))
+            .where(
+                _t.c.study_id == sid,
+                sa.or_(*(state_is(s) for s in states)),
+                _v.c.value.is_not(None),
+            )
+            .order_by(_t.c.number)
+        ).all()
+    out = []
+    for tid, number, state, value in rows:
+        v = _finite(value)
+        if v is not None:
+            out.append(ValuedTrial(int(tid), int(number), str(getattr(state, "name", state)), v))
+    return out
+
+
+def param_distributions(bind: Bind, name: str) -> dict[str, list[str]]:
+    """``{param name: [distribution JSON, ...]}``: the distinct distributions each
+    parameter of study ``name`` was recorded with (one grouped query).
+
+    Raises:
+        UnknownStudy: no such study.
+    """
+    out: dict[str, list[str]] = {}
+    with snapshot(bind) as con:
+        sid = study_id(con, name)
+        for pname, dist_json in con.execute(
+            sa.select(_params.c.param_name, _params.c.distribution_json)
+            .join(_t, _t.c.trial_id == _params.c.trial_id)
+            .where(_t.c.study_id == sid)
+            .group_by(_params.c.param_name, _params.c.distribution_json)
+        ):
+            out.setdefault(pname, []).append(dist_json)
+    return out
+
+
+@dataclass(frozen=True)
+class TrialDetail:
+    """Everything stored about one trial: its row, user attributes, parameters (as
+    :class:`StoredParam`) and intermediate values (``[(step, value), ...]`` by step)."""
+
+    trial: Trial
+    user_attrs: dict[str, Any]
+    params: dict[str, StoredParam]
+    intermediate: list[tuple[int, float]]
+
+
+def trial_detail(bind: Bind, name: str, number: int) -> TrialDetail | None:
+    """Trial ``number`` of study ``name``, or None when the study has no such trial.
+
+    Raises:
+        UnknownStudy: no such study.
+    """
+    with snapshot(bind) as con:
+        sid = study_id(con, name)
+        row = con.execute(
+            sa.select(
+                _t.c.trial_id,
+                _t.c.number,
+                _t.c.state,
+                _v.c.value,
+                _t.c.datetime_start,
+                _t.c.datetime_complete,
+            )
+            .select_from(
+                _t.outerjoin(_v, sa.and_(_v.c.trial_id == _t.c.trial_id, _v.c.objective == 0))
+            )
+            .where(_t.c.study_id == sid, _t.c.number == number)
+        ).first()
+        if row is None:
+            return None
+        tid = int(row[0])
+        attrs = {
+            key: decode_json(value_json)
+            for key, value_json in con.execute(
+                sa.select(_attrs.c.key, _attrs.c.value_json).where(_attrs.c.trial_id == tid)
+            )
+        }
+        params = trial_params(con, [tid]).get(tid, {})
+        points = sorted(intermediate_values(con, [tid]).get(tid, []))
+    trial = Trial(
+        trial_id=tid,
+        number=int(row[1]),
+        state=str(getattr(row[2], "name", row[2])),
+        value=_finite(row[3]),
+        started=_ts(row[4]),
+        completed=_ts(row[5]),
+    )
+    return TrialDetail(trial, attrs, params, points)
+
+
+# -- hpo32 show --top -----------------------------------------------------------------------
+def top_trials(bind: Bind, name: str, n: int) -> list[TrialDetail]:
+    """The ``n`` complete trials of study ``name`` with the highest finite values, best
+    first (ties by trial number), each as :func:`trial_detail` reads it.
+
+    Raises:
+        UnknownStudy: no such study.
+    """
+    with snapshot(bind) as con:
+        sid = study_id(con, name)
+        numbers = con.execute(
+            sa.select(_t.c.number)
+            .join(_v, sa.and_(_v.c.trial_id == _t.c.trial_id, _v.c.objective == 0))
+            .where(_t.c.study_id == sid, state_is("COMPLETE"), _v.c.value.is_not(None))
+            .order_by(_v.c.value.desc(), _t.c.number)
+            .limit(n)  # Optuna stores an infinite value as NULL (its value_type says which)
+        ).scalars()
+        details = [trial_detail(con, name, int(number)) for number in list(numbers)]
+    return [d for d in details if d is not None and d.trial.value is not None]
