@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import resource
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from hpo32.search import faults, signals
 from hpo32.search.hardware import cpu_has_bf16
@@ -15,6 +16,7 @@ from hpo32.search.hardware import cpu_has_bf16
 __all__ = [
     "PRECISIONS",
     "TrialResult",
+    "batch_events",
     "current_rss_mb",
     "first_epoch_seconds",
     "forget_custom_gradients",
@@ -28,6 +30,26 @@ PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 #: Called after each epoch with (epoch index from 0, validation accuracy); returns True to
 #: prune (stop) the trial.
 EpochReport = Callable[[int, float], bool]
+
+#: Seconds between two batch events (``{"kind": "batch", ...}``) of a training model.
+BATCH_EVENT_SECONDS = 0.5
+
+_batch_listener: Callable[[dict[str, Any]], None] | None = None
+
+
+@contextlib.contextmanager
+def batch_events(listener: Callable[[dict[str, Any]], None] | None) -> Iterator[None]:
+    """Sends ``listener`` the training loop's batch events while the block runs (a live
+    display's batch progress): ``{"kind": "batch", "phase": "train", "epoch", "step",
+    "steps", "images_per_second"}`` at most every :data:`BATCH_EVENT_SECONDS`, and
+    ``{"kind": "batch", "phase": "validate", "epoch", "images"}`` as an epoch's validation
+    starts. Without a listener the loop sends nothing and pays one comparison a batch."""
+    global _batch_listener
+    previous, _batch_listener = _batch_listener, listener
+    try:
+        yield
+    finally:
+        _batch_listener = previous
 
 
 @dataclass
@@ -276,10 +298,13 @@ def _budget_callback(
             self._timed = 0.0
             self._timed_steps = 0
             self._refit_by: str | None = None
+            self._epoch = 0
+            self._next_event = 0.0
 
         def on_epoch_begin(self, epoch, logs=None):
             self._t0 = self._last = time.perf_counter()
             self._steps = 0
+            self._epoch = epoch
 
         def eval_per_image(self, train_per_image: float) -> float:
             """Seconds per validation image: measured once a validation ran, else about a
@@ -301,6 +326,12 @@ def _budget_callback(
                 self._timed += t - self._last
                 self._timed_steps += 1
             self._last = t
+            if _batch_listener is not None and t >= self._next_event:
+                self._next_event = t + BATCH_EVENT_SECONDS
+                rate = self._timed_steps * batch_size / self._timed if self._timed else None
+                _batch_listener({"kind": "batch", "phase": "train", "epoch": self._epoch + 1,
+                                 "step": self._steps, "steps": steps_per_epoch,
+                                 "images_per_second": rate})  # fmt: skip
             if self._steps % 20 == 0:
                 self.peak_rss = max(self.peak_rss, current_rss_mb())
             if self._timed_steps < 1:
@@ -339,6 +370,9 @@ def _budget_callback(
             search_over = any(r == "search_budget" and time.monotonic() >= d for d, r in deadlines)
             if search_over:
                 return  # no validation past the search budget: the epoch stays unmeasured
+            if _batch_listener is not None:
+                _batch_listener({"kind": "batch", "phase": "validate", "epoch": epoch + 1,
+                                 "images": n_val})  # fmt: skip
             t_eval = time.perf_counter()
             swapped = swap_ema_weights(self.model)  # validate the averaged weights
             try:

@@ -593,7 +593,7 @@ def _run_session(
             )
             # inside the session: the budget holds the final evaluation (README: budgets)
             study.set_user_attr("test_reserve_seconds", round(ctx.test_reserve(), 3))
-            test_acc = evaluate_best(records, study, splits, root)
+            test_acc = evaluate_best(records, study, splits, root, ctx.on_event)
             signals.check()
     except KeyboardInterrupt:
         reason = "interrupted"
@@ -601,7 +601,7 @@ def _run_session(
     except TooManyFailures:
         reason = "failures"
         with contextlib.suppress(Exception):  # what did succeed is still tested
-            evaluate_best(records, study, splits, root)
+            evaluate_best(records, study, splits, root, ctx.on_event)
         raise
     finally:
         records.end_session(session, reason, trials_run)
@@ -611,8 +611,12 @@ def _run_session(
     return Outcome(name, reason, trials_run, best_value(study), test_acc, top5)
 
 
-def evaluate_best(records: Records, study, splits, root: Path) -> float | None:
-    """Evaluates the best trial's saved model on the test split, once per best trial.
+def evaluate_best(
+    records: Records, study, splits, root: Path, on_event: Callable | None = None
+) -> float | None:
+    """Evaluates the best trial's saved model on the test split, once per best trial,
+    sending ``on_event`` ``{"kind": "test_start", "number", "images"}`` before and
+    ``{"kind": "test_end", "number", "accuracy", "top5"}`` after (the display's step).
 
     Returns:
         The test accuracy of the study's best trial, or None without a saved best model.
@@ -632,14 +636,18 @@ def evaluate_best(records: Records, study, splits, root: Path) -> float | None:
         return known["test_accuracy"]
     import keras
 
-    from hpo32.search.recipe import tta_of
+    from hpo32.search.recipe import tta_of, view_count
     from hpo32.search.training import evaluate
 
-    model = keras.models.load_model(root / best.user_attrs["model_path"])
     tta = tta_of(best.user_attrs.get("config"))
+    send = on_event or (lambda event: None)
+    send({"kind": "test_start", "number": best.number,
+          "images": len(splits.x_test) * view_count(tta)})  # fmt: skip
+    model = keras.models.load_model(root / best.user_attrs["model_path"])
     scores = evaluate(model, splits.x_test, splits.y_test, tta)
     faults.point("test_evaluation")
     acc = scores["accuracy"]
+    send({"kind": "test_end", "number": best.number, "accuracy": acc, "top5": scores["top5"]})
     records.set_result(
         study.study_name, best.number, best.value, acc, best.user_attrs["model_path"]
     )
