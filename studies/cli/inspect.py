@@ -1,12 +1,14 @@
-"""The commands that read stored studies: ``hpo32 list``, ``show``, ``predict``, ``export``,
-``compare``, and ``presets`` (the ready specs)."""
+"""The commands that read stored studies: ``hpo32 list``, ``show`` (``--top``, ``--trial``),
+``space``, ``predict``, ``export``, ``compare``, and ``presets`` (the ready specs). Tables
+are rich tables on a terminal, plain text otherwise."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
-from typing import Any
+from typing import Any, Sequence
 
 from hpo32.studies.cli.common import UserError, _print_table, _records
 from hpo32.studies.spec import format_duration
@@ -83,8 +85,38 @@ def study_details(records, name: str) -> dict[str, Any]:
     return out
 
 
+def show_value(value: Any) -> str:
+    """A stored value as ``show`` prints it: floats to 4 significant digits, None as ``-``,
+    the rest as it is."""
+    if isinstance(value, bool) or value is None:
+        return "-" if value is None else str(value)
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None) -> None:
+    """A rich table on a terminal, the plain aligned table otherwise."""
+    if sys.stdout.isatty():
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(*header, title=title, title_justify="left", highlight=False)
+        for row in rows:
+            table.add_row(*(str(c) for c in row))
+        Console(highlight=False).print(table)
+        return
+    if title:
+        print(title)
+    _print_table([tuple(header), *(tuple(r) for r in rows)])
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     records, url = _records(args.storage)
+    if args.top is not None:
+        return _show_top(records, args.name, args.top, args.json)
+    if args.trial is not None:
+        return _show_trial(records, args.name, args.trial, url, args.json)
     info = study_details(records, args.name)
     if args.json:
         print(json.dumps(info, indent=2, default=str))
@@ -114,10 +146,213 @@ def cmd_show(args: argparse.Namespace) -> int:
         fmt = lambda v: "-" if v is None else f"{v:.4f}"  # noqa: E731
         print(f"  top-5: val {fmt(best['val_top5'])}, test {fmt(best.get('test_top5'))}")
     for key, value in (best.get("config") or best.get("params") or {}).items():
-        print(f"    {key}: {value}")
+        print(f"    {key}: {show_value(value)}")
     if not args.no_model and best["user_attrs"].get("model_path"):
         _show_model(records, args.name, url)
     return 0
+
+
+def _study_trials(records, name: str, read):
+    """``read(engine, name)`` from storage.queries, a missing study as StudyNotFound."""
+    from hpo32.storage import queries
+    from hpo32.studies.runner import StudyNotFound
+
+    try:
+        return read(records.engine, name)
+    except queries.UnknownStudy:
+        raise StudyNotFound(f"no study named '{name}'; see hpo32 list.") from None
+
+
+def _detail_dict(d) -> dict[str, Any]:
+    """A :class:`hpo32.storage.queries.TrialDetail` as ``show --json`` prints it."""
+    t = d.trial
+    attrs = dict(d.user_attrs)
+    config = attrs.pop("config", None) or {k: p.value for k, p in d.params.items()}
+    return {
+        "number": t.number,
+        "state": t.state,
+        "value": t.value,
+        "started": t.started,
+        "completed": t.completed,
+        "duration_seconds": (t.completed - t.started) if t.started and t.completed else None,
+        "config": config,
+        "intermediate_values": [[step, value] for step, value in d.intermediate],
+        "user_attrs": attrs,
+    }
+
+
+def _show_top(records, name: str, n: int, as_json: bool) -> int:
+    """``show --top N``: the best N complete trials side by side, KerasTuner's
+    results_summary as one table (a column per trial, a row per value and parameter)."""
+    from hpo32.storage import queries
+
+    details = _study_trials(records, name, lambda e, s: queries.top_trials(e, s, n))
+    trials = [_detail_dict(d) for d in details]
+    if as_json:
+        print(json.dumps(trials, indent=2, default=str))
+        return 0
+    if not trials:
+        print(f"study {name}: no completed trial yet")
+        return 0
+    result = records.result(name) or {}
+    keys: list[str] = []
+    for t in trials:
+        keys += [k for k in t["config"] if k not in keys]
+
+    def test_of(t: dict[str, Any]) -> str:
+        if result.get("trial_number") == t["number"]:
+            return f"{result['test_accuracy']:.4f}" if result.get("test_accuracy") else "-"
+        return "-"
+
+    rows: list[list[Any]] = [
+        ["val_acc", *(f"{t['value']:.4f}" for t in trials)],
+        ["test_acc", *(test_of(t) for t in trials)],
+        ["epochs", *(t["user_attrs"].get("epochs_completed", "-") for t in trials)],
+        ["time", *(format_duration(t["duration_seconds"]) for t in trials)],
+        ["stopped by", *(t["user_attrs"].get("stopped_by") or "-" for t in trials)],
+    ]
+    rows += [[k, *(show_value(t["config"].get(k)) for t in trials)] for k in keys]
+    header = ["", *(f"#{i} trial {t['number']}" for i, t in enumerate(trials, start=1))]
+    shown = "the best trial" if len(trials) == 1 else f"the best {len(trials)} trials"
+    _table(header, rows, title=f"study {name}: {shown} by val_acc")
+    return 0
+
+
+def _show_trial(records, name: str, number: int, url: str, as_json: bool) -> int:
+    """``show --trial N``: one trial's config, per-epoch values, timings, stop reason and
+    model path."""
+    from hpo32.storage import artifact_root, queries
+
+    detail = _study_trials(records, name, lambda e, s: queries.trial_detail(e, s, number))
+    if detail is None:
+        raise UserError(f"study '{name}' has no trial {number}; see hpo32 show {name} --top 10.")
+    t = _detail_dict(detail)
+    if as_json:
+        print(json.dumps(t, indent=2, default=str))
+        return 0
+    attrs = t["user_attrs"]
+    value = f", val_acc {t['value']:.4f}" if t["value"] is not None else ""
+    print(f"study {name}, trial {number}: {t['state'].lower()}{value}")
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t["started"])) if t["started"] else "-"
+    print(f"  started {when}, took {format_duration(t['duration_seconds'])}")
+    why = attrs.get("stopped_by")
+    reason = attrs.get("fail_reason") or attrs.get("error")
+    stop = {None: "ran all its epochs", "pruned": "pruned"}.get(why, str(why).replace("_", " "))
+    print(f"  stopped: {stop}" + (f" ({reason})" if reason else ""))
+    timings = [
+        ("train", attrs.get("train_seconds")),
+        ("validation", attrs.get("eval_seconds")),
+        ("save", attrs.get("save_seconds")),
+    ]
+    parts = [f"{k} {v:.1f}s" for k, v in timings if isinstance(v, (int, float))]
+    if attrs.get("images_per_second"):
+        parts.append(f"{attrs['images_per_second']:,.0f} img/s")
+    if attrs.get("peak_rss_mb"):
+        parts.append(f"peak memory {attrs['peak_rss_mb']:,.0f} MB")
+    print("  timings: " + (", ".join(parts) or "-"))
+    if attrs.get("model_path"):
+        path = artifact_root(url) / attrs["model_path"]
+        print(f"  model: {path}" + ("" if path.exists() else " (missing)"))
+    else:
+        print("  model: none saved (only a new best is saved)")
+    rows = [(k, show_value(v)) for k, v in t["config"].items()]
+    if rows:
+        _table(("PARAMETER", "VALUE"), rows, title="  config")
+    history = attrs.get("history") or {}
+    seconds = attrs.get("epoch_seconds") or []
+    values = dict(t["intermediate_values"])
+    epochs = max([len(v) for v in history.values()] + [len(seconds), len(values)], default=0)
+    if epochs:
+        metrics = [m for m in ("loss", "accuracy", "val_loss", "val_accuracy", "val_top5")
+                   if m in history]  # fmt: skip
+        header = ("EPOCH", *(m.upper() for m in metrics), "SECONDS")
+        table = []
+        for i in range(epochs):
+            row: list[Any] = [i + 1]
+            for m in metrics:
+                vals = history[m]
+                row.append(f"{vals[i]:.4f}" if i < len(vals) else "-")
+            if not metrics:
+                row.append(f"{values[i + 1]:.4f}" if i + 1 in values else "-")
+            row.append(f"{seconds[i]:.1f}" if i < len(seconds) else "-")
+            table.append(row)
+        if not metrics:
+            header = ("EPOCH", "VAL_ACCURACY", "SECONDS")
+        _table(header, table, title="  epochs")
+    return 0
+
+
+def cmd_space(args: argparse.Namespace) -> int:
+    """``hpo32 space STUDY``: the study's search space as a table (name, kind, range or
+    choices, log, condition, default)."""
+    from hpo32.storage import queries
+    from hpo32.studies.runner import StudyNotFound
+
+    records, _ = _records(args.storage)
+    data = queries.study_spec(records.engine, args.name)
+    if data is None:
+        raise StudyNotFound(
+            f"no hpo32 study named '{args.name}' (or its spec is unreadable); see hpo32 list."
+        )
+    from hpo32.studies.spec import StudySpec
+
+    spec = StudySpec.from_dict({"space_version": 1, **data}, source=f"study '{args.name}'")
+    space = spec.build_space()
+    rows = [space_row(p) for p in space.params]
+    if args.json:
+        print(json.dumps([dict(zip(SPACE_COLUMNS, r, strict=True)) for r in rows], indent=2))
+        return 0
+    searched = sum(1 for r in rows if r[1] != "fixed")
+    _table(
+        [c.upper() for c in SPACE_COLUMNS],
+        rows,
+        title=f"study {args.name}: {searched} searched and {len(rows) - searched} fixed parameters",
+    )
+    return 0
+
+
+SPACE_COLUMNS = ("name", "kind", "range", "log", "condition", "default")
+
+
+def space_row(param) -> tuple[str, str, str, str, str, str]:
+    """One parameter of a :class:`hpo32.search.space.SearchSpace` as ``space`` prints it."""
+    from hpo32.search.space import Categorical, Fixed, Float, Int
+
+    kind = type(param).__name__.lower()
+    log = ""
+    if isinstance(param, (Int, Float)):
+        rng = f"{show_value(param.low)} .. {show_value(param.high)}"
+        step = getattr(param, "step", None)
+        if step not in (None, 1) or (isinstance(param, Float) and step is not None):
+            rng += f" step {show_value(step)}"
+        log = "log" if param.log else ""
+    elif isinstance(param, Categorical):
+        kind = "choice"
+        rng = ", ".join(show_value(c) for c in param.choices)
+    elif isinstance(param, Fixed):
+        rng = show_value(param.value)
+    else:
+        rng = "-"
+    cond = param.condition
+    condition = ""
+    if cond is not None:
+        parts = []
+        if cond.values is not None:
+            parts.append(f"{cond.parent} in {', '.join(show_value(v) for v in cond.values)}")
+        if cond.min is not None:
+            parts.append(f"{cond.parent} >= {show_value(cond.min)}")
+        if cond.max is not None:
+            parts.append(f"{cond.parent} <= {show_value(cond.max)}")
+        condition = " and ".join(parts)
+    default = param.default if not isinstance(param, Fixed) else param.value
+    return (
+        param.name,
+        kind,
+        rng,
+        log,
+        condition,
+        show_value(default) if default is not None else "",
+    )
 
 
 def _show_model(records, name: str, url: str) -> None:

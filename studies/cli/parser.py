@@ -21,15 +21,38 @@ from hpo32.studies.cli.inspect import (
     cmd_predict,
     cmd_presets,
     cmd_show,
+    cmd_space,
 )
 from hpo32.studies.cli.manage import add_parser as add_delete_parser
 from hpo32.studies.cli.search import cmd_resume, cmd_search, cmd_worker
 from hpo32.studies.spec import SpecError, parse_duration
 
 STORAGE_HELP = "database URL (default: $HPO32_STORAGE or sqlite:///hpo32.db)"
+STUDY_HELP = "the study's name (see 'hpo32 list')"
+VERBOSE_HELP = "show TensorFlow's own log lines and warnings (hidden by default)"
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default in ``--help`` when it has one worth naming (not None, not
+    a flag's False) that its help does not name already."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        named = action.help and "default" in action.help  # the help names it already
+        if (
+            named
+            or action.default is None
+            or action.default is False
+            or action.default is argparse.SUPPRESS
+        ):
+            return action.help
+        return super()._get_help_string(action)
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> None:  # one sentence, exit 2, no usage dump
         if not message.isprintable():  # argparse quotes some arguments as they are
             message = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in message)
@@ -56,6 +79,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{brief(text)} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _trial_number(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{brief(text)} is not a trial number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"trial numbers start at 0, got {value}")
     return value
 
 
@@ -115,6 +148,7 @@ def _add_search_commands(sub: Any, storage: list[argparse.ArgumentParser]) -> No
     p.set_defaults(func=cmd_search)
     p.add_argument("--study", required=True, help="study name (letters, digits, . _ -)")
     _add_spec_options(p)
+    _add_output_options(p)
 
     p = sub.add_parser(
         "check",
@@ -130,22 +164,35 @@ def _add_search_commands(sub: Any, storage: list[argparse.ArgumentParser]) -> No
 
     p = sub.add_parser("worker", help="join an existing study and run its trials", parents=storage)
     p.set_defaults(func=cmd_worker)
-    p.add_argument("name")
+    p.add_argument("name", metavar="STUDY", help=STUDY_HELP)
     p.add_argument("--data-dir", help="where the data lies on this host")
     _storage_after(p, "--data-dir")
+    p.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
 
     p = sub.add_parser("resume", help="continue a study where it stopped", parents=storage)
     p.set_defaults(func=cmd_resume)
-    p.add_argument("name")
+    p.add_argument("name", metavar="STUDY", help=STUDY_HELP)
     p.add_argument("--budget", type=_duration("budget"), help="extra budget to add")
     p.add_argument("--trial-budget", type=_duration("trial budget"), help="budget per trial")
     p.add_argument("--n-trials", type=_positive_int, help="finished trials to reach in total")
     p.add_argument("--max-failures", type=_positive_int, help=MAX_FAILURES_HELP)
     p.add_argument("--data-dir", help="where the data lies now")
     _storage_after(p, "--data-dir")
+    _add_output_options(p)
 
 
 MAX_FAILURES_HELP = "stop after N failed trials in a row (default 5)"
+
+
+def _add_output_options(p: argparse.ArgumentParser) -> None:
+    """What ``search`` and ``resume`` print: the live display, the outcome line only, or
+    the outcome as JSON; and whether TensorFlow's log lines show."""
+    out = p.add_mutually_exclusive_group()
+    out.add_argument(
+        "--json", action="store_true", help="print only the outcome, as one JSON object"
+    )
+    out.add_argument("--quiet", action="store_true", help="print only the outcome line")
+    p.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
 
 
 def _add_spec_options(p: argparse.ArgumentParser) -> None:
@@ -201,33 +248,52 @@ def _add_inspect_commands(sub: Any, storage: list[argparse.ArgumentParser]) -> N
 
     p = sub.add_parser("show", help="show a study's best trial and counts", parents=storage)
     p.set_defaults(func=cmd_show)
-    p.add_argument("name")
+    p.add_argument("name", metavar="STUDY", help=STUDY_HELP)
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument(
+        "--top", type=_positive_int, metavar="N", help="the best N trials with their configs"
+    )
+    which.add_argument(
+        "--trial",
+        type=_trial_number,
+        metavar="N",
+        help="one trial: config, per-epoch values, timings, stop reason, model",
+    )
     p.add_argument(
         "--no-model",
         action="store_true",
         help="skip the best model's summary and curves (no TensorFlow import)",
     )
+    p.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
+
+    p = sub.add_parser("space", help="show a study's search space", parents=storage)
+    p.set_defaults(func=cmd_space)
+    p.add_argument("name", metavar="STUDY", help=STUDY_HELP)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
 
     p = sub.add_parser("export", help="export a study's trials", parents=storage)
     p.set_defaults(func=cmd_export)
-    p.add_argument("name")
+    p.add_argument("name", metavar="STUDY", help=STUDY_HELP)
     p.add_argument("--format", choices=("csv", "json"), default="csv")
     p.add_argument("--out", help="file to write (default: stdout)")
     _storage_after(p, "--out")
 
     p = sub.add_parser("compare", help="compare studies (engines) side by side", parents=storage)
     p.set_defaults(func=cmd_compare)
-    p.add_argument("names", nargs="+", metavar="STUDY")
+    p.add_argument("names", nargs="+", metavar="STUDY", help="the studies to compare")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
     p = sub.add_parser("predict", help="classify images with a study's best model", parents=storage)
     p.set_defaults(func=cmd_predict)
-    p.add_argument("name")
-    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("name", metavar="STUDY", help=STUDY_HELP)
+    p.add_argument(
+        "images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ...; any size)"
+    )
     p.add_argument("--top", type=_positive_int, default=10, help="classes per image")
     _storage_after(p, "--top")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
 
     p = sub.add_parser("presets", help="list the presets")
     p.set_defaults(func=cmd_presets)

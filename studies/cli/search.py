@@ -1,11 +1,18 @@
 """``hpo32 search``, ``hpo32 resume`` and ``hpo32 worker``: build the spec, delegate to the
-runner, print the outcome."""
+runner, show its progress (:mod:`hpo32.studies.progress`), print the outcome: one line, or
+with ``--json`` one JSON object and nothing else."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
+import json
+import os
+import time
+from typing import Any, Iterator
 
-from hpo32.studies.spec import StudySpec, format_duration
+from hpo32.studies.spec import StudySpec
 
 
 def spec_from_args(args: argparse.Namespace) -> StudySpec:
@@ -50,76 +57,141 @@ def spec_from_args(args: argparse.Namespace) -> StudySpec:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from hpo32.studies.progress import Progress
-    from hpo32.studies.runner import search
+    from hpo32.studies.progress import Header, header_line
+    from hpo32.studies.runner import check_search, search
 
     spec = spec_from_args(args)
-    print(
-        f"hpo32: study '{args.study}': {spec.dataset}, {spec.engine}/{spec.sampler}/"
-        f"{spec.pruner}, budget {format_duration(spec.budget)}, "
-        f"trial budget {format_duration(spec.trial_budget)}, {spec.epochs} epochs a trial"
-    )
-    outcome = search(
-        spec,
-        args.study,
-        args.storage,
-        on_event=Progress(budget=spec.budget),
-        workers=args.workers,
-        gpus=args.gpus,
-        started=args.started,
-    )
-    _print_outcome(outcome)
+    started = args.started
+    several = args.workers > 1 or bool(args.gpus)
+    if several and _shows(args):  # the workers show the trials; the header comes first
+        check_search(spec, args.study, args.storage, args.workers, args.gpus, load_data=False)
+        print(header_line(Header.of(args.study, spec, used=time.monotonic() - started)))
+
+    def header() -> Header:  # at the first event: after the checks, the data, the study
+        return Header.of(args.study, spec, used=time.monotonic() - started)
+
+    with _display(args, header) as on_event:
+        outcome = search(
+            spec,
+            args.study,
+            args.storage,
+            on_event=on_event,
+            workers=args.workers,
+            gpus=args.gpus,
+            started=started,
+        )
+    _print_outcome(args, outcome)
     return 0
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from hpo32.studies.progress import Progress
     from hpo32.studies.runner import resume
 
-    progress = Progress()
-    outcome = resume(
-        args.name,
-        args.storage,
-        extra_budget=args.budget,
-        n_trials=args.n_trials,
-        data_dir=args.data_dir,
-        trial_budget=args.trial_budget,
-        on_event=progress,
-        started=args.started,
-        max_failures=args.max_failures,
-    )
-    if outcome.reason == "budget_spent":
+    with _display(args, lambda: _stored_header(args.name, args.storage)) as on_event:
+        outcome = resume(
+            args.name,
+            args.storage,
+            extra_budget=args.budget,
+            n_trials=args.n_trials,
+            data_dir=args.data_dir,
+            trial_budget=args.trial_budget,
+            on_event=on_event,
+            started=args.started,
+            max_failures=args.max_failures,
+        )
+    if outcome.reason == "budget_spent" and not args.json:
         print(
             f"hpo32: study '{args.name}' has spent its budget; add time with "
             f"'hpo32 resume {args.name} --budget 10m'."
         )
         return 0
-    _print_outcome(outcome)
+    _print_outcome(args, outcome)
     return 0
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from hpo32.studies.progress import Progress
     from hpo32.studies.runner import resume
 
-    outcome = resume(
-        args.name, args.storage, data_dir=args.data_dir, on_event=Progress(), started=args.started
-    )
+    args.quiet = os.environ.get("HPO32_QUIET") == "1"  # a search run with --json or --quiet
+    args.json = False
+    with _display(args, lambda: _stored_header(args.name, args.storage)) as on_event:
+        outcome = resume(
+            args.name, args.storage, data_dir=args.data_dir, on_event=on_event,
+            started=args.started,
+        )  # fmt: skip
+    if args.quiet:
+        return 0
     if outcome.reason == "budget_spent":
         print(
             f"hpo32: study '{args.name}' has no budget left; nothing to do "
             f"(add time with 'hpo32 resume {args.name} --budget 10m')."
         )
         return 0
-    _print_outcome(outcome)
+    _print_outcome(args, outcome)
     return 0
 
 
-def _print_outcome(outcome) -> None:
+def _shows(args: argparse.Namespace) -> bool:
+    """Whether the command shows its progress (not with ``--json`` or ``--quiet``)."""
+    return not (getattr(args, "json", False) or getattr(args, "quiet", False))
+
+
+@contextlib.contextmanager
+def _display(args: argparse.Namespace, header) -> Iterator[Any]:
+    """The session's progress display while the block runs (None with ``--json`` or
+    ``--quiet``, whose worker processes then print nothing either); on a terminal the
+    training loop's batch events feed it too."""
+    from hpo32.search.training import batch_events
+    from hpo32.studies.progress import Progress
+
+    if not _shows(args):
+        os.environ["HPO32_QUIET"] = "1"
+        yield None
+        return
+    with Progress(header, started=args.started) as progress:
+        with batch_events(progress if progress.live else None):
+            yield progress
+
+
+def _stored_header(name: str, storage: str | None):
+    """The header of a stored study as it continues: its spec (with this session's
+    overrides, stored by then), its budget, what it used, its best trial and counts."""
+    from hpo32.studies.cli.common import _records
+    from hpo32.studies.progress import Header
+
+    records, _ = _records(storage)
+    row = records.study(name) or {}
+    spec = StudySpec.from_dict(
+        {"space_version": 1, **(row.get("spec") or {})}, source=f"study '{name}'"
+    )
+    best = records.best_trial(name)
+    [summary] = records.summaries([name]) or [None]
+    states = summary.states if summary is not None else {}
+    header = Header.of(
+        name,
+        spec,
+        used=records.used_seconds(name),
+        best=(best["value"], best["number"]) if best else None,
+        states={
+            "done": states.get("complete", 0),
+            "pruned": states.get("pruned", 0),
+            "failed": states.get("fail", 0),
+        },
+    )
+    return dataclasses.replace(header, budget=row.get("budget_seconds"))  # the stored one
+
+
+def _print_outcome(args: argparse.Namespace, outcome) -> None:
+    from hpo32.studies.progress import plural
+
+    if getattr(args, "json", False):
+        print(json.dumps(dataclasses.asdict(outcome)))
+        return
     best = f"{outcome.best_value:.4f}" if outcome.best_value is not None else "-"
     test = f"{outcome.test_accuracy:.4f}" if outcome.test_accuracy is not None else "-"
     top5 = f", test top-5 {outcome.test_top5:.4f}" if outcome.test_top5 is not None else ""
     print(
         f"hpo32: study '{outcome.study}' stopped ({outcome.reason}) after "
-        f"{outcome.trials_run} trials this session; best val_acc {best}, test_acc {test}{top5}"
+        f"{plural(outcome.trials_run, 'trial')} this session; best val_acc {best}, "
+        f"test_acc {test}{top5}"
     )
