@@ -36,14 +36,47 @@ def _e(text: Any) -> str:
 
 
 class _Html:
-    """Collects the page; the first figure carries plotly.js, the others reference it."""
+    """Collects the page; the first figure carries plotly.js, the others reference it;
+    sections and their headings are listed for the table of contents."""
 
     def __init__(self) -> None:
         self.parts: list[str] = []
         self._figures = 0
+        self.toc: list[tuple[int, str, str]] = []  # (level, anchor, heading text)
 
     def add(self, markup: str) -> None:
         self.parts.append(markup)
+
+    def section(self, heading: str) -> None:
+        """Opens a ``<section>`` with an ``<h2>`` the table of contents links to."""
+        anchor = f"s{len(self.toc) + 1}"
+        self.toc.append((2, anchor, heading))
+        self.parts.append(f"<section id='{anchor}'><h2>{_e(heading)}</h2>")
+
+    def heading(self, heading: str) -> None:
+        """An ``<h3>`` inside the open section, listed under it in the contents."""
+        anchor = f"s{len(self.toc) + 1}"
+        self.toc.append((3, anchor, heading))
+        self.parts.append(f"<h3 id='{anchor}'>{_e(heading)}</h3>")
+
+    def contents(self) -> str:
+        """The table of contents: a nested list of links to every section and heading."""
+        out = ["<nav id='toc'><b>Contents</b><ul>"]
+        open_sub = False
+        for level, anchor, text in self.toc:
+            if level == 2 and open_sub:
+                out.append("</ul></li>")
+                open_sub = False
+            if level == 3 and not open_sub:
+                if out[-1].endswith("</li>"):
+                    out[-1] = out[-1][: -len("</li>")]
+                out.append("<ul>")
+                open_sub = True
+            out.append(f"<li><a href='#{anchor}'>{_e(text)}</a></li>")
+        if open_sub:
+            out.append("</ul></li>")
+        out.append("</ul></nav>")
+        return "".join(out)
 
     def figure(self, fig: dict[str, Any]) -> None:
         import plotly.io as pio
@@ -164,40 +197,54 @@ def build_report(engine, names: Sequence[str], source: str = "") -> str:
         f"<p class='muted'>Generated {_e(time.strftime('%Y-%m-%d %H:%M:%S'))} from "
         f"{_e(redact_url(source))}.</p>"
     )
-    page.add(
-        "<section><h2>Studies</h2>" + _summary_table([studies[n] for n in names]) + "</section>"
-    )
+    page.section("Studies")
+    page.add(_summary_table([studies[n] for n in names]) + "</section>")
     imps: dict[str, dict[str, Any]] = {}
     for name in names:
-        page.add(f"<section><h2>{_e(name)}</h2>")
-        page.add(_best_html(data.best_trial(engine, name)))
-        hist = data.history(engine, name)
-        page.figure(figures.history_figure(hist, "number"))
-        page.figure(figures.history_figure(hist, "time"))
-        page.figure(figures.learning_curves_figure(data.learning_curves(engine, name)))
-        samples = data.param_samples(engine, name, cap=1000)
-        page.figure(figures.parallel_figure(samples))
-        imps[name] = data.importances(engine, name)
-        page.figure(figures.importance_figure([(name, imps[name])]))
-        if len(samples["trials"]) > 300:
-            idx = data.even_sample(samples["trials"], 300)
-            samples = {
-                **samples,
-                "trials": [samples["trials"][i] for i in idx],
-                "note": f"300 of {samples['n_complete']:,} complete trials (evenly spaced)",
-            }
-        page.figure(figures.slices_figure(samples))
-        page.add("<h3>Best trials</h3>" + _top_trials_html(data.trial_table(engine, name)))
-        page.add("</section>")
+        imps[name] = _study_section(page, engine, name)
     _dataset_section(page, engine, [studies[n] for n in names], imps)
     _engine_sections(page, engine, [studies[n] for n in names])
     page.add("</main>")
+    head, body = page.parts[:2], page.parts[2:]
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>"
-        + "".join(page.parts)
+        + "".join(head)
+        + page.contents()
+        + "".join(body)
         + "</body></html>"
     )
+
+
+def _study_section(page: _Html, engine, name: str) -> dict[str, Any]:
+    """One study's section: best trial, history, curves, parameters, best trials; returns
+    its importances (the dataset comparison shows them again)."""
+    chance = data.chance(engine, name)
+    page.section(name)
+    page.add(_best_html(data.best_trial(engine, name)))
+    page.heading("Optimization history")
+    hist = data.history(engine, name)
+    page.figure(figures.history_figure(hist, "number", chance=chance))
+    page.figure(figures.history_figure(hist, "time", chance=chance))
+    page.heading("Learning curves")
+    page.figure(figures.learning_curves_figure(data.learning_curves(engine, name), chance=chance))
+    page.heading("Parameters")
+    samples = data.param_samples(engine, name, cap=1000)
+    page.figure(figures.parallel_figure(samples))
+    imps = data.importances(engine, name)
+    page.figure(figures.importance_figure([(name, imps)]))
+    if len(samples["trials"]) > 300:
+        idx = data.even_sample(samples["trials"], 300)
+        samples = {
+            **samples,
+            "trials": [samples["trials"][i] for i in idx],
+            "note": f"300 of {samples['n_complete']:,} complete trials (evenly spaced)",
+        }
+    page.figure(figures.slices_figure(samples, chance=chance))
+    page.heading("Best trials")
+    page.add(_top_trials_html(data.trial_table(engine, name)))
+    page.add("</section>")
+    return imps
 
 
 def _dataset_section(
@@ -208,7 +255,7 @@ def _dataset_section(
         return
     pair = [(inet, "ImageNet32"), (cifar, "CIFAR-10")]
     labels = [f"{label}: {n}" for n, label in pair]
-    page.add("<section><h2>ImageNet32 and CIFAR-10</h2>")
+    page.section("ImageNet32 and CIFAR-10")
     page.figure(
         figures.best_over_time_figure(data.best_over_time(engine, [inet, cifar]), labels=labels)
     )
@@ -243,10 +290,12 @@ def _engine_sections(page: _Html, engine, rows: list[dict[str, Any]]) -> None:
         if len(names) < 2 or len(engines) < 2:
             continue
         series = data.best_over_time(engine, names)
-        page.add(f"<section><h2>Engines on {_e(dataset)}</h2>")
-        page.figure(figures.best_over_time_figure(series, by_engine=True))
+        page.section(f"Engines on {dataset}")
+        levels = {data.chance(engine, n) for n in names}
+        chance = levels.pop() if len(levels) == 1 else None
+        page.figure(figures.best_over_time_figure(series, by_engine=True, chance=chance))
         page.figure(figures.throughput_figure(data.throughput(series)))
-        page.figure(figures.distribution_figure(data.value_distribution(series)))
+        page.figure(figures.distribution_figure(data.value_distribution(series), chance=chance))
         page.add("</section>")
 
 

@@ -2,6 +2,7 @@
 
 * :mod:`~hpo32.dashboards.pages.studies`: ``/``, every study.
 * :mod:`~hpo32.dashboards.pages.study`: ``/study/<name>``, one study and its tabs.
+* :mod:`~hpo32.dashboards.pages.trial`: ``/study/<name>/trial/<number>``, one trial.
 * :mod:`~hpo32.dashboards.pages.datasets`: ``/compare/datasets``, ImageNet32 against CIFAR-10.
 * :mod:`~hpo32.dashboards.pages.engines`: ``/compare/engines``, the engines on one dataset.
 * :mod:`~hpo32.dashboards.pages.missing`: an unknown path or study, or the database failing.
@@ -19,8 +20,9 @@ from dash import Input, Output, State
 from dash.exceptions import PreventUpdate
 
 from hpo32.dashboards import data
-from hpo32.dashboards.pages import datasets, engines, missing, studies, study
+from hpo32.dashboards.pages import datasets, engines, missing, studies, study, trial
 from hpo32.dashboards.pages.common import PageCallbacks, PageContext, log
+from hpo32.dashboards.views.trial import parse_trial_path
 
 __all__ = ["PageContext", "register", "render"]
 
@@ -34,6 +36,12 @@ def render(ctx: PageContext, pathname: str | None, search: str | None) -> list[A
     try:
         if path in ("/", ""):
             return studies.layout(ctx)
+        if path.startswith("/study/") and parse_trial_path(path[len("/study/") :]):
+            name, number = parse_trial_path(path[len("/study/") :]) or ("", 0)
+            try:
+                return trial.layout(ctx, name, number)
+            except trial.UnknownTrial as exc:
+                return missing.unknown_trial(exc, name)
         if path.startswith("/study/"):
             name = urllib.parse.unquote(path[len("/study/") :])
             return study.layout(ctx, name, (query.get("tab") or ["overview"])[0])
@@ -65,7 +73,7 @@ def refresh(ctx: PageContext, _n: int, args: dict[str, Any] | None, old: str | N
     """The open page's new fingerprint; no update when nothing changed (or no page is open)."""
     if not args or args.get("page") == "none":
         raise PreventUpdate
-    names = [args["name"]] if args.get("page") == "study" else None
+    names = [args["name"]] if args.get("page") in ("study", "trial") else None
     try:
         new = data.fingerprint(ctx.engine, names)
     except Exception:  # the next tick tries again
@@ -78,5 +86,5 @@ def refresh(ctx: PageContext, _n: int, args: dict[str, Any] | None, old: str | N
 def register(ctx: PageContext) -> None:
     """Registers the routing, the refresh and every page's callbacks on ``ctx.app``."""
     callbacks.register(ctx)
-    for page in (studies, study, datasets, engines):
+    for page in (studies, study, trial, datasets, engines):
         page.register(ctx)

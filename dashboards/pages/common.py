@@ -58,6 +58,15 @@ class PageContext:
             "over-time", tuple(names), fp, lambda: data.best_over_time(self.engine, names)
         )
 
+    def chance_of(self, names: list[str], fp: str | None) -> float | None:
+        """The accuracy of guessing shared by the studies ``names`` (None when unknown or
+        when they differ), cached by fingerprint."""
+        levels = {
+            self.cached("chance", n, fp, functools.partial(data.chance, self.engine, n))
+            for n in names
+        }
+        return levels.pop() if len(levels) == 1 else None
+
     def importance_of(self, name: str) -> dict[str, Any]:
         """A study's importances, cached until its set of complete trials changes."""
         key = data.completed_key(self.engine, name)

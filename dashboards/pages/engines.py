@@ -49,6 +49,7 @@ def layout(ctx: PageContext) -> list[Any]:
             [graph("g-en-throughput", "hpo32-half"), graph("g-en-dist", "hpo32-half")],
             className="hpo32-row",
         ),
+        graph("g-en-edf"),
     ]
 
 
@@ -71,7 +72,10 @@ def g_en_best(ctx: PageContext, fp: str | None, names: list[str] | None) -> Any:
         return figures.empty_figure(_NONE, title)
     return ctx.guard(
         lambda: figures.best_over_time_figure(
-            ctx.over_time(list(names), fp), title, by_engine=True
+            ctx.over_time(list(names), fp),
+            title,
+            by_engine=True,
+            chance=ctx.chance_of(list(names), fp),
         ),
         title,
     )
@@ -95,7 +99,22 @@ def g_en_dist(ctx: PageContext, fp: str | None, names: list[str] | None) -> Any:
         return figures.empty_figure(_NONE, title)
     return ctx.guard(
         lambda: figures.distribution_figure(
-            data.value_distribution(ctx.over_time(list(names), fp))
+            data.value_distribution(ctx.over_time(list(names), fp)),
+            chance=ctx.chance_of(list(names), fp),
+        ),
+        title,
+    )
+
+
+@callbacks.on(Output("g-en-edf", "figure"), *_STUDIES)
+def g_en_edf(ctx: PageContext, fp: str | None, names: list[str] | None) -> Any:
+    title = "Empirical distribution of validation accuracy"
+    if not names:
+        return figures.empty_figure(_NONE, title)
+    return ctx.guard(
+        lambda: figures.edf_figure(
+            [(s["name"], s["value"]) for s in ctx.over_time(list(names), fp)],
+            chance=ctx.chance_of(list(names), fp),
         ),
         title,
     )

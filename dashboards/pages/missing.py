@@ -28,5 +28,15 @@ def unknown_study(exc: Exception) -> list[Any]:
     ] + page_stores(_NONE, "")
 
 
+def unknown_trial(exc: Exception, study: str) -> list[Any]:
+    from hpo32.dashboards.views.studies import study_path
+
+    return [
+        html.H2("Trial not found"),
+        error(str(exc)),
+        dcc.Link("The study's page", href=study_path(study)),
+    ] + page_stores(_NONE, "")
+
+
 def failed(exc: Exception) -> list[Any]:
     return [error(f"Cannot read the database: {exc}")] + page_stores(_NONE, "")

@@ -1,5 +1,5 @@
-"""``/study/<name>``: one study, its header and three tabs (overview, parameters, trials);
-only the open tab's components exist, so only its figures are computed."""
+"""``/study/<name>``: one study, its header and four tabs (overview, parameters, timeline,
+trials); only the open tab's components exist, so only its figures are computed."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from hpo32.dashboards.pages.common import (
     page_stores,
 )
 from hpo32.dashboards.views import study as view
+from hpo32.dashboards.views.trial import trial_path
 
 _PARALLEL_LINES = 500  # an evenly spaced sample (best included) above this many trials
 
@@ -45,6 +46,7 @@ def layout(ctx: PageContext, name: str, tab: str = "overview") -> list[Any]:
             children=[
                 dcc.Tab(label="Overview", value="overview", id="tab-overview"),
                 dcc.Tab(label="Parameters", value="params", id="tab-params"),
+                dcc.Tab(label="Timeline", value="timeline", id="tab-timeline"),
                 dcc.Tab(label="Trials", value="trials", id="tab-trials"),
             ],
             parent_className="hpo32-tabs",
@@ -59,6 +61,8 @@ def study_tab(ctx: PageContext, tab: str) -> Any:
     """Only the open tab's components exist, so only its figures are computed."""
     if tab == "params":
         return _params_tab()
+    if tab == "timeline":
+        return [graph("g-timeline"), graph("g-edf")]
     if tab == "trials":
         return card([html.Div(id="trial-table-count"), _trial_table()])
     return _overview_tab()
@@ -98,6 +102,8 @@ def _params_tab() -> list[Any]:
             [
                 html.Span("Parallel coordinates: show ", className="hpo32-label"),
                 _radio("pc-top", 1.0, shares),
+                html.Span(" drawn as ", className="hpo32-label"),
+                _radio("pc-draw", "lines", [(" lines ", "lines"), (" brushable axes ", "brush")]),
                 loading_graph("g-parallel"),
             ]
         ),
@@ -129,10 +135,34 @@ def _params_tab() -> list[Any]:
                     ),
                     className="hpo32-slice-pick",
                 ),
+                dcc.Checklist(
+                    id="slice-pruned",
+                    options=[{"label": " show pruned trials (last value)", "value": "pruned"}],
+                    value=[],
+                    inline=True,
+                ),
                 loading_graph("g-slices"),
             ]
         ),
+        card(
+            [
+                html.Span("Contour of ", className="hpo32-label"),
+                _pick("contour-x", "learning_rate"),
+                html.Span(" against ", className="hpo32-label"),
+                _pick("contour-y", "batch_size"),
+                loading_graph("g-contour"),
+            ]
+        ),
     ]
+
+
+def _pick(pid: str, value: str) -> html.Div:
+    return html.Div(
+        dcc.Dropdown(
+            id=pid, clearable=False, value=value, options=[{"label": value, "value": value}]
+        ),
+        className="hpo32-slice-pick",
+    )
 
 
 def _trial_table() -> Any:
@@ -152,8 +182,10 @@ def _trial_table() -> Any:
             sort_by=[],
             filter_action="custom",
             filter_query="",
+            fixed_columns={"headers": True, "data": len(view.FROZEN_COLUMNS)},
+            markdown_options={"link_target": "_self"},
             # the table's own styling props (it draws its cells itself)
-            style_table={"overflowX": "auto"},
+            style_table={"overflowX": "auto", "minWidth": "100%"},
             style_cell={
                 "fontSize": "13px",
                 "padding": "3px 6px",
@@ -193,10 +225,10 @@ def study_best(ctx: PageContext, fp: str | None, name: str) -> Any:
         best = ctx.cached("best", name, fp, lambda: data.best_trial(ctx.engine, name))
     except Exception as exc:
         return error(f"Cannot read the best trial: {exc}")
-    return best_trial_card(best)
+    return best_trial_card(best, name)
 
 
-def best_trial_card(best: dict[str, Any] | None) -> html.Div:
+def best_trial_card(best: dict[str, Any] | None, name: str | None = None) -> html.Div:
     """The best trial's value, test accuracy and config as Dash components (escaped)."""
     shown = view.best_trial(best)
     if shown is None:
@@ -208,6 +240,9 @@ def best_trial_card(best: dict[str, Any] | None) -> html.Div:
         [
             html.H3(f"Best trial #{shown.number}", id="best-title"),
             html.P(shown.facts, id="best-facts"),
+            dcc.Link("open the trial's page", href=trial_path(name, shown.number), id="best-link")
+            if name is not None
+            else None,
             html.Details(
                 [html.Summary("config"), html.Div(items, id="best-config")],
                 open=True,
@@ -222,6 +257,7 @@ def g_history(ctx: PageContext, fp: str | None, axis: str | None, name: str) -> 
         lambda: figures.history_figure(
             ctx.cached("history", name, fp, lambda: data.history(ctx.engine, name)),
             axis or "number",
+            chance=ctx.chance_of([name], fp),
         ),
         "Optimization history",
     )
@@ -231,7 +267,8 @@ def g_history(ctx: PageContext, fp: str | None, axis: str | None, name: str) -> 
 def g_curves(ctx: PageContext, fp: str | None, name: str) -> Any:
     return ctx.guard(
         lambda: figures.learning_curves_figure(
-            ctx.cached("curves", name, fp, lambda: data.learning_curves(ctx.engine, name))
+            ctx.cached("curves", name, fp, lambda: data.learning_curves(ctx.engine, name)),
+            chance=ctx.chance_of([name], fp),
         ),
         "Learning curves",
     )
@@ -242,8 +279,15 @@ def _samples(ctx: PageContext, name: str, fp: str | None) -> dict[str, Any]:
     return ctx.cached("samples", name, fp, lambda: data.param_samples(ctx.engine, name, cap=1000))
 
 
-@callbacks.on(Output("g-parallel", "figure"), Input("fp", "data"), Input("pc-top", "value"))
-def g_parallel(ctx: PageContext, fp: str | None, top: float | None, name: str) -> Any:
+@callbacks.on(
+    Output("g-parallel", "figure"),
+    Input("fp", "data"),
+    Input("pc-top", "value"),
+    Input("pc-draw", "value"),
+)
+def g_parallel(
+    ctx: PageContext, fp: str | None, top: float | None, draw: str | None, name: str
+) -> Any:
     share = float(top or 1.0)
     return ctx.guard(
         lambda: figures.parallel_figure(
@@ -252,7 +296,8 @@ def g_parallel(ctx: PageContext, fp: str | None, top: float | None, name: str) -
                 (name, share),
                 fp,
                 lambda: data.param_samples(ctx.engine, name, cap=_PARALLEL_LINES, top=share),
-            )
+            ),
+            brush=draw == "brush",
         ),
         "Parallel coordinates",
     )
@@ -277,12 +322,91 @@ def slice_params(ctx: PageContext, fp: str | None, current: str | None, name: st
     return [{"label": n, "value": n} for n in names], value
 
 
-@callbacks.on(Output("g-slices", "figure"), Input("fp", "data"), Input("slice-param", "value"))
-def g_slices(ctx: PageContext, fp: str | None, param: str | None, name: str) -> Any:
+@callbacks.on(
+    Output("g-slices", "figure"),
+    Input("fp", "data"),
+    Input("slice-param", "value"),
+    Input("slice-pruned", "value"),
+)
+def g_slices(
+    ctx: PageContext, fp: str | None, param: str | None, pruned: list[str] | None, name: str
+) -> Any:
+    def samples() -> dict[str, Any]:
+        if not pruned:
+            return _samples(ctx, name, fp)
+        return ctx.cached(
+            "samples-pruned",
+            name,
+            fp,
+            lambda: data.param_samples(ctx.engine, name, cap=1000, states=("COMPLETE", "PRUNED")),
+        )
+
     return ctx.guard(
-        lambda: figures.slices_figure(_samples(ctx, name, fp), params=[param] if param else None),
+        lambda: figures.slices_figure(
+            samples(), params=[param] if param else None, chance=ctx.chance_of([name], fp)
+        ),
         "Slice plot",
     )
+
+
+@callbacks.on(
+    Output("contour-x", "options"),
+    Output("contour-y", "options"),
+    Output("contour-x", "value"),
+    Output("contour-y", "value"),
+    Input("fp", "data"),
+    State("contour-x", "value"),
+    State("contour-y", "value"),
+)
+def contour_params(
+    ctx: PageContext, fp: str | None, x: str | None, y: str | None, name: str
+) -> Any:
+    """The parameters to choose from; a choice changes only when it has to."""
+    try:
+        names = [p["name"] for p in _samples(ctx, name, fp)["params"]]
+    except Exception:
+        return [], [], dash.no_update, dash.no_update
+    options = [{"label": n, "value": n} for n in names]
+    new_x: Any = dash.no_update
+    new_y: Any = dash.no_update
+    if x not in names:
+        x = new_x = "learning_rate" if "learning_rate" in names else (names or [None])[0]
+    if y not in names or y == x:
+        others = [n for n in names if n != x]
+        new_y = "batch_size" if "batch_size" in others else (others or [None])[0]
+    return options, options, new_x, new_y
+
+
+@callbacks.on(
+    Output("g-contour", "figure"),
+    Input("fp", "data"),
+    Input("contour-x", "value"),
+    Input("contour-y", "value"),
+)
+def g_contour(ctx: PageContext, fp: str | None, x: str | None, y: str | None, name: str) -> Any:
+    return ctx.guard(lambda: figures.contour_figure(_samples(ctx, name, fp), x, y), "Contour plot")
+
+
+# -- the timeline -------------------------------------------------------------------------------
+@callbacks.on(Output("g-timeline", "figure"), Input("fp", "data"))
+def g_timeline(ctx: PageContext, fp: str | None, name: str) -> Any:
+    return ctx.guard(
+        lambda: figures.timeline_figure(
+            ctx.cached("timeline", name, fp, lambda: data.timeline(ctx.engine, name))
+        ),
+        "Timeline of trials by worker",
+    )
+
+
+@callbacks.on(Output("g-edf", "figure"), Input("fp", "data"))
+def g_edf(ctx: PageContext, fp: str | None, name: str) -> Any:
+    def make() -> Any:
+        hist = ctx.cached("history", name, fp, lambda: data.history(ctx.engine, name))
+        return figures.edf_figure(
+            [(name, hist["by_number"]["value"])], chance=ctx.chance_of([name], fp)
+        )
+
+    return ctx.guard(make, "Empirical distribution")
 
 
 @callbacks.on(
@@ -325,7 +449,12 @@ def trial_table(
     rows, matching, pages = data.page_rows(
         table["rows"], page or 0, size or PAGE_SIZE, sort_by, filter_query
     )
-    return rows, view.table_columns(table), pages, view.table_count(matching, len(table["rows"]))
+    return (
+        view.linked_rows(rows, name),
+        view.table_columns(table),
+        pages,
+        view.table_count(matching, len(table["rows"])),
+    )
 
 
 register = callbacks.register

@@ -8,7 +8,7 @@ from typing import Any
 from hpo32.dashboards import data, figures
 from hpo32.dashboards.views.studies import budget_used
 
-TABS = ("overview", "params", "trials")
+TABS = ("overview", "params", "timeline", "trials")
 
 _FORMATS = {"value": ".4f", "duration_s": ".1f", "train_seconds": ".1f", "number": "d"}
 
@@ -87,8 +87,41 @@ def column(name: str, kind: str) -> dict[str, Any]:
 
 
 def table_columns(table: dict[str, Any]) -> list[dict[str, Any]]:
-    """The columns of one :func:`hpo32.dashboards.data.trial_table`."""
-    return [column(c, table["types"][c]) for c in table["columns"]]
+    """The columns of one :func:`hpo32.dashboards.data.trial_table`; the trial number is a
+    link to the trial's page (its cells: :func:`linked_rows`)."""
+    cols = [column(c, table["types"][c]) for c in table["columns"]]
+    for col in cols:
+        if col["id"] == "number":
+            col.update(type="text", presentation="markdown")
+            col.pop("format", None)
+    return cols
+
+
+#: The trial table's columns that stay in view while the others scroll.
+FROZEN_COLUMNS = ("number", "state", "value")
+
+
+def frozen_count(table: dict[str, Any]) -> int:
+    """How many leading columns of the table are frozen (:data:`FROZEN_COLUMNS`)."""
+    n = 0
+    for col in table["columns"]:
+        if col not in FROZEN_COLUMNS:
+            break
+        n += 1
+    return n
+
+
+def linked_rows(rows: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    """One page of the table's rows with each trial number a markdown link to its page."""
+    from hpo32.dashboards.views.trial import trial_path
+
+    out = []
+    for r in rows:
+        r = dict(r)
+        if isinstance(r.get("number"), int):
+            r["number"] = f"[{r['number']}]({trial_path(name, r['number'])})"
+        out.append(r)
+    return out
 
 
 def table_count(matching: int, total: int) -> str:
