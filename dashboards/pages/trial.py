@@ -110,7 +110,8 @@ def trial_body(ctx: PageContext, fp: str | None, name: str, number: int) -> Any:
                         html.H3(
                             [
                                 "Copy as warm_start ",
-                                dcc.Clipboard(target_id="trial-warm-start", id="trial-copy"),
+                                html.Button("copy", id="trial-copy", n_clicks=0),
+                                html.Span(id="trial-copied", className="hpo32-muted"),
                             ]
                         ),
                         html.P(
@@ -127,4 +128,31 @@ def trial_body(ctx: PageContext, fp: str | None, name: str, number: int) -> Any:
     ]
 
 
-register = callbacks.register
+# the copy button runs in the browser: the clipboard is the reader's, not the server's
+_COPY_JS = """
+function(n) {
+    if (!n) { return window.dash_clientside.no_update; }
+    const text = document.getElementById('trial-warm-start').innerText;
+    if (navigator.clipboard && window.isSecureContext) {
+        navigator.clipboard.writeText(text);
+        return ' copied';
+    }
+    const range = document.createRange();
+    range.selectNodeContents(document.getElementById('trial-warm-start'));
+    const sel = window.getSelection();
+    sel.removeAllRanges();
+    sel.addRange(range);
+    return document.execCommand('copy') ? ' copied' : ' selected: press Ctrl+C';
+}
+"""
+
+
+def register(ctx: PageContext) -> None:
+    """Registers the page's callbacks and the copy button's browser-side one."""
+    callbacks.register(ctx)
+    ctx.app.clientside_callback(
+        _COPY_JS,
+        Output("trial-copied", "children"),
+        Input("trial-copy", "n_clicks"),
+        prevent_initial_call=True,
+    )

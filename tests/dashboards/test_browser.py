@@ -261,7 +261,8 @@ def test_click_through_one_study(server, browser, plans):
     count = browser.find_element(By.ID, "trial-table-count")
     assert count.text.startswith("60 of 60 trials match")
     rows = browser.find_elements(By.CSS_SELECTOR, "#trial-table tr td[data-dash-column='number']")
-    assert len(rows) == 25  # first page
+    # first page (frozen columns: the table draws their cells in a part of their own too)
+    assert len({r.get_attribute("data-dash-row") for r in rows}) == 25
     click(browser, "th.dash-header[data-dash-column='value'] .column-header--sort")
     click(browser, "th.dash-header[data-dash-column='value'] .column-header--sort")  # desc
     best = max(t.value for t in plans["cifar-optuna"].trials if t.state.name == "COMPLETE")
@@ -405,3 +406,85 @@ def test_live_refresh_while_a_search_writes(tmp_path, browser):
         assert_clean(browser)
     finally:
         srv.close()
+
+
+def _shot_to(driver, folder: Path, name: str) -> Path:
+    """A screenshot of the window under ``folder`` (the test's tmp dir), also kept with the
+    other artifacts."""
+    shot(driver, name)
+    path = folder / f"{name}.png"
+    driver.save_screenshot(str(path))
+    assert path.stat().st_size > 10_000  # a drawn page, not a blank one
+    return path
+
+
+def test_trial_page_from_the_trial_table(server, browser, plans, tmp_path):
+    import yaml
+    from selenium.webdriver.common.by import By
+
+    browser.get(server.base + study_path("cifar-optuna") + "?tab=trials")
+    wait_rendered(browser)
+    frozen = browser.execute_script(
+        "return document.querySelectorAll('#trial-table .dash-fixed-column').length"
+    )
+    assert frozen > 0  # number, state and value stay in view
+    link = wait_for(
+        browser,
+        lambda: browser.find_element(
+            By.CSS_SELECTOR, "#trial-table td[data-dash-column='number'] a"
+        ),
+        "a trial link",
+    )
+    number = int(link.text)
+    click(browser, "#trial-table td[data-dash-column='number'] a")
+    wait_for(browser, lambda: browser.current_url.endswith(f"/trial/{number}"), "the trial")
+    wait_rendered(browser, graphs=1)
+    assert browser.find_element(By.ID, "trial-title").text == f"Trial #{number}"
+    trial = plans["cifar-optuna"].trials[number]
+    facts = browser.find_element(By.ID, "trial-facts").text
+    assert trial.state.name.lower() in facts and "started" in facts
+    warm = yaml.safe_load(browser.find_element(By.ID, "trial-warm-start").text)
+    assert warm["warm_start"][0] == trial.user_attrs["config"]
+    if trial.state.name == "COMPLETE":
+        assert browser.find_element(By.ID, "trial-model").text.endswith("model.keras")
+    assert "per-epoch metrics" in graph_text(browser, "g-trial-curves")
+    click(browser, "#trial-copy")
+    wait_for(browser, lambda: browser.find_element(By.ID, "trial-copied").text, "the copy")
+    _shot_to(browser, tmp_path, "10-trial-page")
+    assert_clean(browser)
+
+    browser.get(server.base + study_path("cifar-optuna") + "/trial/9999")
+    wait_rendered(browser)
+    assert "Trial not found" in browser.find_element("tag name", "body").text
+
+
+def test_timeline_tab_and_new_parameter_plots(server, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    browser.get(server.base + study_path("cifar-optuna"))
+    wait_rendered(browser, graphs=2)
+    assert "chance 0.1" in graph_text(browser, "g-history")
+    click(browser, "#tab-timeline")
+    wait_rendered(browser, graphs=2)
+    assert "unknown worker" in graph_text(browser, "g-timeline")
+    assert "Empirical distribution" in graph_text(browser, "g-edf")
+    _shot_to(browser, tmp_path, "11-study-timeline")
+    assert_clean(browser)
+
+    click(browser, "#tab-params")
+    wait_rendered(browser, graphs=4)
+    assert "Contour plot" in graph_text(browser, "g-contour")
+    browser.find_element(By.XPATH, "//label[contains(., 'show pruned trials')]").click()
+    wait_for(browser, lambda: "pruned trials at" in graph_text(browser, "g-slices"), "pruned")
+    wait_rendered(browser, graphs=4)
+    browser.find_element(By.XPATH, "//label[contains(., 'brushable axes')]").click()
+    wait_for(
+        browser,
+        lambda: browser.execute_script(
+            "return document.querySelectorAll('#g-parallel .parcoords').length"
+        ),
+        "the brushable axes",
+    )
+    wait_rendered(browser, graphs=4)
+    _shot_to(browser, tmp_path, "12-study-parameters-brush")
+    assert_clean(browser)
