@@ -100,10 +100,11 @@ def make_ctx(
 
 
 def check_recorded(study, ctx, engine: str) -> None:
-    """What every engine must record for every trial."""
+    """What every engine must record for every trial it started (a WAITING one is a config
+    queued to run again, not yet a trial)."""
     space = ctx.space
     sampled = {p.name for p in space.params if not isinstance(p, Fixed)}
-    for t in study.get_trials():
+    for t in study.get_trials(states=STARTED):
         assert t.user_attrs["engine"] == engine
         assert t.user_attrs["dataset"] == "cifar10"
         assert t.user_attrs["worker"]
