@@ -341,6 +341,8 @@ class Progress:
         shown = f"val_acc {value:.4f}" if value is not None else "no result"
         if state == "pruned":
             shown += " pruned"
+        elif why == "search_budget":  # Optuna queues its config again (see resume)
+            shown = "cut by the search budget before its first epoch ended"
         elif state == "failed":
             shown += f" ({why})" if why else ""
         elif why:

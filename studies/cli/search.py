@@ -100,7 +100,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
             max_failures=args.max_failures,
         )
     if outcome.reason == "budget_spent" and not args.json:
-        print(
+        _say(
             f"hpo32: study '{args.name}' has spent its budget; add time with "
             f"'hpo32 resume {args.name} --budget 10m'."
         )
@@ -190,8 +190,22 @@ def _print_outcome(args: argparse.Namespace, outcome) -> None:
     best = f"{outcome.best_value:.4f}" if outcome.best_value is not None else "-"
     test = f"{outcome.test_accuracy:.4f}" if outcome.test_accuracy is not None else "-"
     top5 = f", test top-5 {outcome.test_top5:.4f}" if outcome.test_top5 is not None else ""
-    print(
+    _say(
         f"hpo32: study '{outcome.study}' stopped ({outcome.reason}) after "
         f"{plural(outcome.trials_run, 'trial')} this session; best val_acc {best}, "
         f"test_acc {test}{top5}"
     )
+
+
+def _say(line: str) -> None:
+    """Prints ``line``; on a terminal wrapped at its width between words (rich), so that
+    no line runs past the edge."""
+    import sys
+
+    if not sys.stdout.isatty():
+        print(line)
+        return
+    from rich.console import Console
+    from rich.text import Text
+
+    Console(highlight=False).print(Text(line))
