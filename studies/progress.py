@@ -342,7 +342,7 @@ class Progress:
         if state == "pruned":
             shown += " pruned"
         elif why == "search_budget":  # Optuna queues its config again (see resume)
-            shown = "cut by the search budget before its first epoch ended"
+            shown = "no value: cut by the search budget"
         elif state == "failed":
             shown += f" ({why})" if why else ""
         elif why:
