@@ -216,6 +216,7 @@ def _hpo32_rows(url: str, plan: StudyPlan, trials: list[FrozenTrial], space: Sea
             "engine": plan.engine,
             "epochs": plan.epochs,
             "space": {"base": "default"},
+            "space_version": 2,  # sampled from today's space
         },
         budget,
     )
