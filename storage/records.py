@@ -261,6 +261,15 @@ class Records:
             ) from None
         return out
 
+    def set_spec(self, name: str, spec: dict[str, Any]) -> None:
+        """Replaces study ``name``'s stored spec (a resume's new data folder or budgets)."""
+        with self.engine.begin() as con:
+            con.execute(
+                studies_table.update()
+                .where(studies_table.c.name == name)
+                .values(spec_json=json.dumps(spec))
+            )
+
     def set_budget(self, name: str, budget_seconds: float | None) -> None:
         with self.engine.begin() as con:
             con.execute(

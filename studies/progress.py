@@ -9,7 +9,7 @@ step. Anywhere else (a pipe, a log file, ``nohup``): plain lines, no control cha
 The events (:data:`hpo32.search.engines.base.Event`) are ``trial_start``, ``epoch`` and
 ``trial_end`` from the engines, ``batch`` from the training loop
 (:func:`hpo32.search.training.batch_events`) and ``test_start``/``test_end`` from
-:func:`hpo32.studies.runner.evaluate_best`.
+:func:`hpo32.studies.session.evaluate_best`.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         SpecError, StorageError, hpo32.search.data.DataError: what search would refuse.
     """
     from hpo32.studies.cli.search import spec_from_args
-    from hpo32.studies.runner import check_search
+    from hpo32.studies.launch import check_search
 
     spec = spec_from_args(args)
     check_search(

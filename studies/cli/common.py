@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+EXIT_FAILED = 1  # a failure of the run, not of its input (workers that died, a full disk)
 EXIT_USER_ERROR = 2
+EXIT_FAILURES = 3  # max_failures failed trials in a row stopped the search
 EXIT_INTERRUPTED = 130
 
 

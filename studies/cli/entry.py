@@ -12,12 +12,15 @@ import sys
 import time
 from typing import Any, Iterator, Sequence
 
-from hpo32.studies.cli.common import EXIT_INTERRUPTED, EXIT_USER_ERROR, UserError
+from hpo32.studies.cli.common import (
+    EXIT_FAILED,
+    EXIT_FAILURES,
+    EXIT_INTERRUPTED,
+    EXIT_USER_ERROR,
+    UserError,
+)
 from hpo32.studies.cli.parser import build_parser
 from hpo32.studies.spec import SpecError
-
-#: A failure of the run, not of its input (workers that died, a full disk).
-EXIT_FAILED = 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -131,11 +134,13 @@ def _environment_failure(exc: BaseException) -> int | None:
     bug, whose traceback is the useful report."""
     import errno
 
-    runner = sys.modules.get("hpo32.studies.runner")
-    if runner is not None and isinstance(exc, runner.TooManyFailures):
+    from hpo32.search.engines.base import TooManyFailures
+    from hpo32.studies.workers import WorkersFailed
+
+    if isinstance(exc, TooManyFailures):
         print(f"hpo32: {exc}", file=sys.stderr)
-        return runner.EXIT_FAILURES
-    if runner is not None and isinstance(exc, runner.WorkersFailed):
+        return EXIT_FAILURES
+    if isinstance(exc, WorkersFailed):
         print(f"hpo32: {exc}", file=sys.stderr)
         return EXIT_FAILED
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -153,7 +158,7 @@ def _is_user_error(exc: BaseException) -> bool:
     from hpo32.search.space import SpaceError
     from hpo32.storage import StorageError
     from hpo32.studies.best import ImageError
-    from hpo32.studies.runner import StudyNotFound
+    from hpo32.studies.launch import StudyNotFound
 
     errors: tuple[type[BaseException], ...] = (
         UserError,

@@ -49,7 +49,7 @@ def _load_study(name: str, url: str):
     import optuna
 
     from hpo32.storage import optuna_storage
-    from hpo32.studies.runner import StudyNotFound
+    from hpo32.studies.launch import StudyNotFound
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
@@ -60,7 +60,7 @@ def _load_study(name: str, url: str):
 
 def study_details(records, name: str) -> dict[str, Any]:
     """What ``hpo32 show`` prints: counts, budget, best trial and its test accuracy."""
-    from hpo32.studies.runner import StudyNotFound
+    from hpo32.studies.launch import StudyNotFound
 
     summaries = records.summaries([name])
     if not summaries:
@@ -155,7 +155,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 def _study_trials(records, name: str, read):
     """``read(engine, name)`` from storage.queries, a missing study as StudyNotFound."""
     from hpo32.storage import queries
-    from hpo32.studies.runner import StudyNotFound
+    from hpo32.studies.launch import StudyNotFound
 
     try:
         return read(records.engine, name)
@@ -286,7 +286,7 @@ def cmd_space(args: argparse.Namespace) -> int:
     """``hpo32 space STUDY``: the study's search space as a table (name, kind, range or
     choices, log, condition, default)."""
     from hpo32.storage import queries
-    from hpo32.studies.runner import StudyNotFound
+    from hpo32.studies.launch import StudyNotFound
 
     records, _ = _records(args.storage)
     data = queries.study_spec(records.engine, args.name)

@@ -15,7 +15,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
     """Deletes study ``args.name``: also one made with Optuna's own tools, or the rows a study
     deleted by Optuna left behind. Refused while a session of it is running."""
     from hpo32.storage import Records, artifact_root, make_engine, queries, resolve_url
-    from hpo32.studies.runner import StudyNotFound
+    from hpo32.studies.launch import StudyNotFound
 
     name = args.name
     url = resolve_url(args.storage, existing=True)

@@ -57,8 +57,8 @@ def spec_from_args(args: argparse.Namespace) -> StudySpec:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    from hpo32.studies.launch import check_search, search
     from hpo32.studies.progress import Header, header_line
-    from hpo32.studies.runner import check_search, search
 
     spec = spec_from_args(args)
     started = args.started
@@ -85,7 +85,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from hpo32.studies.runner import resume
+    from hpo32.studies.launch import resume
 
     with _display(args, lambda: _stored_header(args.name, args.storage)) as on_event:
         outcome = resume(
@@ -110,7 +110,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from hpo32.studies.runner import resume
+    from hpo32.studies.launch import resume
 
     args.quiet = os.environ.get("HPO32_QUIET") == "1"  # a search run with --json or --quiet
     args.json = False

@@ -44,7 +44,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from hpo32.search.training import train_config
-    from hpo32.studies.runner import _load_splits
+    from hpo32.studies.launch import _load_splits
     from hpo32.studies.spec import load_preset
 
     names = args.only or list(CANDIDATES)

@@ -125,7 +125,7 @@ def run_keras_tuner(data_dir: str, seed: int, budget: float, out: Path) -> dict:
     from hpo32.search.data import load_dataset
     from hpo32.search.engines.tuner_space import hp_config
     from hpo32.search.models import build_model, compile_model
-    from hpo32.studies.runner import _load_splits
+    from hpo32.studies.launch import _load_splits
     from hpo32.studies.spec import load_preset
 
     spec = load_preset(PRESET).with_overrides(data_dir=data_dir, seed=seed)

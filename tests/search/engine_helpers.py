@@ -53,7 +53,7 @@ def tiny_space() -> SearchSpace:
 
 def run_engine(name: str, study, ctx: SearchContext, on_trial_done=None) -> str:
     """Runs the engine called ``name`` (one of :data:`ENGINES`) on ``study`` like
-    studies.runner does."""
+    studies.launch does."""
     engine, variant = parse_engine(name)
     return engine.run(study, ctx, variant, on_trial_done=on_trial_done)
 

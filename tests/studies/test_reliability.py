@@ -176,7 +176,7 @@ def test_names_held_by_optuna_alone(tmp_path, cifar_dir, tiny_spec):
 
 def test_two_commands_making_one_name_get_one_sentence(tmp_path, cifar_dir, monkeypatch, capsys):
     """The other command's study appears between the check and the write."""
-    from hpo32.studies import runner
+    from hpo32.studies import launch as runner
 
     url = f"sqlite:///{tmp_path}/hpo32.db"
     real = runner._standing
@@ -261,7 +261,7 @@ def test_a_stored_spec_that_is_not_json_is_one_sentence(tmp_path, capsys):
 def test_a_full_disk_is_one_sentence_and_exit_1(tmp_path, monkeypatch, capsys):
     import errno
 
-    from hpo32.studies import runner
+    from hpo32.studies import launch as runner
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "hpo32.db-wal"))

@@ -1,71 +1,31 @@
-"""Launch and resume studies: validation first, then data, then the database, then trials.
+"""Launch and resume studies: validation first, then data, then the database, then a session.
 
 Everything a user can get wrong is checked before the database is touched, so a bad input
-never leaves a half-made study behind. A session row records who ran, from when to when and
-why it stopped; the search budget is the union of those stretches, so it survives resumes,
-crashes and several workers.
+never leaves a half-made study behind; a study's name is taken only once hpo32's row is
+written (:func:`_create_study`). The session itself is :mod:`hpo32.studies.session`; several
+worker processes, :mod:`hpo32.studies.workers`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable
 
 from hpo32.search import faults, signals
 from hpo32.search.engines import parse_engine
-from hpo32.search.engines.base import TooManyFailures
-from hpo32.storage import (
-    Records,
-    artifact_root,
-    make_engine,
-    optuna_storage,
-    resolve_url,
-    sqlite_path,
-)
+from hpo32.storage import Records, make_engine, optuna_storage, resolve_url, sqlite_path
 from hpo32.storage.db import heartbeat_seconds
 from hpo32.storage.locks import study_lock
-from hpo32.storage.records import SessionHeartbeat
+from hpo32.studies.session import Outcome, run_session
 from hpo32.studies.spec import SpecError, StudySpec, check_study_name
+from hpo32.studies.workers import run_workers
 
-__all__ = [
-    "EXIT_FAILURES",
-    "Outcome",
-    "StudyNotFound",
-    "TooManyFailures",
-    "WorkersFailed",
-    "check_search",
-    "evaluate_best",
-    "resume",
-    "search",
-]
-
-#: The exit code of a search stopped by ``max_failures`` failed trials in a row.
-EXIT_FAILURES = 3
+__all__ = ["StudyNotFound", "check_search", "resume", "search"]
 
 
 class StudyNotFound(LookupError):
     """No study of that name in the storage."""
-
-
-class WorkersFailed(RuntimeError):
-    """Worker processes of a study ended in errors (what they recorded is kept)."""
-
-
-@dataclass
-class Outcome:
-    """How a search session ended."""
-
-    study: str
-    reason: str  # "budget", "n_trials", "interrupted", "budget_spent"
-    trials_run: int
-    best_value: float | None
-    test_accuracy: float | None
-    test_top5: float | None = None  # ImageNet32 studies
 
 
 def check_weights(spec: StudySpec, space) -> None:
@@ -274,7 +234,7 @@ def search(
         if workers > 1 or gpus:
             del checked  # each worker process loads its own copy of the data
             return run_workers(records, study, resolve_url(storage_url), workers, gpus)
-        return _run_session(
+        return run_session(
             records, study, spec, checked.space, checked.splits, checked.url, on_event,
             started=started,
         )  # fmt: skip
@@ -336,77 +296,6 @@ def _create_study(spec: StudySpec, name: str, checked: _Checked):
         except sa.exc.IntegrityError:
             raise taken from None
     return study, records
-
-
-# ``python -c`` puts the current folder first on sys.path, where a user's own ``hpo32.py`` or
-# ``search.py`` would shadow the package: drop it before anything of hpo32 is imported
-# (``-P`` would do the same, but only from Python 3.11 on).
-WORKER_BOOT = (
-    "import sys; sys.path[:] = [p for p in sys.path if p]; "
-    "from hpo32.studies.cli import main; sys.exit(main())"
-)
-
-
-def run_workers(records: Records, study, url: str, workers: int, gpus: list[str] | None) -> Outcome:
-    """Runs ``hpo32 worker`` processes on this host until they all stop.
-
-    Ctrl-C or SIGTERM reaches every worker, each of which records its running trial.
-    """
-    import subprocess
-    import sys
-
-    name = study.study_name
-    slots = [{"CUDA_VISIBLE_DEVICES": g} for g in gpus] if gpus else [{}] * workers
-    before = len(records.sessions(name))
-    procs = []
-    for k, extra in enumerate(slots, start=1):
-        env = dict(os.environ, HPO32_WORKER_LABEL=f"w{k}", **extra)
-        procs.append(
-            subprocess.Popen(
-                [sys.executable, "-c", WORKER_BOOT, "worker", name, "--storage", url], env=env
-            )
-        )
-    interrupted = False
-    while any(proc.poll() is None for proc in procs):
-        if signals.requested() is not None and not interrupted:
-            interrupted = True  # each worker records its running trial and ends
-            for proc in procs:
-                if proc.poll() is None:
-                    proc.send_signal(signal.SIGTERM)
-        time.sleep(0.2)
-    sessions = records.sessions(name)[before:]
-    if interrupted:
-        raise KeyboardInterrupt
-    for k, proc in enumerate(procs, start=1):
-        if proc.returncode < 0:  # killed by a signal: its trial is retried by the others
-            print(
-                f"hpo32: worker w{k} was killed by signal {-proc.returncode}; its running "
-                "trial becomes FAIL after the heartbeat grace period and runs again.",
-                file=sys.stderr,
-            )
-    codes = [p.returncode for p in procs if p.returncode > 0]
-    if codes and all(c == EXIT_FAILURES for c in codes):
-        raise TooManyFailures(
-            f"{len(codes)} of {len(procs)} workers stopped after too many failed trials in a "
-            f"row; see their messages above, or hpo32 show {name}."
-        )
-    if codes:
-        raise WorkersFailed(
-            f"{len(codes)} of {len(procs)} workers failed (exit {codes[0]}); their messages "
-            f"are above; what they recorded is kept: continue with hpo32 resume {name}."
-        )
-    result = records.result(name) or {}
-    from hpo32.search.engines.base import best_value
-
-    best = best_value(study)
-    reasons = sorted({s.exit_reason or "?" for s in sessions})
-    return Outcome(
-        name,
-        "/".join(reasons),
-        sum(s.trials_run for s in sessions),
-        best,
-        result.get("test_accuracy"),
-    )
 
 
 def resume(
@@ -498,8 +387,8 @@ def _resume(
     if budget != row["budget_seconds"]:
         records.set_budget(name, budget)
     if spec != stored:
-        _store_spec(records, name, spec)
-    return _run_session(records, study, spec, space, splits, url, on_event, quickest, started)
+        records.set_spec(name, spec.to_dict())
+    return run_session(records, study, spec, space, splits, url, on_event, quickest, started)
 
 
 def _stored_spec(data: dict[str, Any], name: str) -> StudySpec:
@@ -516,141 +405,3 @@ def _quickest_first_epoch(records: Records, name: str) -> float:
     keys = ("epoch_seconds", "eval_seconds", "stopped_by")
     times = [first_epoch_seconds(attrs) for attrs in records.trial_attrs(name, keys)]
     return min((t for t in times if t is not None), default=0.0)
-
-
-def _store_spec(records: Records, name: str, spec: StudySpec) -> None:
-    import json
-
-    import sqlalchemy as sa
-
-    from hpo32.storage.records import studies_table
-
-    with records.engine.begin() as con:
-        con.execute(
-            sa.update(studies_table)
-            .where(studies_table.c.name == name)
-            .values(spec_json=json.dumps(spec.to_dict()))
-        )
-
-
-def _run_session(
-    records: Records,
-    study,
-    spec: StudySpec,
-    space,
-    splits,
-    url: str,
-    on_event,
-    quickest_first_epoch: float = 0.0,
-    started: float | None = None,
-) -> Outcome:
-    """Runs one session of the study; ``quickest_first_epoch`` as
-    :attr:`hpo32.search.engines.base.SearchContext.quickest_first_epoch` (0 for a new study)."""
-    from hpo32.search.engines.base import SearchContext, best_value
-
-    name = study.study_name
-    start = time.monotonic() if started is None else started
-    used = records.used_seconds(name) if spec.budget is not None else 0.0  # earlier sessions
-    session = records.begin_session(name, started_at=time.time() - (time.monotonic() - start))
-    deadline = start + (spec.budget - used) if spec.budget is not None else None
-    root = artifact_root(url)
-    ctx = SearchContext(
-        space=space,
-        splits=splits,
-        epochs=spec.epochs,
-        seed=spec.seed + 1000 * (len(records.sessions(name)) - 1),
-        search_deadline=deadline,
-        trial_budget=spec.trial_budget,
-        n_trials=spec.n_trials,
-        artifact_dir=root / name,
-        artifact_root=root,
-        dataset=spec.dataset,
-        weights=spec.weights,
-        precision=spec.precision,
-        epoch_images=spec.epoch_images,
-        test_images=len(splits.x_test),
-        quickest_first_epoch=quickest_first_epoch,
-        max_failures=getattr(spec, "max_failures", 5),
-    )
-    ctx.on_event = on_event or (lambda e: None)
-    trials_run = 0
-
-    def trial_done() -> None:
-        nonlocal trials_run
-        trials_run += 1
-        records.touch_session(session, trials_run)
-
-    reason = "error"
-    try:
-        with SessionHeartbeat(records, session):
-            search_engine, variant = parse_engine(spec.engine)
-            reason = search_engine.run(
-                study,
-                ctx,
-                variant,
-                on_trial_done=trial_done,
-                lock=lambda: study_lock(records.engine, url, name),
-            )
-            # inside the session: the budget holds the final evaluation (README: budgets)
-            study.set_user_attr("test_reserve_seconds", round(ctx.test_reserve(), 3))
-            test_acc = evaluate_best(records, study, splits, root, ctx.on_event)
-            signals.check()
-    except KeyboardInterrupt:
-        reason = "interrupted"
-        raise
-    except TooManyFailures:
-        reason = "failures"
-        with contextlib.suppress(Exception):  # what did succeed is still tested
-            evaluate_best(records, study, splits, root, ctx.on_event)
-        raise
-    finally:
-        records.end_session(session, reason, trials_run)
-    top5 = None
-    if spec.dataset == "imagenet32" and test_acc is not None:
-        top5 = study.user_attrs.get("test_top5", {}).get("top5")
-    return Outcome(name, reason, trials_run, best_value(study), test_acc, top5)
-
-
-def evaluate_best(
-    records: Records, study, splits, root: Path, on_event: Callable | None = None
-) -> float | None:
-    """Evaluates the best trial's saved model on the test split, once per best trial,
-    sending ``on_event`` ``{"kind": "test_start", "number", "images"}`` before and
-    ``{"kind": "test_end", "number", "accuracy", "top5"}`` after (the display's step).
-
-    Returns:
-        The test accuracy of the study's best trial, or None without a saved best model.
-    """
-    from optuna.trial import TrialState
-
-    done = [
-        t
-        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if t.user_attrs.get("model_path")
-    ]
-    if not done:
-        return None
-    best = max(done, key=lambda t: t.value)
-    known = records.result(study.study_name)
-    if known and known["trial_number"] == best.number:
-        return known["test_accuracy"]
-    import keras
-
-    from hpo32.search.recipe import tta_of, view_count
-    from hpo32.search.training import evaluate
-
-    tta = tta_of(best.user_attrs.get("config"))
-    send = on_event or (lambda event: None)
-    send({"kind": "test_start", "number": best.number,
-          "images": len(splits.x_test) * view_count(tta)})  # fmt: skip
-    model = keras.models.load_model(root / best.user_attrs["model_path"])
-    scores = evaluate(model, splits.x_test, splits.y_test, tta)
-    faults.point("test_evaluation")
-    acc = scores["accuracy"]
-    send({"kind": "test_end", "number": best.number, "accuracy": acc, "top5": scores["top5"]})
-    records.set_result(
-        study.study_name, best.number, best.value, acc, best.user_attrs["model_path"]
-    )
-    study.set_user_attr("test_top5", {"trial": best.number, "top5": scores["top5"], "tta": tta})
-    keras.backend.clear_session()
-    return acc
