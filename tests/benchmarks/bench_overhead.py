@@ -55,7 +55,7 @@ def timed(owner, name: str, label: str, patches: list) -> None:
 def instrumented(engine: str):
     import optuna
 
-    from hpo32.search.engines import base
+    from hpo32.search.engines import base, record
     from hpo32.search.engines import keras_tuner as keras_tuner_engine
     from hpo32.search.engines import optuna as optuna_engine
     from hpo32.search.training import TrialResult
@@ -71,8 +71,8 @@ def instrumented(engine: str):
         timed(optuna_engine, "suggest_config", "suggest params", patches)
         timed(optuna.trial.Trial, "set_user_attr", "write user attrs", patches)
         timed(optuna.study.Study, "tell", "tell", patches)
-        timed(optuna_engine, "best_value", "best so far", patches)
-        timed(optuna_engine, "save_model", "save best model", patches)
+        timed(record, "best_value", "best so far", patches)
+        timed(record, "save_model", "save best model", patches)
         timed(TrialResult, "release", "release model", patches)
     try:
         yield
