@@ -22,6 +22,7 @@ from typing import Any, Sequence
 import plotly.graph_objects as go
 
 from hpo32.dashboards.views import plots
+from hpo32.durations import format_duration
 
 __all__ = [
     "SLICE_COLORSCALE",
@@ -33,7 +34,6 @@ __all__ = [
     "edf_figure",
     "empty_figure",
     "esc",
-    "fmt_duration",
     "fmt_time",
     "fmt_value",
     "history_figure",
@@ -85,20 +85,6 @@ def esc(text: Any) -> str:
     return html.escape(str(text), quote=False)
 
 
-def fmt_duration(seconds: float | None) -> str:
-    """``2h05m``, ``5m30s``, ``42s``; ``-`` for None."""
-    if seconds is None:
-        return "-"
-    seconds = int(round(seconds))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    if h:
-        return f"{h}h{m:02d}m"
-    if m:
-        return f"{m}m{s:02d}s"
-    return f"{s}s"
-
-
 def best_trial_facts(best: dict[str, Any]) -> list[str]:
     """The best trial's facts as short phrases: validation accuracy, test accuracy (or that
     it is not evaluated yet, or for which trial it was), and how long it took."""
@@ -114,7 +100,7 @@ def best_trial_facts(best: dict[str, Any]) -> list[str]:
     else:
         facts.append("test accuracy not evaluated yet")
     if best.get("duration_seconds") is not None:
-        facts.append(f"took {fmt_duration(best['duration_seconds'])}")
+        facts.append(f"took {format_duration(best['duration_seconds'])}")
     return facts
 
 
@@ -1189,7 +1175,7 @@ def timeline_figure(tl: dict[str, Any]) -> Figure:
         for b in sel:
             xs += [_iso(b.start), _iso(b.end), None]
             ys += [esc(b.worker)] * 2 + [None]
-            cd += [[b.number, fmt_duration(b.end - b.start)]] * 2 + [None]
+            cd += [[b.number, format_duration(b.end - b.start)]] * 2 + [None]
         traces.append(
             {
                 "type": "scatter",

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from hpo32.dashboards import data, figures
+from hpo32.durations import format_duration
 from hpo32.storage import make_engine
 from hpo32.storage.db import redact_url
 from hpo32.storage.output import OutputError, check_output, write_output
@@ -110,9 +111,9 @@ def _summary_table(rows: Sequence[dict[str, Any]]) -> str:
     out = ["<table><thead><tr>", *(f"<th>{_e(h)}</th>" for h in head), "</tr></thead><tbody>"]
     for r in rows:
         s = r["states"]
-        budget = figures.fmt_duration(r["used_seconds"])
+        budget = format_duration(r["used_seconds"])
         if r["budget_seconds"]:
-            budget += f" of {figures.fmt_duration(r['budget_seconds'])}"
+            budget += f" of {format_duration(r['budget_seconds'])}"
         cells = (
             r["name"],
             r["dataset"] or "unknown",

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from hpo32.durations import format_duration
 from hpo32.search.engines import engine_names
 from hpo32.search.space import (
     Categorical,
@@ -83,20 +84,6 @@ def parse_duration(text: str | int | float | None, what: str = "budget") -> floa
     if seconds <= 0:
         raise SpecError(f"{what} must be positive, got {brief(text)}.")
     return seconds
-
-
-def format_duration(seconds: float | None) -> str:
-    """``1h02m``, ``5m30s``, ``42s``; ``-`` for None."""
-    if seconds is None:
-        return "-"
-    seconds = int(round(seconds))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    if h:
-        return f"{h}h{m:02d}m"
-    if m:
-        return f"{m}m{s:02d}s"
-    return f"{s}s"
 
 
 def check_study_name(name: str) -> str:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hpo32.dashboards import figures
+from hpo32.durations import format_duration
 
 HEADINGS = (
     "Study",
@@ -52,9 +53,9 @@ class StudyRow:
 
 def budget_used(used: float, budget: float | None, percent: bool = True) -> str:
     """``used`` as a duration, with the budget (and the share used) when there is one."""
-    text = figures.fmt_duration(used)
+    text = format_duration(used)
     if budget:
-        text += f" of {figures.fmt_duration(budget)}"
+        text += f" of {format_duration(budget)}"
         if percent:
             text += f" ({100.0 * used / budget:.0f}%)"
     return text

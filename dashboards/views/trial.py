@@ -10,6 +10,7 @@ from typing import Any
 from hpo32.dashboards import figures
 from hpo32.dashboards.views.studies import study_path
 from hpo32.dashboards.views.study import plain
+from hpo32.durations import format_duration
 
 _TIMING_LABELS = {
     "train_seconds": "training",
@@ -57,7 +58,7 @@ def warm_start_yaml(config: dict[str, Any]) -> str:
 
 def _timing(key: str, value: Any) -> tuple[str, str]:
     if key in _TIMING_LABELS and isinstance(value, (int, float)):
-        return _TIMING_LABELS[key], f"{figures.fmt_duration(value)} ({value:.1f} s)"
+        return _TIMING_LABELS[key], f"{format_duration(value)} ({value:.1f} s)"
     if key == "images_per_second" and isinstance(value, (int, float)):
         return "images/s", f"{value:,.1f}"
     if key == "peak_rss_mb" and isinstance(value, (int, float)):
@@ -72,7 +73,7 @@ def trial_view(detail: dict[str, Any]) -> TrialView:
         ("validation accuracy", figures.fmt_value(detail["value"])),
         ("started", figures.fmt_time(detail["started"])),
         ("finished", figures.fmt_time(detail["completed"])),
-        ("took", figures.fmt_duration(detail["duration_seconds"])),
+        ("took", format_duration(detail["duration_seconds"])),
     ]
     for key, label in (
         ("worker", "worker"),

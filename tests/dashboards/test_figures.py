@@ -9,6 +9,7 @@ import plotly.io as pio
 import pytest
 
 from hpo32.dashboards import data, figures
+from hpo32.durations import format_duration
 from tests.dashboards.dbgen import HOSTILE_NAME
 
 
@@ -24,7 +25,7 @@ def _texts(fig: dict) -> str:
 
 def test_esc_escapes_what_plotly_would_render_as_html():
     assert figures.esc("<b>x</b> & 'y'") == "&lt;b&gt;x&lt;/b&gt; &amp; 'y'"
-    assert figures.fmt_duration(3725) == "1h02m" and figures.fmt_duration(None) == "-"
+    assert format_duration(3725) == "1h02m" and format_duration(None) == "-"
     assert figures.fmt_value(None) == "-" and figures.fmt_value(0.123456) == "0.1235"
 
 
