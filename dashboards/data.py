@@ -1423,7 +1423,8 @@ def class_count(engine, name: str) -> int | None:
     with queries.snapshot(engine) as con:
         attrs = queries.study_attrs(con, name)
         spec = queries.study_spec(con, name)
-    n = _count_classes(attrs.get("class_ids"))
+        ids, _ = queries.study_classes(con, name)
+    n = _count_classes(ids or None)
     spec = spec if isinstance(spec, dict) else {}
     if n is None:
         n = _count_classes(spec.get("classes"))

@@ -12,6 +12,9 @@ Versions:
 1. ``hpo32_studies``, ``hpo32_sessions``, ``hpo32_results``; ``hpo32_studies.workdir``
    written, never read.
 2. ``hpo32_meta`` holds the version; ``workdir`` dropped.
+3. ``hpo32_classes`` holds each study's class ids and names, which lived in Optuna's study
+   user attributes ``class_ids``/``class_names`` (5 KB for 200 classes, shown by every
+   ``optuna studies``); they move there and leave Optuna's table.
 """
 
 from __future__ import annotations
@@ -22,9 +25,9 @@ import sqlalchemy as sa
 
 from hpo32.storage import schema
 
-__all__ = ["SCHEMA_VERSION", "check_readable", "stored_version", "upgrade"]
+__all__ = ["SCHEMA_VERSION", "check_readable", "stored_version", "upgrade", "write_classes"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _KEY = "schema_version"
 
 
@@ -68,8 +71,50 @@ def _drop_workdir(con: sa.Connection) -> None:
             batch.drop_column("workdir")
 
 
+def _move_classes(con: sa.Connection) -> None:
+    import json
+
+    schema.hpo32_classes.create(con, checkfirst=True)
+    if not sa.inspect(con).has_table("study_user_attributes"):
+        return
+    studies, attrs = schema.studies, schema.study_user_attributes
+    ours = {r.name for r in con.execute(sa.select(schema.hpo32_studies.c.name))}
+    rows = con.execute(
+        sa.select(studies.c.study_id, studies.c.study_name, attrs.c.key, attrs.c.value_json)
+        .join(attrs, attrs.c.study_id == studies.c.study_id)
+        .where(attrs.c.key.in_(("class_ids", "class_names")))
+    ).all()
+    found: dict[tuple[int, str], dict[str, list]] = {}
+    for sid, name, key, value in rows:
+        if name in ours:
+            found.setdefault((sid, name), {})[key] = json.loads(value)
+    for (sid, name), values in found.items():
+        ids = [str(c) for c in values.get("class_ids") or []]
+        names = [str(c) for c in values.get("class_names") or ids]
+        write_classes(con, name, ids, names)
+        con.execute(
+            attrs.delete().where(
+                attrs.c.study_id == sid, attrs.c.key.in_(("class_ids", "class_names"))
+            )
+        )
+
+
+def write_classes(con: sa.Connection, name: str, ids: list[str], names: list[str]) -> None:
+    """Replaces study ``name``'s class rows (ids and names in label order)."""
+    table = schema.hpo32_classes
+    con.execute(table.delete().where(table.c.study_name == name))
+    if ids:
+        con.execute(
+            table.insert(),
+            [
+                {"study_name": name, "position": k, "class_id": i, "class_name": n}
+                for k, (i, n) in enumerate(zip(ids, names, strict=False))
+            ],
+        )
+
+
 #: STEPS[v] takes a database from version v to v + 1.
-STEPS: dict[int, Callable[[sa.Connection], None]] = {1: _drop_workdir}
+STEPS: dict[int, Callable[[sa.Connection], None]] = {1: _drop_workdir, 2: _move_classes}
 
 
 def upgrade(engine: sa.Engine) -> int | None:

@@ -54,6 +54,7 @@ __all__ = [
     "study_attrs_by_name",
     "study_id",
     "study_labels",
+    "study_classes",
     "study_specs",
     "study_standing",
     "study_trial_attrs",
@@ -373,6 +374,25 @@ def study_attrs_by_name(
         for name, key, value in con.execute(q):
             out.setdefault(name, {})[key] = decode_json(value)
     return out
+
+
+def study_classes(bind: Bind, name: str) -> tuple[list[str], list[str]]:
+    """Study ``name``'s class ids and names in label order (``hpo32_classes``; a database
+    not yet upgraded to it, read-only, keeps them in Optuna's study attributes); empty
+    lists when none are recorded."""
+    with snapshot(bind) as con:
+        if has_table(con, "hpo32_classes"):
+            table = schema.hpo32_classes
+            rows = con.execute(
+                sa.select(table.c.class_id, table.c.class_name)
+                .where(table.c.study_name == name)
+                .order_by(table.c.position)
+            ).all()
+            if rows:
+                return [r.class_id for r in rows], [r.class_name for r in rows]
+        attrs = study_attrs(con, name)
+    ids = [str(c) for c in attrs.get("class_ids") or []]
+    return ids, [str(c) for c in attrs.get("class_names") or ids]
 
 
 def study_specs(bind: Bind) -> dict[str, Any]:

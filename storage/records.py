@@ -175,15 +175,21 @@ class Records:
         dataset: str,
         spec: dict[str, Any],
         budget_seconds: float | None,
+        class_ids: list[str] | None = None,
+        class_names: list[str] | None = None,
     ) -> None:
-        """Writes study ``name``'s row, in one transaction with the removal of any rows an
-        earlier study of that name left (its sessions would bill this one's budget).
+        """Writes study ``name``'s row and its classes (ids and names in label order), in
+        one transaction with the removal of any rows an earlier study of that name left
+        (its sessions would bill this one's budget).
 
         Raises:
             sqlalchemy.exc.IntegrityError: another process wrote the row first.
         """
+        from hpo32.storage.migrations import write_classes
+
         with self.engine.begin() as con:
             _delete_rows(con, name, (sessions_table, results_table))
+            write_classes(con, name, list(class_ids or []), list(class_names or class_ids or []))
             con.execute(
                 studies_table.insert().values(
                     name=name,
@@ -202,7 +208,9 @@ class Records:
         touched.
         """
         with self.engine.begin() as con:
-            _delete_rows(con, name, (sessions_table, results_table, studies_table))
+            _delete_rows(
+                con, name, (sessions_table, results_table, schema.hpo32_classes, studies_table)
+            )
 
     def delete_study(self, name: str) -> None:
         """Deletes study ``name`` from Optuna's tables and hpo32's, in one transaction."""
@@ -241,7 +249,9 @@ class Records:
                             con.execute(t.delete().where(t.c.study_id == sid))
                     con.execute(studies.delete().where(studies.c.study_id == sid))
             if "hpo32_studies" in present:
-                _delete_rows(con, name, (sessions_table, results_table, studies_table))
+                _delete_rows(
+                    con, name, (sessions_table, results_table, schema.hpo32_classes, studies_table)
+                )
 
     def study(self, name: str) -> dict[str, Any] | None:
         """The stored row of a study (spec decoded), or None."""

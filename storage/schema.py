@@ -18,6 +18,7 @@ __all__ = [
     "HPO32_TABLES",
     "OPTUNA_TABLES",
     "create_hpo32_tables",
+    "hpo32_classes",
     "hpo32_meta",
     "hpo32_results",
     "hpo32_sessions",
@@ -130,6 +131,14 @@ hpo32_results = sa.Table(
     sa.Column("evaluated_at", sa.Double, nullable=False),
 )
 
+hpo32_classes = sa.Table(  # a study's classes in label order (what predict names)
+    "hpo32_classes",
+    metadata,
+    sa.Column("study_name", sa.String(255), primary_key=True),
+    sa.Column("position", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("class_id", sa.String(255), nullable=False),
+    sa.Column("class_name", sa.String(512), nullable=False),
+)
 hpo32_meta = sa.Table(  # the version of hpo32's tables (storage/migrations.py)
     "hpo32_meta",
     metadata,
@@ -148,7 +157,7 @@ OPTUNA_TABLES = (
     trial_user_attributes,
 )
 #: hpo32's own tables, created by :func:`create_hpo32_tables`.
-HPO32_TABLES = (hpo32_studies, hpo32_sessions, hpo32_results, hpo32_meta)
+HPO32_TABLES = (hpo32_studies, hpo32_sessions, hpo32_results, hpo32_classes, hpo32_meta)
 
 
 def create_hpo32_tables(engine: sa.Engine) -> None:

@@ -96,13 +96,10 @@ def load_best(records, study_name: str, artifact_root: Path) -> BestModel:
             "HPO32_ARTIFACTS to the folder that holds it."
         )
     check_model_file(path, study_name)
-    attrs: dict[str, Any] = queries.study_attrs(records.engine, study_name)
+    ids, names = queries.study_classes(records.engine, study_name)
     history = _trial_history(records, study_name, best["number"])
-    ids = attrs.get("class_ids") or []
     tta = tta_of(best["config"])
-    return BestModel(
-        study_name, best["number"], path, ids, attrs.get("class_names") or list(ids), history, tta
-    )
+    return BestModel(study_name, best["number"], path, ids, names, history, tta)
 
 
 def _trial_history(records, study_name: str, number: int) -> dict[str, list[float]]:

@@ -286,13 +286,14 @@ def _create_study(spec: StudySpec, name: str, checked: _Checked):
         splits = checked.splits
         study.set_user_attr("dataset", spec.dataset)
         study.set_user_attr("engine", spec.engine)
-        study.set_user_attr("class_ids", list(splits.class_ids))  # for hpo32 predict
-        study.set_user_attr("class_names", list(splits.class_names))
         enqueue_configs(
             study, checked.space, [c for c, _ in checked.warm], [a for _, a in checked.warm]
         )
         try:
-            records.add_study(name, spec.engine, spec.dataset, spec.to_dict(), spec.budget)
+            records.add_study(
+                name, spec.engine, spec.dataset, spec.to_dict(), spec.budget,
+                class_ids=list(splits.class_ids), class_names=list(splits.class_names),
+            )  # fmt: skip
         except sa.exc.IntegrityError:
             raise taken from None
     return study, records
