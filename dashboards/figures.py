@@ -194,6 +194,39 @@ def _record_steps(x: Sequence[Any], best: Sequence[float | None]) -> tuple[list,
     return xs, ys
 
 
+def _pruned_trace(trials: dict[str, Any], axis: str) -> dict[str, Any] | None:
+    """Pruned trials' last values as orange crosses (``axis`` as :func:`history_figure`'s);
+    None when no pruned trial has a value there."""
+    pruned = [
+        i
+        for i, s in enumerate(trials["state"])
+        if s == "PRUNED"
+        and trials["value"][i] is not None
+        and (axis == "number" or trials["complete"][i] is not None)
+    ]
+    if not pruned:
+        return None
+    return {
+        "type": "scatter",
+        "mode": "markers",
+        "name": "pruned (last epoch)",
+        "x": (
+            [trials["number"][i] for i in pruned]
+            if axis == "number"
+            else [_iso(trials["complete"][i]) for i in pruned]
+        ),
+        "y": [trials["value"][i] for i in pruned],
+        "customdata": [trials["number"][i] for i in pruned],
+        "marker": {
+            "color": STATE_COLORS["PRUNED"],
+            "size": 5,
+            "symbol": "x",
+            "opacity": 0.6,
+        },
+        "hovertemplate": "trial #%{customdata} (pruned)<br>value %{y:.4f}<extra></extra>",
+    }
+
+
 def history_figure(
     h: dict[str, Any], axis: str = "number", max_points: int = 3000, chance: float | None = None
 ) -> Figure:
@@ -252,35 +285,8 @@ def history_figure(
             "hovertemplate": "trial #%{customdata}<br>value %{y:.4f}<extra></extra>",
         }
     )
-    pruned = [
-        i
-        for i, s in enumerate(trials["state"])
-        if s == "PRUNED"
-        and trials["value"][i] is not None
-        and (axis == "number" or trials["complete"][i] is not None)
-    ]
-    if pruned and not dense:
-        traces.append(
-            {
-                "type": "scatter",
-                "mode": "markers",
-                "name": "pruned (last epoch)",
-                "x": (
-                    [trials["number"][i] for i in pruned]
-                    if axis == "number"
-                    else [_iso(trials["complete"][i]) for i in pruned]
-                ),
-                "y": [trials["value"][i] for i in pruned],
-                "customdata": [trials["number"][i] for i in pruned],
-                "marker": {
-                    "color": STATE_COLORS["PRUNED"],
-                    "size": 5,
-                    "symbol": "x",
-                    "opacity": 0.6,
-                },
-                "hovertemplate": "trial #%{customdata} (pruned)<br>value %{y:.4f}<extra></extra>",
-            }
-        )
+    if not dense and (pruned := _pruned_trace(trials, axis)) is not None:
+        traces.append(pruned)
     bx, by = _record_steps(x, src["best"])
     traces.append(
         {
