@@ -884,8 +884,15 @@ def default_space() -> SearchSpace:
         ),
     ]
     params += _resnet_params()
+    params += _training_params()
+    return SearchSpace(params)
+
+
+def _training_params() -> list[Param]:
+    """For every family: activation, optimizer, learning rate, batch size, label smoothing,
+    flip and crop augmentation, and the training recipe (see RECIPE_PARAMS)."""
     sgd = Condition("optimizer", values=("sgd",))
-    params += [
+    return [
         Categorical("activation", choices=("relu", "swish", "elu", "gelu", "leaky_relu")),
         Categorical("optimizer", choices=("adamax", "adam", "adamw", "sgd", "rmsprop")),
         Float("learning_rate", low=1e-4, high=_LR_HIGH, log=True, default=_LR_DEFAULT),
@@ -923,7 +930,6 @@ def default_space() -> SearchSpace:
         ),
         Categorical("tta", choices=TTA_MODES),
     ]
-    return SearchSpace(params)
 
 
 def _resnet_params() -> list[Param]:
