@@ -11,7 +11,6 @@ Times are seconds since the epoch (UTC); Optuna stores trial datetimes as naive 
 
 from __future__ import annotations
 
-import bisect
 import datetime as _dt
 import json
 import math
@@ -24,7 +23,12 @@ from typing import Any, Callable, Iterable, Sequence
 from hpo32.storage import queries
 from hpo32.storage.db import make_engine
 from hpo32.storage.queries import UnknownStudy
-from hpo32.storage.records import Records, merge_intervals, to_timestamp
+from hpo32.storage.records import (
+    Records,
+    search_clock,
+    search_intervals,
+    to_timestamp,
+)
 
 __all__ = [
     "EFFECT_PARAMS",
@@ -32,7 +36,6 @@ __all__ = [
     "STATES",
     "Cache",
     "UnknownStudy",
-    "active_time",
     "best_over_time",
     "best_so_far",
     "best_trial",
@@ -365,47 +368,12 @@ def history(engine, name: str) -> dict[str, Any]:
 
 
 # -- time axes for comparisons -----------------------------------------------------------------
-def active_time(intervals: Sequence[tuple[float, float]]) -> Callable[[float], float]:
-    """A map from a wall-clock time to the seconds of search spent before it.
-
-    ``intervals`` are the stretches when the study was being searched (its sessions, or its
-    trials' start-finish spans); gaps between resumes do not count, overlaps count once.
-    """
-    merged = merge_intervals(intervals)  # the union storage counts the budget over
-    starts = [m[0] for m in merged]
-    before = []
-    total = 0.0
-    for start, end in merged:
-        before.append(total)
-        total += end - start
-
-    def spent(t: float) -> float:
-        i = bisect.bisect_right(starts, t) - 1
-        if i < 0:
-            return 0.0
-        start, end = merged[i]
-        return before[i] + (min(t, end) - start)
-
-    return spent
-
-
 def _search_intervals(
     sessions: Sequence[Any], hist: dict[str, Any], now: float
 ) -> list[tuple[float, float]]:
-    intervals: list[tuple[float, float]] = []
-    if sessions:
-        intervals = [(float(s.started_at), float(s.end(now))) for s in sessions]
     trials = hist["trials"]
-    if not intervals:  # a plain Optuna study: the time some trial was running
-        for s, c, state in zip(trials["start"], trials["complete"], trials["state"], strict=True):
-            if s is not None:
-                intervals.append((s, c if c is not None else (now if state == "RUNNING" else s)))
-    else:  # trials outside every session (mirrored late, clock skew) still count
-        covered = list(intervals)
-        for s, c in zip(trials["start"], trials["complete"], strict=True):
-            if s is not None and c is not None and not any(a <= c <= b for a, b in covered):
-                intervals.append((s, c))
-    return intervals
+    spans = list(zip(trials["start"], trials["complete"], trials["state"], strict=True))
+    return search_intervals(sessions, spans, now)
 
 
 def best_over_time(engine, names: Sequence[str], now: float | None = None) -> list[dict[str, Any]]:
@@ -423,7 +391,7 @@ def best_over_time(engine, names: Sequence[str], now: float | None = None) -> li
         for name in names:
             hist = history_from_rows(_history_rows(con, name))
             sessions = queries.sessions(con, name)
-            spent = active_time(_search_intervals(sessions, hist, now))
+            spent = search_clock(_search_intervals(sessions, hist, now))
             bt = hist["by_time"]
             trials = hist["trials"]
             finished = sorted(

@@ -54,7 +54,9 @@ __all__ = [
     "study_attrs_by_name",
     "study_id",
     "study_labels",
+    "Fidelity",
     "study_classes",
+    "study_fidelity",
     "study_specs",
     "study_standing",
     "study_trial_attrs",
@@ -393,6 +395,53 @@ def study_classes(bind: Bind, name: str) -> tuple[list[str], list[str]]:
         attrs = study_attrs(con, name)
     ids = [str(c) for c in attrs.get("class_ids") or []]
     return ids, [str(c) for c in attrs.get("class_names") or ids]
+
+
+@dataclass(frozen=True)
+class Fidelity:
+    """What a study's accuracies depend on besides its configs (None where unknown: a
+    study made before hpo32 recorded it has only its spec's epochs and classes)."""
+
+    classes: int | None
+    train_images: int | None
+    image_size: int | None
+    epochs: int | None
+    epoch_images: int | None
+
+    def label(self) -> str:
+        """``10 classes, 45,000 images x 5 epochs, 32 px`` (unknown parts left out)."""
+        parts = []
+        if self.classes is not None:
+            parts.append(f"{self.classes} classes")
+        if self.train_images is not None:
+            parts.append(f"{self.train_images:,} images")
+        if self.epochs is not None:
+            each = f" of {self.epoch_images:,}" if self.epoch_images else ""
+            parts.append(f"{self.epochs} epoch{'s' * (self.epochs != 1)}{each}")
+        if self.image_size is not None:
+            parts.append(f"{self.image_size} px")
+        return ", ".join(parts) or "-"
+
+
+def study_fidelity(bind: Bind, name: str) -> Fidelity:
+    """Study ``name``'s :class:`Fidelity`: recorded at its creation, else from its spec."""
+    with snapshot(bind) as con:
+        recorded = study_attrs(con, name).get("fidelity")
+        spec = study_spec(con, name) if has_table(con, "hpo32_studies") else None
+        ids, _ = study_classes(con, name)
+    got = recorded if isinstance(recorded, dict) else {}
+    spec = spec if isinstance(spec, dict) else {}
+
+    def whole(value: Any) -> int | None:
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    return Fidelity(
+        classes=whole(got.get("classes")) or (len(ids) or None),
+        train_images=whole(got.get("train_images")),
+        image_size=whole(got.get("image_size")),
+        epochs=whole(got.get("epochs")) or whole(spec.get("epochs")),
+        epoch_images=whole(got.get("epoch_images")) or whole(spec.get("epoch_images")),
+    )
 
 
 def study_specs(bind: Bind) -> dict[str, Any]:

@@ -8,12 +8,13 @@ sign of life, end, why it ended), and the test accuracy of the best trial. Summa
 
 from __future__ import annotations
 
+import bisect
 import json
 import os
 import socket
 import time
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 import sqlalchemy as sa
 
@@ -26,6 +27,8 @@ __all__ = [
     "StudySummary",
     "consumed_seconds",
     "merge_intervals",
+    "search_clock",
+    "search_intervals",
     "to_timestamp",
 ]
 
@@ -112,6 +115,55 @@ def consumed_seconds(intervals: list[tuple[float, float]]) -> float:
     so overlapping stretches count once.
     """
     return sum((end - start for start, end in merge_intervals(intervals)), 0.0)
+
+
+def search_clock(intervals: Iterable[tuple[float, float]]) -> Callable[[float], float]:
+    """A map from a wall-clock time to the seconds of search spent before it: the one
+    definition of search time (``compare``, the dashboards, the budget all use it).
+
+    ``intervals`` are the stretches when the study was being searched (see
+    :func:`search_intervals`); gaps between resumes do not count, overlaps count once.
+    """
+    merged = merge_intervals(intervals)  # the union the budget is counted over
+    starts = [m[0] for m in merged]
+    before = []
+    total = 0.0
+    for start, end in merged:
+        before.append(total)
+        total += end - start
+
+    def spent(t: float) -> float:
+        i = bisect.bisect_right(starts, t) - 1
+        if i < 0:
+            return 0.0
+        start, end = merged[i]
+        return before[i] + (min(t, end) - start)
+
+    return spent
+
+
+def search_intervals(
+    sessions: Sequence[Session],
+    trials: Iterable[tuple[float | None, float | None, str]],
+    now: float,
+) -> list[tuple[float, float]]:
+    """When a study was being searched: its sessions' stretches, plus the spans of trials
+    outside every session (mirrored late, clock skew); for a plain Optuna study without
+    sessions, the time some trial was running. ``trials`` are ``(start, complete, state)``.
+    """
+    intervals = [(float(s.started_at), float(s.end(now))) for s in sessions]
+    spans = list(trials)
+    if not intervals:
+        for start, done, state in spans:
+            if start is not None:
+                end = done if done is not None else (now if state == "RUNNING" else start)
+                intervals.append((start, end))
+        return intervals
+    covered = list(intervals)
+    for start, done, _ in spans:
+        if start is not None and done is not None and not any(a <= done <= b for a, b in covered):
+            intervals.append((start, done))
+    return intervals
 
 
 class SessionHeartbeat:

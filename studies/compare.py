@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from hpo32.storage import queries
+from hpo32.storage.records import search_clock, search_intervals
 
 __all__ = ["compare_studies"]
 
 
 def compare_studies(records, names: list[str]) -> list[dict[str, Any]]:
-    """One row per study: engine, dataset, trials by state, best validation accuracy, test
-    accuracy of the best, seconds from the first trial's start until a trial reached 95% of
-    the best, and the median seconds per finished trial.
+    """One row per study: engine, dataset, fidelity, trials by state, best validation
+    accuracy, test accuracy of the best, seconds of search (the budget's clock: pauses
+    between sessions left out) until a trial reached 95% of the best, and the median
+    seconds per finished trial.
 
     Raises:
         LookupError: a name is not a study of the database.
@@ -21,6 +24,7 @@ def compare_studies(records, names: list[str]) -> list[dict[str, Any]]:
     missing = [n for n in names if n not in summaries]
     if missing:
         raise LookupError(f"no study named '{missing[0]}'; see hpo32 list.")
+    now = time.time()
     out = []
     for name in names:
         # in completion order (unfinished ones first; only finished trials are timed below)
@@ -38,19 +42,22 @@ def compare_studies(records, names: list[str]) -> list[dict[str, Any]]:
             and r.completed is not None
             and r.state in ("COMPLETE", "PRUNED")
         )
+        spans = [(r.started, r.completed, r.state) for r in rows]
+        clock = search_clock(search_intervals(queries.sessions(records.engine, name), spans, now))
         to_95 = None
         if best is not None and starts:
-            first = min(starts)
             for r in rows:
                 if r.state == "COMPLETE" and r.value is not None and r.value >= 0.95 * best:
-                    to_95 = None if r.completed is None else r.completed - first
+                    to_95 = None if r.completed is None else clock(r.completed)
                     break
+        fidelity = queries.study_fidelity(records.engine, name)
         result = records.result(name)
         out.append(
             {
                 "study": name,
                 "engine": summary.engine,
                 "dataset": summary.dataset,
+                "fidelity": fidelity.label(),
                 "states": summary.states,
                 "best_val_accuracy": best,
                 "test_accuracy": result["test_accuracy"] if result else None,

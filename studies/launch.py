@@ -286,6 +286,7 @@ def _create_study(spec: StudySpec, name: str, checked: _Checked):
         splits = checked.splits
         study.set_user_attr("dataset", spec.dataset)
         study.set_user_attr("engine", spec.engine)
+        study.set_user_attr("fidelity", _fidelity(spec, splits))
         enqueue_configs(
             study, checked.space, [c for c, _ in checked.warm], [a for _, a in checked.warm]
         )
@@ -297,6 +298,20 @@ def _create_study(spec: StudySpec, name: str, checked: _Checked):
         except sa.exc.IntegrityError:
             raise taken from None
     return study, records
+
+
+def _fidelity(spec: StudySpec, splits: Any) -> dict[str, Any]:
+    """What a study's results depend on besides its configs (shown beside them wherever
+    studies are compared: a 10-class and a 200-class ImageNet32 study are not alike)."""
+    return {
+        "train_images": int(len(splits.x_train)),
+        "val_images": int(len(splits.x_val)),
+        "test_images": int(len(splits.x_test)),
+        "image_size": int(splits.input_shape[0]),
+        "classes": int(splits.num_classes),
+        "epochs": int(spec.epochs),
+        "epoch_images": spec.epoch_images,
+    }
 
 
 def resume(

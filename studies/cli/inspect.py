@@ -468,6 +468,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
             "hpo32: note: these studies use different datasets: "
             + ", ".join(sorted(str(r["dataset"]) for r in rows))
         )
+    if len({r["fidelity"] for r in rows}) > 1:
+        print(
+            "hpo32: note: these studies differ in fidelity (classes, images, epochs, image "
+            "size), so their accuracies are not alike: "
+            + "; ".join(f"{r['study']}: {r['fidelity']}" for r in rows)
+        )
 
     def num(value, fmt):
         return format(value, fmt) if value is not None else "-"
@@ -477,6 +483,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
             "STUDY",
             "ENGINE",
             "DATASET",
+            "FIDELITY",
             "TRIALS (C/P/F)",
             "BEST VAL",
             "TEST",
@@ -491,6 +498,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
                 r["study"],
                 r["engine"] or "-",
                 r["dataset"] or "-",
+                r["fidelity"],
                 f"{s.get('complete', 0)}/{s.get('pruned', 0)}/{s.get('fail', 0)}",
                 num(r["best_val_accuracy"], ".4f"),
                 num(r["test_accuracy"], ".4f"),

@@ -12,7 +12,7 @@ import optuna
 import pytest
 
 from hpo32.search import signals
-from hpo32.storage import Records, make_engine
+from hpo32.storage import Records, make_engine, queries
 from hpo32.studies.cli import main
 from tests.fixtures import write_cifar10
 from tests.studies.conftest import popen_hpo32, run_hpo32
@@ -148,6 +148,8 @@ def test_a_study_killed_while_being_made_leaves_its_name_free(tmp_path, cifar_di
     res = _search(tmp_path, cifar_dir, tiny_spec, "k", url)
     assert res.returncode == 0, res.stderr
     assert states(optuna.load_study(study_name="k", storage=url)) == {"COMPLETE": 1}
+    fidelity = queries.study_fidelity(make_engine(url), "k")  # recorded with the study
+    assert (fidelity.classes, fidelity.train_images, fidelity.epochs) == (10, 180, 1)
 
 
 def test_names_held_by_optuna_alone(tmp_path, cifar_dir, tiny_spec):
