@@ -70,12 +70,31 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, list[checks.Case]] = {}
     failures: list[checks.Case] = []
     t0 = time.monotonic()
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+
+    def table() -> str:
+        done = sum(len(cases) for cases in results.values())
+        lines = [
+            f"Measured {time.strftime('%Y-%m-%d')} on {platform.node()} ({os.cpu_count()} "
+            f"CPUs), commit {commit or '?'}, {done} runs in "
+            f"{(time.monotonic() - t0) / 60:.0f} min; kill runs {kill_runs} per point, signal "
+            f"runs {args.runs} per signal (seeds 0-{args.runs - 1}).",
+            "",
+            HEADER,
+            "|" + "---|" * 7,
+            *(_row(kind, cases) for kind, cases in results.items()),
+        ]
+        return "\n".join(lines)
+
     with tempfile.TemporaryDirectory(prefix="hpo32-faults-") as tmp:
         cifar = Path(tmp) / "cifar"
         write_cifar10(cifar, n_per_batch=40, n_test=40)  # as tests/studies/conftest.py
-        for kind in kinds:
-            n = kill_runs if kind in faults.POINTS else args.runs
-            for run in range(n):
+        counts = {kind: kill_runs if kind in faults.POINTS else args.runs for kind in kinds}
+        # run by run across the kinds, so a run cut short has met every kind
+        for run, kind in [(r, k) for r in range(max(counts.values())) for k in kinds]:
+            if run < counts[kind]:
                 wd = checks.make_workdir(Path(tmp) / f"{kind}-{run}", cifar)
                 if kind in faults.POINTS:
                     case = checks.kill_point_case(kind, wd)
@@ -90,24 +109,10 @@ def main(argv: list[str] | None = None) -> int:
                     + ("" if case.ok else f"; problems {case.problems}"),
                     flush=True,
                 )
-    elapsed = time.monotonic() - t0
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-    ).stdout.strip()
-    lines = [
-        f"Measured {time.strftime('%Y-%m-%d')} on {platform.node()} ({os.cpu_count()} CPUs), "
-        f"commit {commit}, in {elapsed / 60:.0f} min; kill runs {kill_runs} per point, "
-        f"signal runs {args.runs} per signal (seeds 0-{args.runs - 1}).",
-        "",
-        HEADER,
-        "|" + "---|" * 7,
-        *(_row(kind, cases) for kind, cases in results.items()),
-    ]
-    table = "\n".join(lines)
+                if args.out is not None:  # kept current, so a run cut short has its table
+                    args.out.write_text(table() + "\n")
     print()
-    print(table)
-    if args.out is not None:
-        args.out.write_text(table + "\n")
+    print(table())
     for case in failures:
         print("\n" + case.report(), file=sys.stderr)
     return 1 if failures else 0
