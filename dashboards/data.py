@@ -218,7 +218,8 @@ def completed_key(engine, name: str) -> str:
 # -- studies overview -------------------------------------------------------------------------
 def list_studies(engine, now: float | None = None) -> list[dict[str, Any]]:
     """One dict per study (hpo32's or plain Optuna): name, dataset, engine, states, n_trials,
-    best_value, budget_seconds, used_seconds, last_activity, running, space_key.
+    best_value, budget_seconds, used_seconds, last_activity, running, space_key, fidelity
+    (its label: classes, images, epochs, image size).
 
     Dataset and engine come from hpo32's study row, else from the study's user attributes,
     else None.
@@ -241,6 +242,7 @@ def list_studies(engine, now: float | None = None) -> list[dict[str, Any]]:
         spec = specs.get(s.name)
         space = spec.get("space") if isinstance(spec, dict) else None
         row["space_key"] = json.dumps(space, sort_keys=True) if space is not None else None
+        row["fidelity"] = queries.study_fidelity(engine, s.name).label()
         out.append(row)
     return out
 

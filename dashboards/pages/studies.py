@@ -45,6 +45,7 @@ def _row(r: StudyRow) -> html.Tr:
             html.Td(dcc.Link(r.name, href=r.path, className="study-link")),
             html.Td(r.dataset),
             html.Td(r.engine),
+            html.Td(r.fidelity),
             html.Td(r.complete),
             html.Td(r.pruned),
             html.Td(r.failed),

@@ -13,6 +13,7 @@ HEADINGS = (
     "Study",
     "Dataset",
     "Engine",
+    "Fidelity",
     "Complete",
     "Pruned",
     "Failed",
@@ -37,6 +38,7 @@ class StudyRow:
     path: str
     dataset: str
     engine: str
+    fidelity: str
     complete: int
     pruned: int
     failed: int
@@ -69,6 +71,7 @@ def study_row(r: dict[str, Any]) -> StudyRow:
         path=study_path(r["name"]),
         dataset=r["dataset"] or "unknown",
         engine=r["engine"] or "unknown",
+        fidelity=r.get("fidelity") or "-",
         complete=s.get("COMPLETE", 0),
         pruned=s.get("PRUNED", 0),
         failed=s.get("FAIL", 0),
