@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from hpo32.search.recipe import SCHEDULES, TTA_MODES
+
+if TYPE_CHECKING:
+    import keras
+    import numpy as np
 
 __all__ = [
     "ACTIVATIONS",
@@ -109,7 +113,7 @@ def build_model(
     input_shape: tuple[int, ...],
     num_classes: int,
     weights: str | None = None,
-):
+) -> keras.Model:
     """Builds the network a config describes: its ``family`` picks the builder.
 
     Args:
@@ -195,7 +199,7 @@ def build_cnn(config: Mapping[str, Any], input_shape: tuple[int, ...], num_class
     return keras.Model(inputs, _head(x, config, num_classes), name="hpo32_cnn")
 
 
-def _head(x, config: Mapping[str, Any], num_classes: int):
+def _head(x: keras.KerasTensor, config: Mapping[str, Any], num_classes: int) -> keras.KerasTensor:
     """FC layers ``fc_units_k`` with activation and ``fc_dropout_k``, then the softmax."""
     from keras import layers
 
@@ -249,7 +253,7 @@ def build_resnet(config: Mapping[str, Any], input_shape: tuple[int, ...], num_cl
     x = _activation(act)(x)
     convs = []
 
-    def conv(x, width: int):
+    def conv(x: keras.KerasTensor, width: int) -> keras.KerasTensor:
         layer = layers.Conv2D(width, 3, padding="same", use_bias=False)
         convs.append(layer)
         return layer(x)
@@ -278,7 +282,7 @@ def build_resnet(config: Mapping[str, Any], input_shape: tuple[int, ...], num_cl
     return model
 
 
-def _dirac(layer) -> None:
+def _dirac(layer: keras.layers.Layer) -> None:
     """Sets a built convolution's first ``min(in, out)`` filters to pass their input channel
     through unchanged (the rest keep their random start), as airbench's dirac init."""
     import numpy as np
@@ -291,7 +295,9 @@ def _dirac(layer) -> None:
     layer.kernel.assign(kernel)
 
 
-def init_whitening(model, images, eps: float = 5e-4, limit: int = 5000) -> bool:
+def init_whitening(
+    model: keras.Model, images: np.ndarray, eps: float = 5e-4, limit: int = 5000
+) -> bool:
     """Sets the stem of a ``resnet`` model to whiten image patches, and freezes it.
 
     The stem's filters become the eigenvectors of the covariance of ``stem_kernel`` x
@@ -407,7 +413,7 @@ def build_densenet121(
     return keras.Model(inputs, outputs, name=f"hpo32_densenet121_{mode}")
 
 
-def build_optimizer(config: Mapping[str, Any]):
+def build_optimizer(config: Mapping[str, Any]) -> keras.optimizers.Optimizer:
     """Returns the Keras optimizer named by ``config['optimizer']`` at its learning rate.
 
     ``sgd`` takes ``momentum`` (default 0.9) and ``nesterov`` (default on); ``weight_decay``
@@ -445,7 +451,7 @@ def build_optimizer(config: Mapping[str, Any]):
     return makers[name]()
 
 
-def compile_model(model, config: Mapping[str, Any]) -> None:
+def compile_model(model: keras.Model, config: Mapping[str, Any]) -> None:
     """Compiles ``model`` with the config's optimizer and label-smoothed cross-entropy.
 
     Labels are one-hot (see :func:`hpo32.search.training.train_config`), so the loss and metric are
