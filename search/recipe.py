@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import keras
 
 __all__ = [
     "SCHEDULES",
@@ -106,7 +109,7 @@ class Plan:
         return min(self.steps_done / max(self.total_steps - 1, 1), 1.0)
 
 
-def schedule_callback(config: Mapping[str, Any], plan: Plan):
+def schedule_callback(config: Mapping[str, Any], plan: Plan) -> keras.callbacks.Callback:
     """A Keras callback that sets the optimizer's rate before every step from ``plan``.
 
     Reads ``learning_rate``, ``lr_schedule`` (default ``constant``) and ``warmup_fraction``
@@ -121,7 +124,7 @@ def schedule_callback(config: Mapping[str, Any], plan: Plan):
     lr_factor(schedule, 0.0, warmup)  # an unknown schedule fails before training
 
     class Schedule(keras.callbacks.Callback):
-        def on_train_batch_begin(self, batch, logs=None):
+        def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
             if schedule != "constant" or warmup > 0:
                 optimizer = getattr(self.model.optimizer, "inner_optimizer", None)
                 optimizer = optimizer or self.model.optimizer
@@ -131,7 +134,7 @@ def schedule_callback(config: Mapping[str, Any], plan: Plan):
                 plan.last_factor = lr_factor(schedule, plan.progress(), warmup)
                 optimizer.learning_rate.assign(base * plan.last_factor)
 
-        def on_train_end(self, logs=None):
+        def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
             base = getattr(self, "_base", None)
             if base is not None:  # the saved model keeps the config's rate, not the last one
                 optimizer = getattr(self.model.optimizer, "inner_optimizer", None)
@@ -140,7 +143,7 @@ def schedule_callback(config: Mapping[str, Any], plan: Plan):
     return Schedule()
 
 
-def swap_ema_weights(model) -> bool:
+def swap_ema_weights(model: keras.Model) -> bool:
     """Swaps the model's trainable weights with the optimizer's moving averages (EMA).
 
     Called twice, it restores them. Returns False (and swaps nothing) when the optimizer
@@ -197,7 +200,9 @@ def tta_views(x: np.ndarray, mode: str) -> list[np.ndarray]:
     return views
 
 
-def predict_views(model, x: np.ndarray, mode: str = "none", batch_size: int = 256) -> np.ndarray:
+def predict_views(
+    model: keras.Model, x: np.ndarray, mode: str = "none", batch_size: int = 256
+) -> np.ndarray:
     """Class probabilities of uint8 images ``x``: the mean over :func:`tta_views`."""
     from hpo32.search.data import make_tf_dataset
 
