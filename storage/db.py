@@ -5,8 +5,12 @@ from __future__ import annotations
 import os
 import sqlite3
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
+
+if TYPE_CHECKING:
+    import optuna
+    import sqlalchemy as sa
 
 __all__ = [
     "DEFAULT_URL",
@@ -106,7 +110,7 @@ def resolve_url(url: str | None = None, existing: bool = False) -> str:
     return url
 
 
-def _parse_url(url: str):
+def _parse_url(url: str) -> sa.engine.URL:
     """``url`` as SQLAlchemy's URL, its database and driver checked usable here.
 
     Raises:
@@ -163,7 +167,7 @@ def _checked_file(url: str) -> Path | None:
     return _sqlite_file(url, parsed) if parsed.get_backend_name() == "sqlite" else None
 
 
-def _sqlite_file(url: str, parsed) -> Path:
+def _sqlite_file(url: str, parsed: sa.engine.URL) -> Path:
     """The file of a parsed SQLite URL, which must name one and take no options.
 
     Raises:
@@ -250,7 +254,7 @@ _READ_ONLY_SESSION = {
 }
 
 
-def make_engine(url: str, read_only: bool = False):
+def make_engine(url: str, read_only: bool = False) -> sa.Engine:
     """A SQLAlchemy engine for ``url``; SQLite files get WAL and a busy timeout.
 
     Args:
@@ -311,12 +315,12 @@ def make_engine(url: str, read_only: bool = False):
     return engine
 
 
-def _read_only_sessions(engine, statement: str) -> None:
+def _read_only_sessions(engine: sa.Engine, statement: str) -> None:
     """Runs ``statement`` on every new connection of ``engine`` (before any other use)."""
     import sqlalchemy as sa
 
     @sa.event.listens_for(engine, "connect")
-    def _read_only(dbapi_con, _record) -> None:
+    def _read_only(dbapi_con: Any, _record: Any) -> None:
         cur = dbapi_con.cursor()
         try:
             cur.execute(statement)
@@ -330,7 +334,7 @@ def optuna_storage(
     heartbeat_interval: int | None = None,
     grace_period: int | None = None,
     retry_stale: bool = True,
-):
+) -> optuna.storages.RDBStorage:
     """Optuna's RDB storage over ``url`` (tables created when missing).
 
     Args:
