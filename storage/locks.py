@@ -27,7 +27,9 @@ def _key(study_name: str) -> int:
 
 
 @contextlib.contextmanager
-def study_lock(engine, url: str, study_name: str, timeout_s: int = 600) -> Iterator[None]:
+def study_lock(
+    engine: sa.Engine, url: str, study_name: str, timeout_s: int = 600
+) -> Iterator[None]:
     """Holds the study's lock for the duration of the ``with`` block.
 
     Args:

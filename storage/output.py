@@ -85,7 +85,9 @@ def check_output(out: str | os.PathLike[str], url: str | None = None) -> Path | 
     return target
 
 
-def write_output(out: str | os.PathLike[str], data: str | bytes, url: str | None = None):
+def write_output(
+    out: str | os.PathLike[str], data: str | bytes, url: str | None = None
+) -> Path | None:
     """Writes ``data`` (text as UTF-8) to ``out`` after :func:`check_output`.
 
     Args:
