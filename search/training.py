@@ -8,10 +8,17 @@ import os
 import resource
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 
 from hpo32.search import faults, signals
 from hpo32.search.hardware import cpu_has_bf16
+
+if TYPE_CHECKING:
+    import keras
+    import numpy as np
+
+    from hpo32.search.data import Splits
+    from hpo32.search.recipe import Plan
 
 __all__ = [
     "PRECISIONS",
@@ -263,142 +270,173 @@ class _Validation:
         return view_count(self.tta)
 
 
+class _BudgetLogic:
+    """What :func:`_budget_callback`'s Keras callback does (a mixin, so that Keras loads only
+    when a trial trains): stops between batches at the earliest deadline, validates after
+    each epoch (except after a search-budget cut, which must not overrun the search),
+    prunes, re-fits the schedule's end to a deadline that will cut the training, and
+    measures."""
+
+    model: Any  # keras.callbacks.Callback's
+
+    def __init__(
+        self,
+        deadlines: list[tuple[float, str]],
+        report: EpochReport | None,
+        n_train: int,
+        batch_size: int,
+        val: _Validation,
+        plan: Plan,
+        reserve_images: int = 0,
+    ) -> None:
+        super().__init__()
+        self._deadlines = deadlines
+        self._report = report
+        self._n_train = n_train
+        self._batch_size = batch_size
+        self._val = val
+        self._plan = plan
+        self._reserve_images = reserve_images
+        self._n_val = len(val.x) * val.views
+        self._steps_per_epoch = max(1, -(-n_train // batch_size))
+        self.stopped_by: str | None = None
+        self.train_seconds = 0.0
+        self.eval_seconds = 0.0
+        self.eval_images = 0
+        self.images = 0
+        self.peak_rss = current_rss_mb()
+        self.val_accuracy: list[float] = []
+        self.epoch_seconds: list[float] = []
+        self._steps = 0
+        self._timed = 0.0
+        self._timed_steps = 0
+        self._refit_by: str | None = None
+        self._epoch = 0
+        self._next_event = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._t0 = self._last = time.perf_counter()
+        self._steps = 0
+        self._epoch = epoch
+
+    def eval_per_image(self, train_per_image: float) -> float:
+        """Seconds per validation image: measured once a validation ran, else about a
+        third of a training step's (forward only)."""
+        if self.eval_images:
+            return self.eval_seconds / self.eval_images
+        return train_per_image / 3
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        signals.check()  # SIGTERM/SIGINT stop the trial here (recorded as interrupted)
+        faults.point("mid_epoch")
+        batch_size, plan = self._batch_size, self._plan
+        t = time.perf_counter()
+        self._steps += 1
+        plan.steps_done += 1
+        # Step time from every step but the trial's first, which traces the graph and
+        # takes seconds (it once stopped every trial after one step when 30 s or less
+        # were left).
+        if plan.steps_done > 1:
+            self._timed += t - self._last
+            self._timed_steps += 1
+        self._last = t
+        if _batch_listener is not None and t >= self._next_event:
+            self._next_event = t + BATCH_EVENT_SECONDS
+            rate = self._timed_steps * batch_size / self._timed if self._timed else None
+            _batch_listener({"kind": "batch", "phase": "train", "epoch": self._epoch + 1,
+                             "step": self._steps, "steps": self._steps_per_epoch,
+                             "images_per_second": rate})  # fmt: skip
+        if self._steps % 20 == 0:
+            self.peak_rss = max(self.peak_rss, current_rss_mb())
+        if self._timed_steps < 1:
+            return
+        now = time.monotonic()
+        step = self._timed / self._timed_steps
+        per_image = self.eval_per_image(step / batch_size)
+        per_eval = self._n_val * per_image
+        reserve = self._reserve_images * per_image + TEST_OVERHEAD_S
+        fit: tuple[float, str] | None = None
+        for deadline, reason in self._deadlines:
+            # the search budget also holds the final test evaluation (README: budgets)
+            held = reserve if reason == "search_budget" and self._reserve_images else 0
+            end = deadline - held
+            if now + per_eval >= end:  # stop early enough for the validation to fit
+                self.stopped_by = reason
+                self.model.stop_training = True
+                return
+            # the steps that fit before this cut, each epoch end paying a validation
+            left = (end - now - per_eval) / (step + per_eval / self._steps_per_epoch)
+            if fit is None or left < fit[0]:
+                fit = (left, reason)
+        if fit is not None and self._timed_steps >= MIN_TIMED_STEPS:
+            # end a little before the estimated cut, so that a slower step near the
+            # end still finds the schedule finished rather than cut a few steps short
+            plan.fit_to(fit[0] * (1 - REFIT_SLACK) - REFIT_SLACK_STEPS)
+            self._refit_by = fit[1] if plan.refit else None
+        if self._refit_by and plan.steps_done >= plan.total_steps:
+            self.stopped_by = self._refit_by  # the re-fit schedule has ended: the cut
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        from hpo32.search.recipe import accuracies, predict_views, swap_ema_weights
+
+        val, n_val = self._val, self._n_val
+        self.epoch_seconds.append(time.perf_counter() - self._t0)
+        self.train_seconds += self.epoch_seconds[-1]
+        self.images += min(self._steps * self._batch_size, self._n_train)
+        self.peak_rss = max(self.peak_rss, current_rss_mb())
+        search_over = any(
+            r == "search_budget" and time.monotonic() >= d for d, r in self._deadlines
+        )
+        if search_over:
+            return  # no validation past the search budget: the epoch stays unmeasured
+        if _batch_listener is not None:
+            _batch_listener({"kind": "batch", "phase": "validate", "epoch": epoch + 1,
+                             "images": n_val})  # fmt: skip
+        t_eval = time.perf_counter()
+        swapped = swap_ema_weights(self.model)  # validate the averaged weights
+        try:
+            probs = predict_views(self.model, val.x, val.tta)
+            faults.point("validation")
+        finally:
+            if swapped:
+                swap_ema_weights(self.model)
+        signals.check()
+        self.eval_seconds += time.perf_counter() - t_eval
+        self.eval_images += n_val
+        scores = accuracies(probs, val.y)
+        loss = _cross_entropy(probs, val.y)
+        if logs is not None:  # History (after us in the list) records these too
+            logs.update(val_loss=loss, val_accuracy=scores["accuracy"],
+                        val_top5=scores["top5"])  # fmt: skip
+        acc = scores["accuracy"]
+        self.val_accuracy.append(acc)
+        if self._report is not None and self._report(epoch, acc) and self.stopped_by is None:
+            self.stopped_by = "pruned"
+            self.model.stop_training = True
+
+
 def _budget_callback(
     deadlines: list[tuple[float, str]],
     report: EpochReport | None,
     n_train: int,
     batch_size: int,
     val: _Validation,
-    plan,
+    plan: Plan,
     reserve_images: int = 0,
-):
+) -> _BudgetLogic:
+    """The Keras callback that enforces the budgets (see :class:`_BudgetLogic`)."""
     import keras
 
-    from hpo32.search.recipe import accuracies, predict_views, swap_ema_weights
-
-    n_val = len(val.x) * val.views
-    steps_per_epoch = max(1, -(-n_train // batch_size))
-
-    class Budget(keras.callbacks.Callback):
+    class Budget(_BudgetLogic, keras.callbacks.Callback):
         """Stops between batches at the earliest deadline, validates after each epoch
         (except after a search-budget cut, which must not overrun the search), prunes,
         re-fits the schedule's end to a deadline that will cut the training, and measures."""
 
-        def __init__(self) -> None:
-            super().__init__()
-            self.stopped_by: str | None = None
-            self.train_seconds = 0.0
-            self.eval_seconds = 0.0
-            self.eval_images = 0
-            self.images = 0
-            self.peak_rss = current_rss_mb()
-            self.val_accuracy: list[float] = []
-            self.epoch_seconds: list[float] = []
-            self._steps = 0
-            self._timed = 0.0
-            self._timed_steps = 0
-            self._refit_by: str | None = None
-            self._epoch = 0
-            self._next_event = 0.0
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self._t0 = self._last = time.perf_counter()
-            self._steps = 0
-            self._epoch = epoch
-
-        def eval_per_image(self, train_per_image: float) -> float:
-            """Seconds per validation image: measured once a validation ran, else about a
-            third of a training step's (forward only)."""
-            if self.eval_images:
-                return self.eval_seconds / self.eval_images
-            return train_per_image / 3
-
-        def on_train_batch_end(self, batch, logs=None):
-            signals.check()  # SIGTERM/SIGINT stop the trial here (recorded as interrupted)
-            faults.point("mid_epoch")
-            t = time.perf_counter()
-            self._steps += 1
-            plan.steps_done += 1
-            # Step time from every step but the trial's first, which traces the graph and
-            # takes seconds (it once stopped every trial after one step when 30 s or less
-            # were left).
-            if plan.steps_done > 1:
-                self._timed += t - self._last
-                self._timed_steps += 1
-            self._last = t
-            if _batch_listener is not None and t >= self._next_event:
-                self._next_event = t + BATCH_EVENT_SECONDS
-                rate = self._timed_steps * batch_size / self._timed if self._timed else None
-                _batch_listener({"kind": "batch", "phase": "train", "epoch": self._epoch + 1,
-                                 "step": self._steps, "steps": steps_per_epoch,
-                                 "images_per_second": rate})  # fmt: skip
-            if self._steps % 20 == 0:
-                self.peak_rss = max(self.peak_rss, current_rss_mb())
-            if self._timed_steps < 1:
-                return
-            now = time.monotonic()
-            step = self._timed / self._timed_steps
-            per_image = self.eval_per_image(step / batch_size)
-            per_eval = n_val * per_image
-            reserve = reserve_images * per_image + TEST_OVERHEAD_S
-            fit: tuple[float, str] | None = None
-            for deadline, reason in deadlines:
-                # the search budget also holds the final test evaluation (README: budgets)
-                end = deadline - (reserve if reason == "search_budget" and reserve_images else 0)
-                if now + per_eval >= end:  # stop early enough for the validation to fit
-                    self.stopped_by = reason
-                    self.model.stop_training = True
-                    return
-                # the steps that fit before this cut, each epoch end paying a validation
-                left = (end - now - per_eval) / (step + per_eval / steps_per_epoch)
-                if fit is None or left < fit[0]:
-                    fit = (left, reason)
-            if fit is not None and self._timed_steps >= MIN_TIMED_STEPS:
-                # end a little before the estimated cut, so that a slower step near the
-                # end still finds the schedule finished rather than cut a few steps short
-                plan.fit_to(fit[0] * (1 - REFIT_SLACK) - REFIT_SLACK_STEPS)
-                self._refit_by = fit[1] if plan.refit else None
-            if self._refit_by and plan.steps_done >= plan.total_steps:
-                self.stopped_by = self._refit_by  # the re-fit schedule has ended: the cut
-                self.model.stop_training = True
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.epoch_seconds.append(time.perf_counter() - self._t0)
-            self.train_seconds += self.epoch_seconds[-1]
-            self.images += min(self._steps * batch_size, n_train)
-            self.peak_rss = max(self.peak_rss, current_rss_mb())
-            search_over = any(r == "search_budget" and time.monotonic() >= d for d, r in deadlines)
-            if search_over:
-                return  # no validation past the search budget: the epoch stays unmeasured
-            if _batch_listener is not None:
-                _batch_listener({"kind": "batch", "phase": "validate", "epoch": epoch + 1,
-                                 "images": n_val})  # fmt: skip
-            t_eval = time.perf_counter()
-            swapped = swap_ema_weights(self.model)  # validate the averaged weights
-            try:
-                probs = predict_views(self.model, val.x, val.tta)
-                faults.point("validation")
-            finally:
-                if swapped:
-                    swap_ema_weights(self.model)
-            signals.check()
-            self.eval_seconds += time.perf_counter() - t_eval
-            self.eval_images += n_val
-            scores = accuracies(probs, val.y)
-            loss = _cross_entropy(probs, val.y)
-            if logs is not None:  # History (after us in the list) records these too
-                logs.update(val_loss=loss, val_accuracy=scores["accuracy"],
-                            val_top5=scores["top5"])  # fmt: skip
-            acc = scores["accuracy"]
-            self.val_accuracy.append(acc)
-            if report is not None and report(epoch, acc) and self.stopped_by is None:
-                self.stopped_by = "pruned"
-                self.model.stop_training = True
-
-    return Budget()
+    return Budget(deadlines, report, n_train, batch_size, val, plan, reserve_images)
 
 
-def _cross_entropy(probs, y) -> float:
+def _cross_entropy(probs: np.ndarray, y: np.ndarray) -> float:
     """Mean negative log-probability of the true classes."""
     import numpy as np
 
@@ -406,9 +444,93 @@ def _cross_entropy(probs, y) -> float:
     return float(np.mean(-np.log(np.clip(picked, 1e-12, 1.0))))
 
 
+def _train_dataset(
+    config: Mapping[str, Any], splits: Splits, batch_size: int, seed: int, *, repeat: bool
+) -> Any:
+    """The training stream of ``splits`` for ``config`` (augmentation, one-hot labels), a
+    ``tf.data.Dataset``; repeated when epochs are shorter than the training set."""
+    import tensorflow as tf
+
+    from hpo32.search.data import make_tf_dataset
+
+    num_classes = splits.num_classes
+
+    def one_hot(x: Any, y: Any) -> tuple[Any, Any]:
+        return x, tf.one_hot(y, num_classes)
+
+    train_ds = make_tf_dataset(
+        splits.x_train,
+        splits.y_train,
+        batch_size,
+        training=True,
+        seed=seed,
+        augment_flip=bool(config.get("augment_flip")),
+        augment_crop=bool(config.get("augment_crop")),
+        flip_mode=str(config.get("flip_mode", "random")),
+        crop_pixels=int(config.get("crop_pixels", 4)),
+    ).map(one_hot)
+    return train_ds.repeat() if repeat else train_ds
+
+
+def _built_model(
+    config: Mapping[str, Any], splits: Splits, policy: str, weights: str | None
+) -> Any:
+    """``config``'s Keras model, built and compiled under the dtype ``policy`` (which applies
+    to this model only: the global policy is restored)."""
+    import keras
+
+    from hpo32.search.models import build_model, compile_model, init_whitening
+
+    previous_policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        model = build_model(config, splits.input_shape, splits.num_classes, weights=weights)
+        if config.get("stem_whiten"):
+            init_whitening(model, splits.x_train)
+        compile_model(model, config)
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+    return model
+
+
+def _trial_result(
+    budget: _BudgetLogic,
+    hist: Mapping[str, list[float]],
+    plan: Plan,
+    batch_size: int,
+    policy: str,
+    model: Any,
+) -> TrialResult:
+    """The :class:`TrialResult` of a trained model from what its budget callback measured."""
+    epochs_run = len(budget.val_accuracy)
+    partial = budget.stopped_by == "trial_budget"  # its last validated epoch was cut short
+    # the search ended inside the first epoch: a few batches measure nothing of the config
+    # (chance-level values that would mislead the sampler), so the trial has no value
+    cut_first = budget.stopped_by == "search_budget" and len(budget.epoch_seconds) <= 1
+    return TrialResult(
+        value=budget.val_accuracy[-1] if epochs_run and not cut_first else None,
+        val_accuracy=budget.val_accuracy,
+        history={k: [float(v) for v in vs] for k, vs in hist.items()},
+        epochs_completed=epochs_run - 1 if partial and epochs_run else epochs_run,
+        stopped_by=budget.stopped_by,
+        train_seconds=budget.train_seconds,
+        images_per_second=budget.images / budget.train_seconds if budget.train_seconds else 0.0,
+        eval_seconds=budget.eval_seconds,
+        peak_rss_mb=budget.peak_rss,
+        images_trained=budget.images,
+        epoch_seconds=budget.epoch_seconds,
+        dtype_policy=policy,
+        planned_images=plan.planned_steps * batch_size,
+        eval_images=budget.eval_images,
+        schedule_refit=plan.refit,
+        lr_final_factor=plan.last_factor,
+        model=model,
+    )
+
+
 def train_config(
     config: Mapping[str, Any],
-    splits,
+    splits: Splits,
     *,
     epochs: int,
     trial_deadline: float | None = None,
@@ -453,48 +575,20 @@ def train_config(
         hpo32.search.models.InvalidConfig: the config cannot be built.
     """
     import keras
-    import tensorflow as tf
 
-    from hpo32.search.data import make_tf_dataset
-    from hpo32.search.models import build_model, compile_model, init_whitening
     from hpo32.search.recipe import Plan, schedule_callback, tta_of
 
     keras.utils.set_random_seed(seed)
-    num_classes = splits.num_classes
     batch_size = int(config["batch_size"])
     n_train = len(splits.x_train)
     steps_per_epoch = None
     if epoch_images is not None and epoch_images < n_train:
         steps_per_epoch = max(1, -(-int(epoch_images) // batch_size))
 
-    def one_hot(x, y):
-        return x, tf.one_hot(y, num_classes)
-
-    train_ds = make_tf_dataset(
-        splits.x_train,
-        splits.y_train,
-        batch_size,
-        training=True,
-        seed=seed,
-        augment_flip=bool(config.get("augment_flip")),
-        augment_crop=bool(config.get("augment_crop")),
-        flip_mode=str(config.get("flip_mode", "random")),
-        crop_pixels=int(config.get("crop_pixels", 4)),
-    ).map(one_hot)
-    if steps_per_epoch:
-        train_ds = train_ds.repeat()
+    train_ds = _train_dataset(config, splits, batch_size, seed, repeat=bool(steps_per_epoch))
     val = _Validation(splits.x_val, splits.y_val, tta_of(config))
-
     policy = resolve_precision(precision)
-    previous_policy = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy(policy)
-    try:
-        model = build_model(config, splits.input_shape, num_classes, weights=weights)
-        if config.get("stem_whiten"):
-            init_whitening(model, splits.x_train)
-        compile_model(model, config)
-    finally:
-        keras.mixed_precision.set_global_policy(previous_policy)
+    model = _built_model(config, splits, policy, weights)
     epoch_size = steps_per_epoch * batch_size if steps_per_epoch else n_train
     plan = Plan(epochs * (steps_per_epoch or -(-n_train // batch_size)))
     deadlines = [
@@ -515,33 +609,12 @@ def train_config(
             verbose=verbose,
             callbacks=[schedule_callback(config, plan), budget],
         ).history
-    epochs_run = len(budget.val_accuracy)
-    partial = budget.stopped_by == "trial_budget"  # its last validated epoch was cut short
-    # the search ended inside the first epoch: a few batches measure nothing of the config
-    # (chance-level values that would mislead the sampler), so the trial has no value
-    cut_first = budget.stopped_by == "search_budget" and len(budget.epoch_seconds) <= 1
-    return TrialResult(
-        value=budget.val_accuracy[-1] if epochs_run and not cut_first else None,
-        val_accuracy=budget.val_accuracy,
-        history={k: [float(v) for v in vs] for k, vs in hist.items()},
-        epochs_completed=epochs_run - 1 if partial and epochs_run else epochs_run,
-        stopped_by=budget.stopped_by,
-        train_seconds=budget.train_seconds,
-        images_per_second=budget.images / budget.train_seconds if budget.train_seconds else 0.0,
-        eval_seconds=budget.eval_seconds,
-        peak_rss_mb=budget.peak_rss,
-        images_trained=budget.images,
-        epoch_seconds=budget.epoch_seconds,
-        dtype_policy=policy,
-        planned_images=plan.planned_steps * batch_size,
-        eval_images=budget.eval_images,
-        schedule_refit=plan.refit,
-        lr_final_factor=plan.last_factor,
-        model=model,
-    )
+    return _trial_result(budget, hist, plan, batch_size, policy, model)
 
 
-def evaluate(model, x, y, tta: str = "none") -> dict[str, float]:
+def evaluate(
+    model: keras.Model, x: np.ndarray, y: np.ndarray, tta: str = "none"
+) -> dict[str, float]:
     """Top-1 (``accuracy``) and top-5 (``top5``) accuracy of ``model`` on uint8 images ``x``
     with integer labels ``y``, averaging the views of test-time augmentation ``tta``."""
     from hpo32.search.recipe import accuracies, predict_views
