@@ -18,7 +18,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from typing import Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from hpo32.storage import queries
 from hpo32.storage.db import make_engine
@@ -29,6 +29,12 @@ from hpo32.storage.records import (
     search_intervals,
     to_timestamp,
 )
+
+if TYPE_CHECKING:
+    # types only: the engine storage opens, the distributions Optuna stores (no SQL here)
+    import sqlalchemy as sa
+    from optuna.distributions import BaseDistribution
+
 
 __all__ = [
     "EFFECT_PARAMS",
@@ -117,7 +123,7 @@ _FINISHED = ("COMPLETE", "PRUNED", "FAIL")
 
 
 # -- engine ---------------------------------------------------------------------------------
-def open_engine(url: str):
+def open_engine(url: str) -> sa.Engine:
     """A read-only SQLAlchemy engine for the dashboards: :func:`hpo32.storage.make_engine`
     with ``read_only=True`` (SQLite files open ``mode=ro`` through a thread-safe pool;
     PostgreSQL and MySQL sessions are read-only transactions).
@@ -189,7 +195,7 @@ def engine_family(engine: str | None) -> str:
 
 
 # -- fingerprints: cheap "did anything change" queries ---------------------------------------
-def fingerprint(engine, names: Sequence[str] | None = None) -> str:
+def fingerprint(engine: sa.Engine, names: Sequence[str] | None = None) -> str:
     """A short string that changes whenever the shown data of ``names`` (all studies when
     None) changes: trial count, newest trial, newest start/finish, running trials, newest
     epoch of a running trial, sessions and test results.
@@ -210,13 +216,13 @@ def fingerprint(engine, names: Sequence[str] | None = None) -> str:
     return json.dumps(parts, default=str)
 
 
-def completed_key(engine, name: str) -> str:
+def completed_key(engine: sa.Engine, name: str) -> str:
     """Changes only when the set of complete trials of ``name`` changes (for importances)."""
     return json.dumps([name, *queries.complete_marks(engine, name)], default=str)
 
 
 # -- studies overview -------------------------------------------------------------------------
-def list_studies(engine, now: float | None = None) -> list[dict[str, Any]]:
+def list_studies(engine: sa.Engine, now: float | None = None) -> list[dict[str, Any]]:
     """One dict per study (hpo32's or plain Optuna): name, dataset, engine, states, n_trials,
     best_value, budget_seconds, used_seconds, last_activity, running, space_key, fidelity
     (its label: classes, images, epochs, image size).
@@ -286,7 +292,7 @@ def default_dataset_pair(studies: list[dict[str, Any]]) -> tuple[str | None, str
     )
 
 
-def study_info(engine, name: str) -> dict[str, Any]:
+def study_info(engine: sa.Engine, name: str) -> dict[str, Any]:
     """The overview row of one study (see :func:`list_studies`).
 
     Raises:
@@ -310,7 +316,7 @@ def best_so_far(values: Sequence[float | None]) -> list[float | None]:
     return out
 
 
-def _history_rows(bind, name: str) -> list[tuple[Any, ...]]:
+def _history_rows(bind: queries.Bind, name: str) -> list[tuple[Any, ...]]:
     """``(number, state, value, start, complete)`` of every trial of ``name`` by number."""
     return [
         (t.number, t.state, t.value, t.started, t.completed) for t in queries.trials(bind, name)
@@ -361,7 +367,7 @@ def history_from_rows(rows: Iterable[Sequence[Any]]) -> dict[str, Any]:
     return {"trials": cols, "by_number": by_number, "by_time": by_time, "counts": counts}
 
 
-def history(engine, name: str) -> dict[str, Any]:
+def history(engine: sa.Engine, name: str) -> dict[str, Any]:
     """Every trial's number, state, value, start and finish, plus best so far against trial
     number and against wall-clock time (one query; see :func:`history_from_rows`)."""
     out = history_from_rows(_history_rows(engine, name))
@@ -378,7 +384,9 @@ def _search_intervals(
     return search_intervals(sessions, spans, now)
 
 
-def best_over_time(engine, names: Sequence[str], now: float | None = None) -> list[dict[str, Any]]:
+def best_over_time(
+    engine: sa.Engine, names: Sequence[str], now: float | None = None
+) -> list[dict[str, Any]]:
     """Per study: best value so far against hours of search spent (gaps between resumes left
     out), plus its dataset and engine; for the comparison pages.
 
@@ -546,7 +554,7 @@ def select_curve_trials(rows: Sequence[tuple[Any, ...]], cap: int) -> list[int]:
     return chosen
 
 
-def learning_curves(engine, name: str, cap: int = 200) -> dict[str, Any]:
+def learning_curves(engine: sa.Engine, name: str, cap: int = 200) -> dict[str, Any]:
     """Validation accuracy per epoch (Optuna's intermediate values; the ``history`` user
     attribute when a trial has none) for up to ``cap`` trials, and the mean over all trials.
 
@@ -632,7 +640,7 @@ def even_sample(items: Sequence[Any], cap: int, keep: Iterable[int] = ()) -> lis
     return sorted(chosen)[:cap] if len(chosen) > cap else sorted(chosen)
 
 
-def _param_spec(name: str, dist) -> dict[str, Any]:
+def _param_spec(name: str, dist: BaseDistribution) -> dict[str, Any]:
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
     if isinstance(dist, CategoricalDistribution):
@@ -697,7 +705,7 @@ def _infer_spec(name: str, values: list[Any]) -> dict[str, Any]:
 
 
 def _configs(
-    bind, trial_ids: Sequence[int]
+    bind: queries.Bind, trial_ids: Sequence[int]
 ) -> tuple[dict[int, dict[str, Any]], dict[str, dict[str, Any]], dict[int, dict[str, Any]]]:
     """Each trial's active params (the ``config`` user attribute when present, else Optuna's
     params), the axis spec of every parameter and each trial's Optuna distributions."""
@@ -735,7 +743,7 @@ def _configs(
     return out, specs, dists
 
 
-def _complete_trials(bind, name: str) -> list[tuple[int, int, float]]:
+def _complete_trials(bind: queries.Bind, name: str) -> list[tuple[int, int, float]]:
     """``(trial_id, number, value)`` of complete trials with a finite value, by number."""
     return [(t.trial_id, t.number, t.value) for t in queries.complete_trials(bind, name)]
 
@@ -773,7 +781,7 @@ def space_params(spec: Any) -> dict[str, dict[str, Any]] | None:
     return out
 
 
-def study_space(bind, name: str) -> dict[str, dict[str, Any]] | None:
+def study_space(bind: queries.Bind, name: str) -> dict[str, dict[str, Any]] | None:
     """:func:`space_params` of the spec study ``name`` stored (None for a plain Optuna
     study, or a spec without a readable space)."""
     return space_params(queries.study_spec(bind, name))
@@ -816,7 +824,7 @@ def with_space(
 
 
 def _pool(
-    con, name: str, states: Sequence[str], top: float
+    con: queries.Bind, name: str, states: Sequence[str], top: float
 ) -> tuple[list[tuple[int, int, float]], list[tuple[int, int, float]], dict[int, str]]:
     """The complete trials, the pool to sample from (the best ``top`` share of them, plus
     trials of the other ``states``) and each pooled trial's state."""
@@ -835,7 +843,7 @@ def _pool(
 
 
 def param_samples(
-    engine,
+    engine: sa.Engine,
     name: str,
     cap: int = 1000,
     order: str = "even",
@@ -898,7 +906,7 @@ def param_samples(
     }
 
 
-def importances(engine, name: str, cap: int = 1000) -> dict[str, Any]:
+def importances(engine: sa.Engine, name: str, cap: int = 1000) -> dict[str, Any]:
     """Parameter importances of a study by Optuna's PED-ANOVA evaluator (conditional
     parameters included), over its latest ``cap`` complete trials.
 
@@ -957,7 +965,7 @@ def importances_from_samples(sample: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def categorical_names(engine, name: str) -> list[str]:
+def categorical_names(engine: sa.Engine, name: str) -> list[str]:
     """Every categorical parameter of study ``name`` with two or more choices: its space's
     (in the space's order) where it stored one, else those recorded with a categorical
     distribution (in :func:`param_order`)."""
@@ -987,7 +995,7 @@ def categorical_names(engine, name: str) -> list[str]:
 
 
 def categorical_effects(
-    engine, name: str, params: Sequence[str] | None = None
+    engine: sa.Engine, name: str, params: Sequence[str] | None = None
 ) -> dict[str, list[dict[str, Any]]]:
     """Per categorical parameter and choice: count, mean, standard deviation and max of
     complete trials' values; one aggregate query.
@@ -1094,7 +1102,9 @@ def spearman(a: Sequence[float], b: Sequence[float]) -> float | None:
     return cov / math.sqrt(va * vb)
 
 
-def _values_by_config(con, name: str) -> dict[tuple[Any, ...], tuple[float, int, int]]:
+def _values_by_config(
+    con: queries.Bind, name: str
+) -> dict[tuple[Any, ...], tuple[float, int, int]]:
     """``{config_key: (mean value, count, first trial number)}`` of complete trials."""
     done = _complete_trials(con, name)
     ids = [d[0] for d in done]
@@ -1116,7 +1126,7 @@ def _values_by_config(con, name: str) -> dict[tuple[Any, ...], tuple[float, int,
     return {k: (a[0] / a[1], int(a[1]), int(a[2])) for k, a in acc.items()}
 
 
-def rank_correlation(engine, name_a: str, name_b: str) -> dict[str, Any]:
+def rank_correlation(engine: sa.Engine, name_a: str, name_b: str) -> dict[str, Any]:
     """Configs evaluated in both studies (same params and values), their mean values on each
     side and Spearman's rank correlation.
 
@@ -1142,7 +1152,7 @@ def rank_correlation(engine, name_a: str, name_b: str) -> dict[str, Any]:
 
 
 # -- best trial ---------------------------------------------------------------------------------
-def best_trial(engine, name: str) -> dict[str, Any] | None:
+def best_trial(engine: sa.Engine, name: str) -> dict[str, Any] | None:
     """The best complete trial (number, value, duration, config, user attrs) with the study's
     test result (``result``: trial_number, val_accuracy, test_accuracy, model_path) if any."""
     queries.study_id(engine, name)  # raises UnknownStudy
@@ -1164,7 +1174,7 @@ _ATTR_COLUMNS = (
 )
 
 
-def trial_table(engine, name: str) -> dict[str, Any]:
+def trial_table(engine: sa.Engine, name: str) -> dict[str, Any]:
     """Every trial of a study as one flat row: number, state, value, duration_s, started,
     epochs_completed, stopped_by, train_seconds, images_per_second, fail_reason and each
     parameter (absent when inactive).
@@ -1387,7 +1397,7 @@ def _count_classes(classes: Any) -> int | None:
     return None
 
 
-def class_count(engine, name: str) -> int | None:
+def class_count(engine: sa.Engine, name: str) -> int | None:
     """How many classes study ``name`` tells apart: its recorded class ids, else its spec's
     ``classes``, else its dataset's full count (CIFAR-10, ImageNet32); None when unknown."""
     with queries.snapshot(engine) as con:
@@ -1404,7 +1414,7 @@ def class_count(engine, name: str) -> int | None:
     return n if n is not None and n >= 2 else None
 
 
-def chance(engine, name: str) -> float | None:
+def chance(engine: sa.Engine, name: str) -> float | None:
     """The accuracy of guessing in study ``name`` (1 / classes), None when unknown."""
     n = class_count(engine, name)
     return 1.0 / n if n else None
@@ -1441,7 +1451,7 @@ def _history_curves(history: Any, points: Sequence[tuple[int, float]]) -> dict[s
     return out
 
 
-def trial_detail(engine, name: str, number: int) -> dict[str, Any] | None:
+def trial_detail(engine: sa.Engine, name: str, number: int) -> dict[str, Any] | None:
     """Everything about trial ``number`` of study ``name`` for its page: state, value,
     times, config (in the space's order), per-epoch curves, timings, model path, why it
     stopped, the worker, the other user attributes; None when the study has no such trial.
@@ -1482,7 +1492,7 @@ def trial_detail(engine, name: str, number: int) -> dict[str, Any] | None:
     }
 
 
-def timeline(engine, name: str, now: float | None = None) -> dict[str, Any]:
+def timeline(engine: sa.Engine, name: str, now: float | None = None) -> dict[str, Any]:
     """Each trial's number, state, start, finish and worker (the ``worker`` attribute;
     None where not recorded), for the timeline of trials by worker."""
     with queries.snapshot(engine) as con:
