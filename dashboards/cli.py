@@ -43,7 +43,10 @@ def _seconds(text: str) -> float:
     return value
 
 
-def add_parsers(subparsers, storage_help: str = _STORAGE_HELP) -> None:
+def add_parsers(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+    storage_help: str = _STORAGE_HELP,
+) -> None:
     """Adds the ``dashboard`` and ``report`` subcommands to ``subparsers`` (the object
     ``parser.add_subparsers(dest="command")`` returned)."""
     p = subparsers.add_parser(

@@ -11,13 +11,16 @@ import html
 import os
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from hpo32.dashboards import data, figures
 from hpo32.durations import format_duration
 from hpo32.storage import make_engine
 from hpo32.storage.db import redact_url
 from hpo32.storage.output import OutputError, check_output, write_output
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa  # the engine storage opens (types only)
 
 __all__ = ["ReportError", "build_report", "write_report"]
 
@@ -177,7 +180,7 @@ def _top_trials_html(table: dict[str, Any]) -> str:
     return "".join(out)
 
 
-def build_report(engine, names: Sequence[str], source: str = "") -> str:
+def build_report(engine: sa.Engine, names: Sequence[str], source: str = "") -> str:
     """The report's HTML for studies ``names`` over a read-only ``engine``.
 
     Raises:
@@ -217,7 +220,7 @@ def build_report(engine, names: Sequence[str], source: str = "") -> str:
     )
 
 
-def _study_section(page: _Html, engine, name: str) -> dict[str, Any]:
+def _study_section(page: _Html, engine: sa.Engine, name: str) -> dict[str, Any]:
     """One study's section: best trial, history, curves, parameters, best trials; returns
     its importances (the dataset comparison shows them again)."""
     chance = data.chance(engine, name)
@@ -249,7 +252,7 @@ def _study_section(page: _Html, engine, name: str) -> dict[str, Any]:
 
 
 def _dataset_section(
-    page: _Html, engine, rows: list[dict[str, Any]], imps: dict[str, dict[str, Any]]
+    page: _Html, engine: sa.Engine, rows: list[dict[str, Any]], imps: dict[str, dict[str, Any]]
 ) -> None:
     inet, cifar = data.default_dataset_pair(rows)
     if not inet or not cifar:
@@ -281,7 +284,7 @@ def _dataset_section(
     page.add("</section>")
 
 
-def _engine_sections(page: _Html, engine, rows: list[dict[str, Any]]) -> None:
+def _engine_sections(page: _Html, engine: sa.Engine, rows: list[dict[str, Any]]) -> None:
     by_dataset: dict[str, list[str]] = {}
     for r in rows:
         if r["dataset"]:
@@ -301,7 +304,7 @@ def _engine_sections(page: _Html, engine, rows: list[dict[str, Any]]) -> None:
 
 
 def write_report(
-    url: str, names: Sequence[str], out: str | os.PathLike[str], engine=None
+    url: str, names: Sequence[str], out: str | os.PathLike[str], engine: sa.Engine | None = None
 ) -> Path | None:
     """Writes the report of studies ``names`` in the database at ``url`` to ``out``
     through :func:`hpo32.storage.output.write_output`: atomically (a reader never sees half
