@@ -6,12 +6,12 @@ import time
 from typing import Any
 
 from hpo32.storage import queries
-from hpo32.storage.records import search_clock, search_intervals
+from hpo32.storage.records import Records, search_clock, search_intervals
 
 __all__ = ["compare_studies"]
 
 
-def compare_studies(records, names: list[str]) -> list[dict[str, Any]]:
+def compare_studies(records: Records, names: list[str]) -> list[dict[str, Any]]:
     """One row per study: engine, dataset, fidelity, trials by state, best validation
     accuracy, test accuracy of the best, seconds of search (the budget's clock: pauses
     between sessions left out) until a trial reached 95% of the best, and the median

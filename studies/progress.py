@@ -18,9 +18,12 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import IO, Any, Callable
+from typing import IO, TYPE_CHECKING, Any, Callable
 
-from hpo32.studies.spec import format_duration
+from hpo32.durations import format_duration
+
+if TYPE_CHECKING:
+    from hpo32.studies.spec import StudySpec
 
 __all__ = ["Header", "Progress", "header_line", "plural", "short_params"]
 
@@ -79,7 +82,7 @@ class Header:
     states: dict[str, int] = field(default_factory=dict)  # earlier trials by state
 
     @classmethod
-    def of(cls, study: str, spec, **kw: Any) -> Header:
+    def of(cls, study: str, spec: StudySpec, **kw: Any) -> Header:
         """The header of ``spec`` (a StudySpec); the sampler and pruner only for Optuna."""
         optuna = spec.engine.split(":", 1)[0] == "optuna"
         return cls(
@@ -334,8 +337,10 @@ class Progress:
         seconds = time.monotonic() - r.started if r is not None else None
         if seconds is not None:
             self.trial_times.append(seconds)
-        new_best = state == "done" and (self.best is None or value > self.best[0])
-        if new_best:
+        new_best = (
+            value is not None and state == "done" and (self.best is None or value > self.best[0])
+        )
+        if new_best and value is not None:
             self.best = (float(value), number)
         self.running = None
         shown = f"val_acc {value:.4f}" if value is not None else "no result"

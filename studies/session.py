@@ -11,7 +11,7 @@ import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable, cast
 
 from hpo32.search import faults, signals
 from hpo32.search.engines import parse_engine
@@ -20,6 +20,12 @@ from hpo32.storage import Records, artifact_root
 from hpo32.storage.locks import study_lock
 from hpo32.storage.records import SessionHeartbeat
 from hpo32.studies.spec import StudySpec
+
+if TYPE_CHECKING:
+    import optuna
+
+    from hpo32.search.data import Splits
+    from hpo32.search.space import SearchSpace
 
 __all__ = ["Outcome", "TooManyFailures", "evaluate_best", "run_session"]
 
@@ -38,12 +44,12 @@ class Outcome:
 
 def run_session(
     records: Records,
-    study,
+    study: optuna.Study,
     spec: StudySpec,
-    space,
-    splits,
+    space: SearchSpace,
+    splits: Splits,
     url: str,
-    on_event,
+    on_event: Callable[[dict[str, Any]], None] | None,
     quickest_first_epoch: float = 0.0,
     started: float | None = None,
 ) -> Outcome:
@@ -115,7 +121,11 @@ def run_session(
 
 
 def evaluate_best(
-    records: Records, study, splits, root: Path, on_event: Callable | None = None
+    records: Records,
+    study: optuna.Study,
+    splits: Splits,
+    root: Path,
+    on_event: Callable[[dict[str, Any]], None] | None = None,
 ) -> float | None:
     """Evaluates the best trial's saved model on the test split, once per best trial,
     sending ``on_event`` ``{"kind": "test_start", "number", "images"}`` before and
@@ -133,7 +143,7 @@ def evaluate_best(
     ]
     if not done:
         return None
-    best = max(done, key=lambda t: t.value)
+    best = max(done, key=lambda t: cast(float, t.value))  # COMPLETE: a value
     known = records.result(study.study_name)
     if known and known["trial_number"] == best.number:
         return known["test_accuracy"]

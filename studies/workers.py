@@ -5,12 +5,16 @@ from __future__ import annotations
 import os
 import signal
 import time
+from typing import TYPE_CHECKING
 
 from hpo32.search import signals
 from hpo32.search.engines.base import TooManyFailures
 from hpo32.storage import Records
 from hpo32.studies.cli.common import EXIT_FAILURES
 from hpo32.studies.session import Outcome
+
+if TYPE_CHECKING:
+    import optuna
 
 __all__ = ["WORKER_BOOT", "WorkersFailed", "run_workers"]
 
@@ -28,7 +32,9 @@ WORKER_BOOT = (
 )
 
 
-def run_workers(records: Records, study, url: str, workers: int, gpus: list[str] | None) -> Outcome:
+def run_workers(
+    records: Records, study: optuna.Study, url: str, workers: int, gpus: list[str] | None
+) -> Outcome:
     """Runs ``hpo32 worker`` processes on this host until they all stop.
 
     Ctrl-C or SIGTERM reaches every worker, each of which records its running trial.
