@@ -1,4 +1,5 @@
-"""What this machine offers for training: GPUs, CPU cores, native bfloat16.
+"""What this machine offers for training: GPUs, CPU cores, native bfloat16, the Keras
+backends installed.
 
 Read without importing an ML framework, so ``hpo32 presets`` and spec loading stay quick.
 """
@@ -6,10 +7,69 @@ Read without importing an ML framework, so ``hpo32 presets`` and spec loading st
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
+import sys
 from pathlib import Path
 
-__all__ = ["cpu_count", "cpu_has_bf16", "describe", "gpu_visible", "machine_kind"]
+__all__ = [
+    "BACKENDS",
+    "BackendError",
+    "active_backend",
+    "cpu_count",
+    "cpu_has_bf16",
+    "describe",
+    "gpu_visible",
+    "machine_kind",
+    "use_backend",
+]
+
+#: The Keras 3 backends a study trains on (``tensorflow`` first: the default).
+BACKENDS = ("tensorflow", "jax", "torch")
+#: Each backend's library (the module Keras imports), its name in words, and the extra
+#: that installs it.
+_BACKEND_LIBRARY = {
+    "tensorflow": ("tensorflow", "TensorFlow", "'hpo32[cpu]' (or 'hpo32[gpu]' with CUDA)"),
+    "jax": ("jax", "JAX", "'hpo32[jax]'"),
+    "torch": ("torch", "PyTorch", "'hpo32[torch]'"),
+}
+
+
+class BackendError(RuntimeError):
+    """A backend that cannot run in this process (one sentence: what to install or set)."""
+
+
+def active_backend() -> str:
+    """The backend Keras uses (or will use once imported) in this process: Keras' own when
+    it is loaded, else ``$KERAS_BACKEND``, else ``tensorflow``."""
+    keras = sys.modules.get("keras")
+    if keras is not None and hasattr(keras, "backend"):
+        return str(keras.backend.backend())
+    return os.environ.get("KERAS_BACKEND") or "tensorflow"
+
+
+def use_backend(name: str) -> None:
+    """Makes ``name`` this process's Keras backend: sets ``$KERAS_BACKEND`` (the workers a
+    search starts inherit it) before anything imports Keras, which fixes its backend at
+    import. Imports no backend's library.
+
+    Raises:
+        BackendError: ``name``'s library is not installed, or Keras is already loaded with
+            another backend.
+        ValueError: not one of :data:`BACKENDS`.
+    """
+    if name not in BACKENDS:
+        raise ValueError(f"unknown backend '{name}'; use one of {', '.join(BACKENDS)}.")
+    module, words, extra = _BACKEND_LIBRARY[name]
+    if module not in sys.modules and importlib.util.find_spec(module) is None:
+        raise BackendError(f"the {name} backend needs {words}: pip install {extra}")
+    loaded = sys.modules.get("keras")
+    if loaded is not None and hasattr(loaded, "backend") and loaded.backend.backend() != name:
+        raise BackendError(
+            f"Keras is already loaded with the {loaded.backend.backend()} backend in this "
+            f"process; run hpo32 in a new one with KERAS_BACKEND={name}."
+        )
+    os.environ["KERAS_BACKEND"] = name
 
 
 @functools.cache

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 
 from hpo32.search import faults, signals
-from hpo32.search.hardware import cpu_has_bf16
+from hpo32.search.hardware import active_backend, cpu_has_bf16
 
 if TYPE_CHECKING:
     import keras
@@ -86,6 +86,7 @@ class TrialResult:
             decaying schedule that ended where the training ended).
         dtype_policy: the Keras dtype policy it trained under (``float32``,
             ``mixed_bfloat16``, ``mixed_float16``).
+        backend: the Keras backend it trained on (``tensorflow``, ``jax``, ``torch``).
         model: the trained ``keras.Model`` (or None after :meth:`release`).
     """
 
@@ -105,6 +106,7 @@ class TrialResult:
     schedule_refit: bool = False
     lr_final_factor: float = 1.0
     eval_images: int = 0
+    backend: str = "tensorflow"
     model: Any = field(default=None, repr=False)
 
     def attrs(self) -> dict[str, Any]:
@@ -120,6 +122,7 @@ class TrialResult:
             "lr_final_factor": round(self.lr_final_factor, 5),
             "epoch_seconds": [round(t, 3) for t in self.epoch_seconds],
             "dtype_policy": self.dtype_policy,
+            "backend": self.backend,
             "epochs_completed": self.epochs_completed,
             "stopped_by": self.stopped_by,
             "history": {k: [round(float(v), 5) for v in vs] for k, vs in self.history.items()},
@@ -520,6 +523,7 @@ def _trial_result(
         images_trained=budget.images,
         epoch_seconds=budget.epoch_seconds,
         dtype_policy=policy,
+        backend=active_backend(),
         planned_images=plan.planned_steps * batch_size,
         eval_images=budget.eval_images,
         schedule_refit=plan.refit,

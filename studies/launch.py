@@ -286,6 +286,7 @@ def _create_study(spec: StudySpec, name: str, checked: _Checked):
         splits = checked.splits
         study.set_user_attr("dataset", spec.dataset)
         study.set_user_attr("engine", spec.engine)
+        study.set_user_attr("backend", spec.backend or "tensorflow")
         study.set_user_attr("fidelity", _fidelity(spec, splits))
         enqueue_configs(
             study, checked.space, [c for c, _ in checked.warm], [a for _, a in checked.warm]
@@ -311,6 +312,7 @@ def _fidelity(spec: StudySpec, splits: Any) -> dict[str, Any]:
         "classes": int(splits.num_classes),
         "epochs": int(spec.epochs),
         "epoch_images": spec.epoch_images,
+        "backend": spec.backend or "tensorflow",
     }
 
 
@@ -366,6 +368,7 @@ def _resume(
     if row is None:
         raise StudyNotFound(f"no study named '{name}' in {url}; see hpo32 list.")
     spec = stored = _stored_spec(row["spec"], name)
+    use_study_backend(spec, name)
     budget = row["budget_seconds"]
     used = records.used_seconds(name)
     if extra_budget is not None:
@@ -405,6 +408,31 @@ def _resume(
     if spec != stored:
         records.set_spec(name, spec.to_dict())
     return run_session(records, study, spec, space, splits, url, on_event, quickest, started)
+
+
+def use_study_backend(spec: StudySpec, name: str) -> None:
+    """Makes the backend study ``name`` was made with (``tensorflow`` for a study stored
+    before backends were recorded) this process's, before Keras loads: its sessions and
+    workers all train on one backend.
+
+    Raises:
+        SpecError: ``$KERAS_BACKEND`` names another backend, or the study's is missing.
+    """
+    import os
+
+    from hpo32.search.hardware import BackendError, use_backend
+
+    backend = spec.backend or "tensorflow"
+    asked = os.environ.get("KERAS_BACKEND")
+    if asked and asked != backend:
+        raise SpecError(
+            f"study '{name}' trains on the {backend} backend, but KERAS_BACKEND is "
+            f"{asked}; continue it with KERAS_BACKEND={backend} or with KERAS_BACKEND unset."
+        )
+    try:
+        use_backend(backend)
+    except (BackendError, ValueError) as exc:
+        raise SpecError(str(exc)) from None
 
 
 def _stored_spec(data: dict[str, Any], name: str) -> StudySpec:

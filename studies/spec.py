@@ -121,6 +121,10 @@ class StudySpec:
         weights: DenseNet121 ImageNet weights file for transfer learning and fine-tuning.
         precision: ``auto`` (mixed precision where the hardware runs it natively),
             ``float32``, ``bfloat16`` or ``float16``.
+        backend: the Keras 3 backend the trials train on, ``tensorflow``, ``jax`` or
+            ``torch``; None until the command line fills it in (``--backend``, else
+            ``$KERAS_BACKEND``, else ``tensorflow``); a study stored without it is
+            ``tensorflow``.
         epoch_images: images per epoch, when fewer than the training set: the unit of
             fidelity that pruners judge (low-fidelity early epochs); None means full epochs.
         warm_start: configs the study tries first (Optuna engine), as a user of Optuna
@@ -155,6 +159,7 @@ class StudySpec:
     seed: int = 0
     weights: str | None = None
     precision: str = "auto"
+    backend: str | None = None
     epoch_images: int | None = None
     warm_start: list[dict[str, Any]] | None = None
     space: dict[str, Any] = field(default_factory=lambda: {"base": "default"})
@@ -271,6 +276,7 @@ class StudySpec:
         """Raises SpecError for any invalid setting: each key's type and range, the space,
         and every value the space can take against what the model builder takes."""
         from hpo32.search.engines.optuna import PRUNERS, SAMPLERS
+        from hpo32.search.hardware import BACKENDS
         from hpo32.search.training import PRECISIONS
 
         self._check_types()
@@ -283,11 +289,11 @@ class StudySpec:
             ("sampler", SAMPLERS),
             ("pruner", PRUNERS),
             ("precision", PRECISIONS),
+            ("backend", (*BACKENDS, None)),
         ):
             if getattr(self, key) not in known:
-                raise SpecError(
-                    f"unknown {key} {brief(getattr(self, key))}; use one of {', '.join(known)}."
-                )
+                names = ", ".join(k for k in known if k)
+                raise SpecError(f"unknown {key} {brief(getattr(self, key))}; use one of {names}.")
         for key in ("n_trials", "max_failures", "epochs", "train_limit", "val_limit"):
             self._check_count(key)
         self._check_count("epoch_images")
@@ -361,6 +367,7 @@ _WANTS: dict[str, tuple[tuple[type, ...], str]] = {
     "seed": ((int,), f"a whole number from 0 to {MAX_SEED}"),
     "weights": ((str,), "a file path"),
     "precision": ((str,), "a precision name"),
+    "backend": ((str,), "tensorflow, jax or torch"),
     "epoch_images": ((int,), "a positive integer"),
     "warm_start": ((list,), "a list of configs, e.g. [{}, {batch_norm: true}]"),
     "space": ((Mapping,), "a mapping with 'base' and/or 'params'"),
@@ -377,6 +384,7 @@ _OPTIONAL = {
     "weights",
     "epoch_images",
     "warm_start",
+    "backend",
 }
 #: The longest text a key takes (a path, a description).
 _MAX_TEXT = 4096

@@ -67,6 +67,7 @@ def study_details(records, name: str) -> dict[str, Any]:
         raise StudyNotFound(f"no study named '{name}'; see hpo32 list.")
     summary = summaries[0]
     out: dict[str, Any] = summary.to_dict()
+    out["backend"] = study_backend(records, name)
     best = records.best_trial(name)
     result = records.result(name)
     if best is not None:
@@ -83,6 +84,17 @@ def study_details(records, name: str) -> dict[str, Any]:
             if test.get("trial") == best["number"]:
                 out["best_trial"]["test_top5"] = test.get("top5")
     return out
+
+
+def study_backend(records, name: str) -> str:
+    """The Keras backend study ``name`` trains on: its spec's, else its recorded attribute,
+    else ``tensorflow`` (a study made before backends were recorded)."""
+    from hpo32.storage import queries
+
+    row = records.study(name) or {}
+    spec = row.get("spec") if isinstance(row.get("spec"), dict) else {}
+    recorded = spec.get("backend") or queries.study_attrs(records.engine, name).get("backend")
+    return str(recorded or "tensorflow")
 
 
 def show_value(value: Any) -> str:
@@ -123,6 +135,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         return 0
     s = info["states"]
     print(f"study {info['name']}: {info['dataset'] or '-'} / {info['engine'] or '-'}")
+    print(f"  backend: {info['backend']}")
     print(
         f"  trials: {s.get('complete', 0)} complete, {s.get('pruned', 0)} pruned, "
         f"{s.get('fail', 0)} failed, {s.get('running', 0)} running, "
@@ -460,6 +473,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         rows = compare_studies(records, args.names)
     except LookupError as exc:
         raise UserError(str(exc)) from None
+    for r in rows:
+        r["backend"] = study_backend(records, r["study"])
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -482,6 +497,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         (
             "STUDY",
             "ENGINE",
+            "BACKEND",
             "DATASET",
             "FIDELITY",
             "TRIALS (C/P/F)",
@@ -497,6 +513,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
             (
                 r["study"],
                 r["engine"] or "-",
+                r["backend"],
                 r["dataset"] or "-",
                 r["fidelity"],
                 f"{s.get('complete', 0)}/{s.get('pruned', 0)}/{s.get('fail', 0)}",

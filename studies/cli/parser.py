@@ -231,6 +231,11 @@ def _add_spec_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--precision", help="auto (mixed precision where native), float32, bfloat16, float16"
     )
+    p.add_argument(
+        "--backend",
+        choices=("tensorflow", "jax", "torch"),
+        help="the Keras backend trials train on (default: $KERAS_BACKEND, else tensorflow)",
+    )
     p.add_argument("--seed", type=int, help="random seed")
     p.add_argument("--weights", help="DenseNet121 ImageNet weights file (transfer, finetune)")
     _storage_after(p, "--weights")

@@ -12,7 +12,7 @@ import os
 import time
 from typing import Any, Iterator
 
-from hpo32.studies.spec import StudySpec
+from hpo32.studies.spec import SpecError, StudySpec
 
 
 def spec_from_args(args: argparse.Namespace) -> StudySpec:
@@ -50,10 +50,30 @@ def spec_from_args(args: argparse.Namespace) -> StudySpec:
         weights=args.weights,
         epoch_images=args.epoch_images,
         precision=args.precision,
+        backend=getattr(args, "backend", None),
     )
     if spec.budget is None and spec.n_trials is None:
         spec = spec.with_overrides(budget=600.0)
+    if spec.backend is None:
+        spec = spec.with_overrides(backend=os.environ.get("KERAS_BACKEND") or "tensorflow")
+    activate_backend(spec.backend or "tensorflow")
     return spec
+
+
+def activate_backend(name: str) -> None:
+    """Sets this process's Keras backend (``$KERAS_BACKEND``, which its workers inherit)
+    before anything imports Keras; nothing is written before this check.
+
+    Raises:
+        SpecError: the backend's library is missing (one sentence naming the extra to
+            install), or Keras is already loaded with another.
+    """
+    from hpo32.search.hardware import BackendError, use_backend
+
+    try:
+        use_backend(name)
+    except (BackendError, ValueError) as exc:
+        raise SpecError(str(exc)) from None
 
 
 def cmd_search(args: argparse.Namespace) -> int:
