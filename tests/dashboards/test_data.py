@@ -44,15 +44,17 @@ def test_history_from_rows_orders_by_number_and_by_completion_time():
     assert h["trials"]["value"][6] is None
 
 
-def test_active_time_leaves_out_gaps_and_counts_overlaps_once():
-    spent = data.active_time([(0, 10), (5, 20), (100, 110)])
+def test_the_search_clock_leaves_out_gaps_and_counts_overlaps_once():
+    from hpo32.storage.records import search_clock
+
+    spent = search_clock([(0, 10), (5, 20), (100, 110)])
     assert spent(-5) == 0
     assert spent(10) == 10
     assert spent(20) == 20
     assert spent(50) == 20  # paused between sessions
     assert spent(105) == 25
     assert spent(1000) == 30
-    assert data.active_time([])(5) == 0
+    assert search_clock([])(5) == 0
 
 
 def test_even_sample_spreads_keeps_and_caps():
@@ -458,15 +460,7 @@ def test_engine_is_read_only_and_never_blocks_a_writer(tmp_path):
 
 
 # -- every database kind ---------------------------------------------------------------------------
-@pytest.fixture(params=["sqlite", "postgresql", "mysql"])
-def any_db(request, tmp_path):
-    from tests.databases import fresh_database
-
-    with fresh_database(request.param, tmp_path) as url:
-        yield url
-
-
-def test_every_query_on_every_database_kind(any_db):
+def test_every_query_on_every_database_kind(database_url):
     """SQLite, PostgreSQL and MySQL/MariaDB give the same figure data, read-only."""
     import random
 
@@ -477,10 +471,10 @@ def test_every_query_on_every_database_kind(any_db):
     from tests.dashboards.dbgen import sample_config
 
     shared = [sample_config(default_space(), random.Random(70 + i)) for i in range(6)]
-    a = write_study(any_db, StudyPlan("c", 10, "cifar10", seed=5, configs=shared, running=1))
-    write_study(any_db, StudyPlan("i", 6, "imagenet32", seed=6, configs=shared))
-    write_study(any_db, StudyPlan(HOSTILE_NAME, 3, None, None, seed=7, hpo32=False))
-    eng = data.open_engine(any_db)
+    a = write_study(database_url, StudyPlan("c", 10, "cifar10", seed=5, configs=shared, running=1))
+    write_study(database_url, StudyPlan("i", 6, "imagenet32", seed=6, configs=shared))
+    write_study(database_url, StudyPlan(HOSTILE_NAME, 3, None, None, seed=7, hpo32=False))
+    eng = data.open_engine(database_url)
     try:
         assert {r["name"] for r in data.list_studies(eng)} == {"c", "i", HOSTILE_NAME}
         h = data.history(eng, "c")
@@ -502,7 +496,7 @@ def test_every_query_on_every_database_kind(any_db):
         assert len(data.trial_table(eng, "c")["rows"]) == len(a)
         assert data.best_trial(eng, "c")["result"]["test_accuracy"] is not None
         before = data.fingerprint(eng, ["c"])
-        study = optuna.load_study(study_name="c", storage=any_db)
+        study = optuna.load_study(study_name="c", storage=database_url)
         study.tell(study.ask(), 0.5)
         assert data.fingerprint(eng, ["c"]) != before
         with pytest.raises(sa.exc.DBAPIError):  # the dashboards' engine cannot write

@@ -12,58 +12,57 @@ from optuna.distributions import CategoricalDistribution, IntDistribution
 from optuna.trial import TrialState
 
 from hpo32.storage import Records, make_engine, optuna_storage, queries
-from tests.databases import KINDS, fresh_database
 
 SPEC = {"epochs": 2, "space": {"base": "default"}}
 
 
-@pytest.fixture(params=KINDS)
-def written(request, tmp_path):
+@pytest.fixture
+def written(database_url):
     """``(url, trial ids by number, t0, t1)``: study ``a`` (hpo32's, five trials in every
     state) and plain Optuna study ``b``, written between wall-clock times t0 and t1."""
-    with fresh_database(request.param, tmp_path) as url:
-        t0 = time.time() - 1.0
-        storage = optuna_storage(url)
-        optuna.logging.set_verbosity(optuna.logging.ERROR)
-        study = optuna.create_study(study_name="a", storage=storage, direction="maximize")
-        study.set_user_attr("class_ids", ["n01", "n02"])
-        study.set_user_attr("dataset", "ignored: hpo32's row wins")
-        curves = {0: [0.1, 0.3], 1: [0.4, 0.8], 2: [0.05]}
-        for number, value in enumerate((0.5, 0.8, None, None, None)):
-            trial = study.ask()
-            blocks = trial.suggest_int("conv_blocks", 1, 4)
-            act = trial.suggest_categorical("activation", ["relu", "elu"])
-            for step, acc in enumerate(curves.get(number, [])):
-                trial.report(acc, step)
-            if number != 4:
-                trial.set_user_attr("config", {"conv_blocks": blocks, "activation": act})
-            trial.set_user_attr("history", {"val_accuracy": curves.get(number, [0.2])})
-            trial.set_user_attr("stopped_by", "epochs")
-            if number == 2:
-                study.tell(trial, state=TrialState.PRUNED)
-            elif number == 3:
-                study.tell(trial, state=TrialState.FAIL)
-            elif value is not None:
-                study.tell(trial, value)  # trial 4 is left running
-        plain = optuna.create_study(study_name="b", storage=storage, direction="maximize")
-        plain.set_user_attr("dataset", "cifar10")
-        plain.set_user_attr("engine", "keras-tuner:random")
-        plain.add_trial(
-            optuna.trial.create_trial(
-                params={"conv_blocks": 2},
-                distributions={"conv_blocks": IntDistribution(1, 4)},
-                value=0.6,
-            )
+    url = database_url
+    t0 = time.time() - 1.0
+    storage = optuna_storage(url)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(study_name="a", storage=storage, direction="maximize")
+    study.set_user_attr("class_ids", ["n01", "n02"])
+    study.set_user_attr("dataset", "ignored: hpo32's row wins")
+    curves = {0: [0.1, 0.3], 1: [0.4, 0.8], 2: [0.05]}
+    for number, value in enumerate((0.5, 0.8, None, None, None)):
+        trial = study.ask()
+        blocks = trial.suggest_int("conv_blocks", 1, 4)
+        act = trial.suggest_categorical("activation", ["relu", "elu"])
+        for step, acc in enumerate(curves.get(number, [])):
+            trial.report(acc, step)
+        if number != 4:
+            trial.set_user_attr("config", {"conv_blocks": blocks, "activation": act})
+        trial.set_user_attr("history", {"val_accuracy": curves.get(number, [0.2])})
+        trial.set_user_attr("stopped_by", "epochs")
+        if number == 2:
+            study.tell(trial, state=TrialState.PRUNED)
+        elif number == 3:
+            study.tell(trial, state=TrialState.FAIL)
+        elif value is not None:
+            study.tell(trial, value)  # trial 4 is left running
+    plain = optuna.create_study(study_name="b", storage=storage, direction="maximize")
+    plain.set_user_attr("dataset", "cifar10")
+    plain.set_user_attr("engine", "keras-tuner:random")
+    plain.add_trial(
+        optuna.trial.create_trial(
+            params={"conv_blocks": 2},
+            distributions={"conv_blocks": IntDistribution(1, 4)},
+            value=0.6,
         )
-        records = Records(make_engine(url))
-        records.add_study("a", "optuna", "cifar10", SPEC, 600.0)
-        session = records.begin_session("a")
-        records.end_session(session, "n_trials", 5)
-        records.set_result("a", 1, 0.8, 0.75, "a/best.keras")
-        ids = {t.number: t._trial_id for t in study.get_trials(deepcopy=False)}
-        t1 = time.time() + 1.0
-        records.engine.dispose()
-        yield url, ids, t0, t1
+    )
+    records = Records(make_engine(url))
+    records.add_study("a", "optuna", "cifar10", SPEC, 600.0)
+    session = records.begin_session("a")
+    records.end_session(session, "n_trials", 5)
+    records.set_result("a", 1, 0.8, 0.75, "a/best.keras")
+    ids = {t.number: t._trial_id for t in study.get_trials(deepcopy=False)}
+    t1 = time.time() + 1.0
+    records.engine.dispose()
+    yield url, ids, t0, t1
 
 
 def test_every_query_gives_the_written_rows(written):

@@ -12,7 +12,6 @@ import sqlalchemy as sa
 
 from hpo32.storage import Records, StorageError, make_engine, optuna_storage, queries
 from hpo32.storage.migrations import SCHEMA_VERSION, stored_version
-from tests.databases import KINDS, fresh_database
 
 
 def _write_version_1(url: str) -> None:
@@ -72,39 +71,38 @@ def _write_version_1(url: str) -> None:
     engine.dispose()
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_a_version_1_database_is_upgraded_with_its_rows(kind, tmp_path):
-    with fresh_database(kind, tmp_path) as url:
-        optuna.logging.set_verbosity(optuna.logging.ERROR)
-        old = optuna.create_study(study_name="old", storage=optuna_storage(url))
-        old.set_user_attr("class_ids", ["n01", "n02"])  # where versions 1 and 2 kept them
-        old.set_user_attr("class_names", ["tench", "goldfish"])
-        old.set_user_attr("dataset", "imagenet32")
-        _write_version_1(url)
-        engine = make_engine(url)
-        reader = Records(engine, create=False)  # a reader changes nothing
-        assert reader.study("old")["spec"] == {"epochs": 3}
-        assert queries.study_classes(engine, "old") == (["n01", "n02"], ["tench", "goldfish"])
-        with engine.connect() as con:
-            assert stored_version(con) == 1
+def test_a_version_1_database_is_upgraded_with_its_rows(database_url):
+    url = database_url
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    old = optuna.create_study(study_name="old", storage=optuna_storage(url))
+    old.set_user_attr("class_ids", ["n01", "n02"])  # where versions 1 and 2 kept them
+    old.set_user_attr("class_names", ["tench", "goldfish"])
+    old.set_user_attr("dataset", "imagenet32")
+    _write_version_1(url)
+    engine = make_engine(url)
+    reader = Records(engine, create=False)  # a reader changes nothing
+    assert reader.study("old")["spec"] == {"epochs": 3}
+    assert queries.study_classes(engine, "old") == (["n01", "n02"], ["tench", "goldfish"])
+    with engine.connect() as con:
+        assert stored_version(con) == 1
 
-        records = Records(engine)  # a writer upgrades
-        with engine.connect() as con:
-            assert stored_version(con) == SCHEMA_VERSION
-            columns = {c["name"] for c in sa.inspect(con).get_columns("hpo32_studies")}
-        assert "workdir" not in columns
-        assert queries.study_classes(engine, "old") == (["n01", "n02"], ["tench", "goldfish"])
-        assert queries.study_attrs(engine, "old") == {"dataset": "imagenet32"}  # moved out
-        row = records.study("old")
-        assert row["spec"] == {"epochs": 3} and row["budget_seconds"] == 600.0
-        assert records.used_seconds("old") == pytest.approx(60.0)
-        records.add_study("new", "optuna", "cifar10", {}, 60.0, ["0", "1"], ["cat", "dog"])
-        Records(engine)  # again: nothing left to do
-        assert records.study("new") is not None
-        assert queries.study_classes(engine, "new") == (["0", "1"], ["cat", "dog"])
-        records.forget_study("new")
-        assert queries.study_classes(engine, "new") == ([], [])
-        engine.dispose()
+    records = Records(engine)  # a writer upgrades
+    with engine.connect() as con:
+        assert stored_version(con) == SCHEMA_VERSION
+        columns = {c["name"] for c in sa.inspect(con).get_columns("hpo32_studies")}
+    assert "workdir" not in columns
+    assert queries.study_classes(engine, "old") == (["n01", "n02"], ["tench", "goldfish"])
+    assert queries.study_attrs(engine, "old") == {"dataset": "imagenet32"}  # moved out
+    row = records.study("old")
+    assert row["spec"] == {"epochs": 3} and row["budget_seconds"] == 600.0
+    assert records.used_seconds("old") == pytest.approx(60.0)
+    records.add_study("new", "optuna", "cifar10", {}, 60.0, ["0", "1"], ["cat", "dog"])
+    Records(engine)  # again: nothing left to do
+    assert records.study("new") is not None
+    assert queries.study_classes(engine, "new") == (["0", "1"], ["cat", "dog"])
+    records.forget_study("new")
+    assert queries.study_classes(engine, "new") == ([], [])
+    engine.dispose()
 
 
 def test_a_database_from_a_newer_hpo32_is_refused(tmp_path):

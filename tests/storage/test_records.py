@@ -12,7 +12,6 @@ from hpo32.storage import (
     merge_intervals,
     optuna_storage,
 )
-from tests.databases import KINDS, fresh_database
 
 
 def test_consumed_seconds_is_the_union_of_intervals():
@@ -28,10 +27,10 @@ def test_merge_intervals_is_the_union_both_the_budget_and_the_time_axis_use():
         (0, 13),
         (20, 25),
     ]
-    from hpo32.dashboards.data import active_time
+    from hpo32.storage.records import search_clock
 
     intervals = [(0.0, 10.0), (5.0, 12.0), (11.0, 13.0), (30.0, 31.0)]
-    assert active_time(intervals)(1e9) == consumed_seconds(intervals)
+    assert search_clock(intervals)(1e9) == consumed_seconds(intervals)
 
 
 @pytest.fixture
@@ -110,36 +109,35 @@ def test_a_killed_session_on_this_host_is_dead_at_once(records):
     assert dead.end(time.time()) == dead.last_seen
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_delete_study_removes_every_row_of_one_study(kind, tmp_path):
+def test_delete_study_removes_every_row_of_one_study(database_url):
     """Optuna's rows and hpo32's go in one transaction; the other study is untouched."""
     import sqlalchemy as sa
 
-    with fresh_database(kind, tmp_path) as url:
-        optuna.logging.set_verbosity(optuna.logging.ERROR)
-        storage = optuna_storage(url, heartbeat_interval=60)
-        for name in ("gone", "kept"):
-            study = optuna.create_study(study_name=name, storage=storage, direction="maximize")
-            study.set_user_attr("dataset", "cifar10")
-            for _ in range(2):
-                trial = study.ask()
-                trial.suggest_int("conv_blocks", 1, 4)
-                trial.report(0.1, 1)
-                trial.set_user_attr("config", {})
-                study.tell(trial, 0.5)
-            study.enqueue_trial({"conv_blocks": 2})
-        engine = make_engine(url)
-        records = Records(engine)
-        for name in ("gone", "kept"):
-            records.add_study(name, "optuna", "cifar10", {}, 60.0)
-            records.begin_session(name)
-        records.delete_study("gone")
-        assert [s.study_name for s in optuna.get_all_study_summaries(storage)] == ["kept"]
-        assert len(optuna.load_study(study_name="kept", storage=storage).trials) == 3
-        with engine.connect() as con:
-            n_trials = con.execute(sa.text("SELECT count(*) FROM trials")).scalar()
-            n_params = con.execute(sa.text("SELECT count(*) FROM trial_params")).scalar()
-        assert (n_trials, n_params) == (3, 2)  # the queued trial has no params yet
-        assert records.study("gone") is None and records.sessions("gone") == []
-        assert records.study("kept") is not None and len(records.sessions("kept")) == 1
-        engine.dispose()
+    url = database_url
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    storage = optuna_storage(url, heartbeat_interval=60)
+    for name in ("gone", "kept"):
+        study = optuna.create_study(study_name=name, storage=storage, direction="maximize")
+        study.set_user_attr("dataset", "cifar10")
+        for _ in range(2):
+            trial = study.ask()
+            trial.suggest_int("conv_blocks", 1, 4)
+            trial.report(0.1, 1)
+            trial.set_user_attr("config", {})
+            study.tell(trial, 0.5)
+        study.enqueue_trial({"conv_blocks": 2})
+    engine = make_engine(url)
+    records = Records(engine)
+    for name in ("gone", "kept"):
+        records.add_study(name, "optuna", "cifar10", {}, 60.0)
+        records.begin_session(name)
+    records.delete_study("gone")
+    assert [s.study_name for s in optuna.get_all_study_summaries(storage)] == ["kept"]
+    assert len(optuna.load_study(study_name="kept", storage=storage).trials) == 3
+    with engine.connect() as con:
+        n_trials = con.execute(sa.text("SELECT count(*) FROM trials")).scalar()
+        n_params = con.execute(sa.text("SELECT count(*) FROM trial_params")).scalar()
+    assert (n_trials, n_params) == (3, 2)  # the queued trial has no params yet
+    assert records.study("gone") is None and records.sessions("gone") == []
+    assert records.study("kept") is not None and len(records.sessions("kept")) == 1
+    engine.dispose()

@@ -15,21 +15,14 @@ import sqlalchemy as sa
 from optuna.trial import TrialState
 
 from hpo32.storage import Records, make_engine
-from tests.databases import KINDS, fresh_database
 from tests.studies.conftest import popen_hpo32, run_hpo32
-
-
-@pytest.fixture(params=KINDS)
-def db_url(request, tmp_path):
-    with fresh_database(request.param, tmp_path) as url:
-        yield url
 
 
 def _finished(study) -> list:
     return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
 
 
-def test_four_workers_finish_exactly_n_trials(db_url, tmp_path, cifar_dir, tiny_spec):
+def test_four_workers_finish_exactly_n_trials(database_url, tmp_path, cifar_dir, tiny_spec):
     t0 = time.time()
     res = run_hpo32(
         "search",
@@ -46,7 +39,7 @@ def test_four_workers_finish_exactly_n_trials(db_url, tmp_path, cifar_dir, tiny_
         "--workers",
         4,
         "--storage",
-        db_url,
+        database_url,
         cwd=tmp_path,
         timeout=900,
     )
@@ -54,14 +47,14 @@ def test_four_workers_finish_exactly_n_trials(db_url, tmp_path, cifar_dir, tiny_
     assert res.returncode == 0, res.stdout + res.stderr
     assert "Traceback" not in res.stdout + res.stderr
     assert "database is locked" not in res.stdout + res.stderr
-    study = optuna.load_study(study_name="many", storage=db_url)
+    study = optuna.load_study(study_name="many", storage=database_url)
     trials = study.get_trials(deepcopy=False)
     assert len(_finished(study)) == 40
     assert len(trials) == 40, {t.state.name for t in trials}
     assert sorted(t.number for t in trials) == list(range(40))
     workers = {t.user_attrs["worker"] for t in trials}
     assert len(workers) >= 2, "the trials were shared among the workers"
-    records = Records(make_engine(db_url), create=False)
+    records = Records(make_engine(database_url), create=False)
     sessions = records.sessions("many")
     assert len(sessions) == 4 and {s.exit_reason for s in sessions} == {"n_trials"}
     assert sum(s.trials_run for s in sessions) == 40
@@ -70,12 +63,12 @@ def test_four_workers_finish_exactly_n_trials(db_url, tmp_path, cifar_dir, tiny_
     assert used <= wall
     assert used < sum(s.ended_at - s.started_at for s in sessions)
     # every read command works on this database too
-    res = run_hpo32("list", "--json", "--storage", db_url, cwd=tmp_path)
+    res = run_hpo32("list", "--json", "--storage", database_url, cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert '"complete": 40' in res.stdout
-    res = run_hpo32("show", "many", "--storage", db_url, cwd=tmp_path)
+    res = run_hpo32("show", "many", "--storage", database_url, cwd=tmp_path)
     assert res.returncode == 0 and "40 complete" in res.stdout, res.stderr
-    res = run_hpo32("export", "many", "--format", "json", "--storage", db_url, cwd=tmp_path)
+    res = run_hpo32("export", "many", "--format", "json", "--storage", database_url, cwd=tmp_path)
     assert res.returncode == 0 and res.stdout.count('"number"') == 40, res.stderr
 
 
@@ -105,45 +98,45 @@ def _wait_for_running_trial_with_epoch(url: str, timeout: float = 180.0):
     raise AssertionError("no trial reached its first epoch in time")
 
 
-@pytest.mark.parametrize("db_kind", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 def test_a_killed_worker_trial_is_retried_and_the_study_finishes(
-    db_kind, tmp_path, cifar_dir, tiny_spec
+    database_url, tmp_path, cifar_dir, tiny_spec
 ):
-    with fresh_database(db_kind, tmp_path) as url:
-        proc = popen_hpo32(
-            "search",
-            "--study",
-            "kill",
-            "--spec",
-            tiny_spec,
-            "--data-dir",
-            cifar_dir,
-            "--n-trials",
-            9,
-            "--epochs",
-            20,
-            "--workers",
-            3,
-            "--storage",
-            url,
-            cwd=tmp_path,
-            HPO32_HEARTBEAT="1",
-        )
-        try:
-            number, pid = _wait_for_running_trial_with_epoch(url)
-            os.kill(pid, signal.SIGKILL)
-            out, _ = proc.communicate(timeout=600)
-        finally:
-            proc.kill()
-        assert proc.returncode == 0, out
-        assert "killed by signal 9" in out
-        study = optuna.load_study(study_name="kill", storage=url)
-        assert len(_finished(study)) == 9
-        [failed] = study.get_trials(states=(TrialState.FAIL,))
-        assert failed.number == number
-        retried = [t for t in _finished(study) if t.system_attrs.get("failed_trial") == number]
-        assert len(retried) == 1 and retried[0].params == failed.params
-        assert not study.get_trials(states=(TrialState.RUNNING, TrialState.WAITING))
+    url = database_url
+    proc = popen_hpo32(
+        "search",
+        "--study",
+        "kill",
+        "--spec",
+        tiny_spec,
+        "--data-dir",
+        cifar_dir,
+        "--n-trials",
+        9,
+        "--epochs",
+        20,
+        "--workers",
+        3,
+        "--storage",
+        url,
+        cwd=tmp_path,
+        HPO32_HEARTBEAT="1",
+    )
+    try:
+        number, pid = _wait_for_running_trial_with_epoch(url)
+        os.kill(pid, signal.SIGKILL)
+        out, _ = proc.communicate(timeout=600)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, out
+    assert "killed by signal 9" in out
+    study = optuna.load_study(study_name="kill", storage=url)
+    assert len(_finished(study)) == 9
+    [failed] = study.get_trials(states=(TrialState.FAIL,))
+    assert failed.number == number
+    retried = [t for t in _finished(study) if t.system_attrs.get("failed_trial") == number]
+    assert len(retried) == 1 and retried[0].params == failed.params
+    assert not study.get_trials(states=(TrialState.RUNNING, TrialState.WAITING))
 
 
 def test_worker_joins_an_existing_study_and_stops_when_the_budget_is_spent(
