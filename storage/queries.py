@@ -48,6 +48,8 @@ __all__ = [
     "distribution",
     "has_table",
     "intermediate_values",
+    "ModelTrial",
+    "model_trials",
     "sessions",
     "snapshot",
     "study_attrs",
@@ -985,3 +987,44 @@ def top_trials(bind: Bind, name: str, n: int) -> list[TrialDetail]:
         ).scalars()
         details = [trial_detail(con, name, int(number)) for number in list(numbers)]
     return [d for d in details if d is not None and d.trial.value is not None]
+
+
+# -- saved models (issue 15: disk) -------------------------------------------------------------
+@dataclass(frozen=True)
+class ModelTrial:
+    """A trial that records a saved model: its state, objective value (None without one) and
+    ``model_path`` (relative to the artifact root)."""
+
+    number: int
+    state: str
+    value: float | None
+    model_path: str
+
+
+def model_trials(bind: Bind, name: str) -> list[ModelTrial]:
+    """The trials of study ``name`` whose ``model_path`` user attribute names a file, in
+    number order (one query).
+
+    Raises:
+        UnknownStudy: no such study.
+    """
+    with snapshot(bind) as con:
+        sid = study_id(con, name)
+        rows = con.execute(
+            sa.select(_t.c.number, _t.c.state, _v.c.value, _attrs.c.value_json)
+            .select_from(
+                _t.join(_attrs, _attrs.c.trial_id == _t.c.trial_id).outerjoin(
+                    _v, sa.and_(_v.c.trial_id == _t.c.trial_id, _v.c.objective == 0)
+                )
+            )
+            .where(_t.c.study_id == sid, _attrs.c.key == "model_path")
+            .order_by(_t.c.number)
+        ).all()
+    out = []
+    for number, state, value, path_json in rows:
+        path = decode_json(path_json)
+        if isinstance(path, str) and path:
+            out.append(
+                ModelTrial(int(number), str(getattr(state, "name", state)), _finite(value), path)
+            )
+    return out

@@ -114,6 +114,8 @@ class StudySpec:
         trial_budget: wall-clock seconds per trial.
         n_trials: finished trials the study should reach.
         max_failures: the search stops after this many failed trials in a row.
+        keep_top: the models kept on disk: those of the best ``keep_top`` complete trials
+            (saved without optimizer state); a model pushed out of them is deleted.
         epochs: epochs per trial.
         train_limit, val_limit: stratified subsets of the training and validation images.
         val_fraction: share of the training images held out for validation.
@@ -152,6 +154,7 @@ class StudySpec:
     trial_budget: float | None = None
     n_trials: int | None = None
     max_failures: int = 5
+    keep_top: int = 1
     epochs: int = 5
     train_limit: int | None = None
     val_limit: int | None = None
@@ -294,7 +297,7 @@ class StudySpec:
             if getattr(self, key) not in known:
                 names = ", ".join(k for k in known if k)
                 raise SpecError(f"unknown {key} {brief(getattr(self, key))}; use one of {names}.")
-        for key in ("n_trials", "max_failures", "epochs", "train_limit", "val_limit"):
+        for key in ("n_trials", "max_failures", "keep_top", "epochs", "train_limit", "val_limit"):
             self._check_count(key)
         self._check_count("epoch_images")
         for key in ("budget", "trial_budget"):
@@ -360,6 +363,7 @@ _WANTS: dict[str, tuple[tuple[type, ...], str]] = {
     "trial_budget": ((int, float), "a duration like 10m"),
     "n_trials": ((int,), "a positive integer"),
     "max_failures": ((int,), "a positive integer"),
+    "keep_top": ((int,), "a positive integer"),
     "epochs": ((int,), "a positive integer"),
     "train_limit": ((int,), "a positive integer"),
     "val_limit": ((int,), "a positive integer"),

@@ -3,9 +3,10 @@
 :func:`record_trial` trains one config with the engine's train function and records it as an
 Optuna trial of the study: the user attributes every engine sets (``engine``, ``dataset``,
 ``epochs``, ``config``, ``worker``, ``gpu`` when the worker was given one, then the training
-result's ``history``, timings and fidelity, ``model_path`` of a new best), the events of the
-live line (``trial_start``, ``epoch``, ``trial_end``), the model of a new best saved as
-``.keras``, and the rules for a trial that ends without a result:
+result's ``history``, timings and fidelity, ``model_path`` of a saved model), the events of the
+live line (``trial_start``, ``epoch``, ``trial_end``), the model of a trial among the study's
+``keep_top`` best saved as ``.keras`` (and the ones it pushes out deleted, see
+:func:`drop_superseded`), and the rules for a trial that ends without a result:
 
 - a config the builder refuses (``InvalidConfig``) is FAIL with its ``fail_reason``;
 - a trial that measured no epoch is FAIL with ``fail_reason``; when the search budget cut it,
@@ -34,19 +35,32 @@ module imports Optuna only inside functions.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Mapping
+from pathlib import Path
+from typing import Any, Iterable, Mapping
 
 from hpo32.search import faults
 from hpo32.search.engines.base import SearchContext, TrainFn, best_value, save_model, worker_id
 from hpo32.search.engines.optuna_space import optuna_params
 from hpo32.search.space import SearchSpace
 
-__all__ = ["AddedTrial", "AskedTrial", "Recorded", "TrialRecorder", "record_trial"]
+__all__ = [
+    "AddedTrial",
+    "AskedTrial",
+    "Recorded",
+    "TrialRecorder",
+    "among_kept",
+    "drop_superseded",
+    "keep_top",
+    "kept_numbers",
+    "record_trial",
+    "remove_model",
+]
 
 #: The states a recorded trial ends in (Optuna's ``TrialState`` names).
 COMPLETE, PRUNED, FAIL = "COMPLETE", "PRUNED", "FAIL"
@@ -281,15 +295,132 @@ def record_trial(
             return end(FAIL, reason=reason)
         pruned = result.stopped_by == "pruned" or epochs < full_epochs
         timings: dict[str, Any] = {}
+        keep = 1
         if not pruned:
-            best = best_value(rec.study)
-            if best is None or result.value > best:
+            keep = keep_top(rec.study, ctx)
+            if among_kept(rec.study, result.value, keep):
                 t_save = time.perf_counter()
                 timings["model_path"] = save_model(result.model, ctx, rec.model_folder)
                 timings["save_seconds"] = round(time.perf_counter() - t_save, 3)
         timings["trial_seconds"] = round(time.perf_counter() - t0, 3)
         rec.set_attrs(timings)
-        return end(PRUNED if pruned else COMPLETE, float(result.value))
+        done = end(PRUNED if pruned else COMPLETE, float(result.value))
+        if "model_path" in timings:  # recorded: a model it pushed out of the kept ones goes
+            try:
+                drop_superseded(rec.study, ctx, keep)
+            except Exception:  # never fails a recorded trial: hpo32 gc removes what is left
+                pass
+        return done
     finally:
         event("trial_end", value=result.value, stopped_by=result.stopped_by)
         result.release()
+
+
+# -- the kept models --------------------------------------------------------------------------
+# A study keeps the models of its ``keep_top`` best complete trials (the spec's key, default
+# 1: the best only). A trial saves its model only if it ranks among them when it ends, and
+# once it is recorded complete, the models its arrival pushed out are deleted (their trial's
+# ``model_path`` renamed ``deleted_model_path`` first, so no record points at a missing file).
+# No lock is needed between workers: a trial outside the best ``keep`` of the complete trials
+# some worker sees can never rank among them again (complete trials only come, never go), so
+# no worker deletes a model another one still keeps, and the best's is never deleted.
+
+
+def keep_top(study: Any, ctx: SearchContext) -> int:
+    """How many of the study's best models it keeps: ``ctx.keep_top`` when the context
+    carries one, else the ``keep_top`` of the study's stored spec, else 1."""
+    keep = getattr(ctx, "keep_top", None)
+    if keep is None:
+        engine = _sql_engine(study)
+        if engine is not None:
+            from hpo32.storage import queries
+
+            spec = queries.study_spec(engine, study.study_name)
+            keep = spec.get("keep_top") if isinstance(spec, dict) else None
+    if isinstance(keep, bool) or not isinstance(keep, int):
+        return 1
+    return max(1, keep)
+
+
+def among_kept(study: Any, value: float, keep: int) -> bool:
+    """Whether a complete trial of ``value`` ends among the study's ``keep`` best (a tie
+    goes to the earlier trial, as in the best trial's choice)."""
+    from optuna.trial import TrialState
+
+    if keep <= 1:
+        best = best_value(study)
+        return best is None or value > best
+    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    values = sorted((t.value for t in trials), reverse=True)
+    return len(values) < keep or value > values[keep - 1]
+
+
+def kept_numbers(trials: Iterable[tuple[int, float]], keep: int) -> set[int]:
+    """The numbers of the ``keep`` best of ``(number, value)`` pairs (value first, then the
+    earlier number)."""
+    ranked = sorted(trials, key=lambda nv: (-nv[1], nv[0]))
+    return {number for number, _ in ranked[: max(1, keep)]}
+
+
+def drop_superseded(study: Any, ctx: SearchContext, keep: int) -> list[str]:
+    """Deletes the model files of the study's complete trials that are no longer among its
+    ``keep`` best, each after its trial's ``model_path`` is renamed ``deleted_model_path``
+    (nothing is deleted where the study's storage is not a database hpo32 can write).
+
+    Returns:
+        The deleted models' paths, relative to ``ctx.artifact_root``.
+    """
+    from optuna.trial import TrialState
+
+    saved = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if t.user_attrs.get("model_path")
+    ]
+    kept = kept_numbers(((t.number, float(t.value)) for t in saved), keep)
+    folder = ctx.artifact_dir.resolve()
+    gone = []
+    for t in saved:
+        path = ctx.artifact_root / str(t.user_attrs["model_path"])
+        # a path this process saw before another worker deleted it is skipped
+        if t.number not in kept and path.is_file() and path.resolve().is_relative_to(folder):
+            gone.append((t.number, path))
+    engine = _sql_engine(study) if gone else None
+    if engine is None:
+        return []
+    from hpo32.storage.records import drop_model_paths
+
+    drop_model_paths(engine, study.study_name, [number for number, _ in gone])
+    for _, path in gone:
+        remove_model(path)
+    return [str(path.relative_to(ctx.artifact_root)) for _, path in gone]
+
+
+def remove_model(path: Path) -> int:
+    """Deletes a saved model file, a partial one beside it, and its folder once empty.
+
+    Returns:
+        The bytes freed.
+    """
+    from hpo32.search.engines.base import PARTIAL_MODEL_FILE
+
+    freed = 0
+    for file in (path, path.with_name(PARTIAL_MODEL_FILE)):
+        with contextlib.suppress(FileNotFoundError):
+            size = file.stat().st_size
+            file.unlink()
+            freed += size
+    with contextlib.suppress(OSError):  # not empty: something else lies there
+        path.parent.rmdir()
+    return freed
+
+
+def _sql_engine(study: Any) -> Any:
+    """The SQLAlchemy engine under the study's Optuna RDB storage (through Optuna's cache
+    wrapper), or None for another storage."""
+    import sqlalchemy as sa
+
+    storage = getattr(study, "_storage", None)
+    backend = getattr(storage, "_backend", storage)
+    engine = getattr(backend, "engine", None)
+    return engine if isinstance(engine, sa.engine.Engine) else None
