@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Sequence, TypeGuard
 
 __all__ = [
     "Axis",
@@ -64,13 +64,13 @@ def linear_ticks(lo: float, hi: float, integer: bool = False, target: int = 6) -
         lo_i, hi_i = math.ceil(lo), math.floor(hi)
         step: float = int_step(hi_i - lo_i, target)
         first = math.ceil(lo_i / step) * step
-        ticks = list(range(int(first), hi_i + 1, int(step)))
-        ticks = sorted({lo_i, *ticks, hi_i})
-        return [float(t) for t in _spread(ticks, step * 0.5)]
+        whole: list[float] = sorted({lo_i, *range(int(first), hi_i + 1, int(step)), hi_i})
+        return [float(t) for t in _spread(whole, step * 0.5)]
     step = _nice((hi - lo) / target)
     first = math.ceil(lo / step - 1e-9) * step
-    ticks = []
+    ticks: list[float] = []
     k = 0
+
     while first + k * step <= hi + step * 1e-9:
         ticks.append(round(first + k * step, 12))
         k += 1
@@ -160,7 +160,7 @@ class Axis:
         return (v - self.bottom) / ((self.top - self.bottom) or 1.0)
 
 
-def _is_number(v: Any) -> bool:
+def _is_number(v: Any) -> TypeGuard[float]:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
