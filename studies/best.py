@@ -43,10 +43,14 @@ class BestModel:
             ModelError: the file is damaged or this Keras cannot read it.
         """
         check_model_file(self.model_path, self.study)
+        import warnings
+
         import keras
 
         try:
-            return keras.models.load_model(self.model_path)
+            with warnings.catch_warnings():  # saved without optimizer state, on purpose
+                warnings.filterwarnings("ignore", message="Skipping variable loading for optim")
+                return keras.models.load_model(self.model_path)
         except Exception as exc:  # Keras reports a damaged archive as "File not found"
             raise ModelError(
                 f"the best model of study '{self.study}' at '{self.model_path}' cannot be "
@@ -179,7 +183,8 @@ def predict_images(best: BestModel, paths: list[str], top: int = 10) -> list[dic
 
 
 def plot_curves(best: BestModel, out_dir: Path) -> tuple[Path, Path]:
-    """Writes the best trial's accuracy and loss per epoch as ``curves.png`` and ``curves.html``.
+    """Writes the best trial's accuracy and loss per epoch as ``curves.png`` and ``curves.html``
+    into ``out_dir`` (created; ``hpo32 show --out``: never the artifact folder).
 
     Returns:
         The PNG and HTML paths.

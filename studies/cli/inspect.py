@@ -15,12 +15,17 @@ from hpo32.studies.spec import format_duration
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    records, _ = _records(args.storage)
+    from hpo32.storage import artifact_root
+    from hpo32.studies.artifacts import disk_bytes, human_bytes
+
+    records, url = _records(args.storage)
     rows = records.summaries()
+    root = artifact_root(url)
+    disk = {r.name: disk_bytes(root / r.name) for r in rows}
     if args.json:
-        print(json.dumps([r.to_dict() for r in rows], indent=2))
+        print(json.dumps([{**r.to_dict(), "disk_bytes": disk[r.name]} for r in rows], indent=2))
         return 0
-    header = ("NAME", "DATASET", "ENGINE", "TRIALS (C/P/F/R)", "BEST", "BUDGET", "LAST")
+    header = ("NAME", "DATASET", "ENGINE", "TRIALS (C/P/F/R)", "BEST", "BUDGET", "DISK", "LAST")
     table = [header]
     for r in rows:
         s = r.states
@@ -33,6 +38,7 @@ def cmd_list(args: argparse.Namespace) -> int:
                 f"{s.get('running', 0)}",
                 f"{r.best_value:.4f}" if r.best_value is not None else "-",
                 f"{format_duration(r.used_seconds)}/{format_duration(r.budget_seconds)}",
+                human_bytes(disk[r.name]),
                 (
                     time.strftime("%Y-%m-%d %H:%M", time.localtime(r.last_activity))
                     if r.last_activity
@@ -124,13 +130,21 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], title: str | No
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    from hpo32.storage import artifact_root
+    from hpo32.studies.artifacts import disk_bytes, human_bytes
+
     records, url = _records(args.storage)
+    out_dir = _out_dir(getattr(args, "out", None), url)
     if args.top is not None:
         return _show_top(records, args.name, args.top, args.json)
     if args.trial is not None:
         return _show_trial(records, args.name, args.trial, url, args.json)
     info = study_details(records, args.name)
+    folder = artifact_root(url) / args.name
+    info["disk_bytes"] = disk_bytes(folder)
     if args.json:
+        if out_dir is not None:
+            info["curves"] = [str(p) for p in _write_curves(records, args.name, url, out_dir)]
         print(json.dumps(info, indent=2, default=str))
         return 0
     s = info["states"]
@@ -145,6 +159,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         f"  budget: {format_duration(info['used_seconds'])} used of "
         f"{format_duration(info['budget_seconds'])}"
     )
+    print(f"  disk: {human_bytes(info['disk_bytes'])} in {folder}")
     best = info.get("best_trial")
     if best is None:
         print("  no completed trial yet")
@@ -162,7 +177,42 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(f"    {key}: {show_value(value)}")
     if not args.no_model and best["user_attrs"].get("model_path"):
         _show_model(records, args.name, url)
+    if out_dir is not None:
+        paths = _write_curves(records, args.name, url, out_dir)
+        if paths:
+            print(f"  curves: {paths[0]}")
+            print(f"          {paths[1]}")
     return 0
+
+
+def _out_dir(out: str | None, url: str):
+    """The folder ``show --out`` writes the best trial's curves to (None without one).
+
+    Raises:
+        UserError: the path is a file (the database's among them).
+    """
+    from pathlib import Path
+
+    if out is None:
+        return None
+    path = Path(out).expanduser()
+    if path.exists() and not path.is_dir():
+        raise UserError(f"--out '{out}' is a file; give a folder for curves.png and curves.html.")
+    return path
+
+
+def _write_curves(records, name: str, url: str, out_dir) -> list:
+    """Writes the best trial's curves.png and curves.html into ``out_dir`` (created), the
+    only files ``show`` writes; nothing without a best trial."""
+    from hpo32.storage import artifact_root
+    from hpo32.studies.best import load_best, plot_curves
+
+    try:
+        best = load_best(records, name, artifact_root(url))
+    except LookupError as exc:  # no model yet, or a damaged file
+        print(f"  (no curves written: {exc})")
+        return []
+    return list(plot_curves(best, out_dir))
 
 
 def _study_trials(records, name: str, read):
@@ -266,8 +316,10 @@ def _show_trial(records, name: str, number: int, url: str, as_json: bool) -> int
     if attrs.get("model_path"):
         path = artifact_root(url) / attrs["model_path"]
         print(f"  model: {path}" + ("" if path.exists() else " (missing)"))
+    elif attrs.get("deleted_model_path"):
+        print("  model: deleted (superseded: not among the study's kept models)")
     else:
-        print("  model: none saved (only a new best is saved)")
+        print("  model: none saved (only the study's best are saved)")
     rows = [(k, show_value(v)) for k, v in t["config"].items()]
     if rows:
         _table(("PARAMETER", "VALUE"), rows, title="  config")
@@ -370,7 +422,7 @@ def space_row(param) -> tuple[str, str, str, str, str, str]:
 
 def _show_model(records, name: str, url: str) -> None:
     from hpo32.storage import artifact_root
-    from hpo32.studies.best import ModelError, load_best, plot_curves
+    from hpo32.studies.best import ModelError, load_best
 
     try:
         best = load_best(records, name, artifact_root(url))
@@ -384,9 +436,6 @@ def _show_model(records, name: str, url: str) -> None:
         return
     print("  best model:")
     model.summary(print_fn=lambda line, **kw: print("    " + line))
-    png, html = plot_curves(best, artifact_root(url) / name / f"trial-{best.trial_number}")
-    print(f"  curves: {png}")
-    print(f"          {html}")
 
 
 def cmd_predict(args: argparse.Namespace) -> int:

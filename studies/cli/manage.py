@@ -1,5 +1,7 @@
 """``hpo32 delete``: remove a study (Optuna's rows and hpo32's in one transaction, then its
-artifacts), after a question on a terminal or with ``--yes``."""
+artifacts), after a question on a terminal or with ``--yes``; ``hpo32 gc``: remove the
+artifacts no study refers to (superseded models, orphans of killed saves, folders of deleted
+studies), likewise."""
 
 from __future__ import annotations
 
@@ -63,4 +65,57 @@ def add_parser(sub, storage: list[argparse.ArgumentParser]) -> None:
     p.add_argument("--yes", action="store_true", help="do not ask (required without a terminal)")
     p.add_argument(
         "--keep-artifacts", action="store_true", help="keep the study's saved models on disk"
+    )
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    """Removes what no study refers to under the database's artifact folder (see
+    :mod:`hpo32.studies.artifacts`), after listing it; ``--dry-run`` only lists."""
+    from hpo32.storage import artifact_root, make_engine, resolve_url
+    from hpo32.studies.artifacts import gc_plan, human_bytes, remove
+
+    url = resolve_url(args.storage, existing=True)
+    engine = make_engine(url)
+    plan = gc_plan(engine, artifact_root(url))
+    for note in plan.skipped:
+        print(f"hpo32: {note}.")
+    if not plan.removals:
+        print(f"hpo32: nothing to remove in {plan.root}.")
+        return 0
+    width = max(len(human_bytes(r.bytes)) for r in plan.removals)
+    for r in plan.removals:
+        print(f"  {human_bytes(r.bytes).rjust(width)}  {r.path}  ({r.reason})")
+    items = f"{len(plan.removals)} item{'s' * (len(plan.removals) != 1)}"
+    if args.dry_run:
+        print(f"hpo32: would free {human_bytes(plan.bytes)} ({items}); nothing removed.")
+        return 0
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise UserError(
+                f"removing {items} ({human_bytes(plan.bytes)}) cannot be undone; confirm "
+                "with --yes, or list them with --dry-run."
+            )
+        answer = input(f"hpo32: remove {items} ({human_bytes(plan.bytes)})? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("hpo32: nothing removed.")
+            return 0
+    freed = remove(engine, plan)
+    print(f"hpo32: removed {items}, freed {human_bytes(freed)} ({freed} bytes).")
+    return 0
+
+
+def add_gc_parser(sub, storage: list[argparse.ArgumentParser]) -> None:
+    """Declares ``hpo32 gc``."""
+    p = sub.add_parser(
+        "gc",
+        help="remove saved models and folders no study refers to",
+        parents=storage,
+    )
+    p.set_defaults(func=cmd_gc)
+    which = p.add_mutually_exclusive_group()
+    which.add_argument(
+        "--yes", action="store_true", help="do not ask (required without a terminal)"
+    )
+    which.add_argument(
+        "--dry-run", action="store_true", help="list what would be removed, remove nothing"
     )

@@ -23,6 +23,7 @@ from hpo32.studies.cli.inspect import (
     cmd_show,
     cmd_space,
 )
+from hpo32.studies.cli.manage import add_gc_parser
 from hpo32.studies.cli.manage import add_parser as add_delete_parser
 from hpo32.studies.cli.search import cmd_resume, cmd_search, cmd_worker
 from hpo32.studies.spec import SpecError, parse_duration
@@ -131,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_search_commands(sub, storage)
     _add_inspect_commands(sub, storage)
     add_delete_parser(sub, storage)
+    add_gc_parser(sub, storage)
 
     from hpo32.dashboards.cli import add_parsers as add_dashboard_parsers
     from hpo32.dashboards.cli import cmd_dashboard, cmd_report
@@ -176,12 +178,17 @@ def _add_search_commands(sub: Any, storage: list[argparse.ArgumentParser]) -> No
     p.add_argument("--trial-budget", type=_duration("trial budget"), help="budget per trial")
     p.add_argument("--n-trials", type=_positive_int, help="finished trials to reach in total")
     p.add_argument("--max-failures", type=_positive_int, help=MAX_FAILURES_HELP)
+    p.add_argument("--keep-top", type=_positive_int, metavar="K", help=KEEP_TOP_HELP)
     p.add_argument("--data-dir", help="where the data lies now")
     _storage_after(p, "--data-dir")
     _add_output_options(p)
 
 
 MAX_FAILURES_HELP = "stop after N failed trials in a row (default 5)"
+KEEP_TOP_HELP = (
+    "keep the models of the best K complete trials on disk, delete the rest (default 1: "
+    "the best only)"
+)
 
 
 def _add_output_options(p: argparse.ArgumentParser) -> None:
@@ -220,6 +227,7 @@ def _add_spec_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trial-budget", type=_duration("trial budget"), help="budget per trial")
     p.add_argument("--n-trials", type=_positive_int, help="finished trials to reach")
     p.add_argument("--max-failures", type=_positive_int, help=MAX_FAILURES_HELP)
+    p.add_argument("--keep-top", type=_positive_int, metavar="K", help=KEEP_TOP_HELP)
     p.add_argument("--epochs", type=_positive_int, help="epochs per trial")
     p.add_argument("--train-limit", type=_positive_int, help="at most N training images")
     p.add_argument("--val-limit", type=_positive_int, help="at most N validation images")
@@ -268,7 +276,13 @@ def _add_inspect_commands(sub: Any, storage: list[argparse.ArgumentParser]) -> N
     p.add_argument(
         "--no-model",
         action="store_true",
-        help="skip the best model's summary and curves (no TensorFlow import)",
+        help="skip the best model's summary (no TensorFlow import)",
+    )
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        help="write the best trial's curves.png and curves.html into DIR (show writes nothing "
+        "without it)",
     )
     p.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
 
