@@ -204,14 +204,13 @@ def predict_views(
     model: keras.Model, x: np.ndarray, mode: str = "none", batch_size: int = 256
 ) -> np.ndarray:
     """Class probabilities of uint8 images ``x``: the mean over :func:`tta_views`."""
-    from hpo32.search.data import make_tf_dataset
+    from hpo32.search.data import predict_input
 
-    labels = np.zeros(len(x), dtype=np.int64)
     total: np.ndarray | None = None
     views = tta_views(x, mode)
     for view in views:
-        ds = make_tf_dataset(np.ascontiguousarray(view), labels, batch_size, training=False)
-        probs = np.asarray(model.predict(ds.map(lambda a, b: a), verbose=0), dtype=np.float64)
+        ds = predict_input(view, batch_size)  # tf.data on TensorFlow, else a PyDataset
+        probs = np.asarray(model.predict(ds, verbose=0), dtype=np.float64)
         total = probs if total is None else total + probs
     assert total is not None
     return total / len(views)

@@ -451,12 +451,27 @@ def _train_dataset(
     config: Mapping[str, Any], splits: Splits, batch_size: int, seed: int, *, repeat: bool
 ) -> Any:
     """The training stream of ``splits`` for ``config`` (augmentation, one-hot labels), a
-    ``tf.data.Dataset``; repeated when epochs are shorter than the training set."""
-    import tensorflow as tf
-
-    from hpo32.search.data import make_tf_dataset
+    ``tf.data.Dataset`` on the TensorFlow backend, else the backend-neutral
+    ``keras.utils.PyDataset`` (:func:`hpo32.search.data.make_array_batches`: one-hot labels
+    without TensorFlow); repeated when epochs are shorter than the training set."""
+    from hpo32.search.data import make_array_batches, make_tf_dataset
 
     num_classes = splits.num_classes
+    if active_backend() != "tensorflow":
+        return make_array_batches(
+            splits.x_train,
+            splits.y_train,
+            batch_size,
+            training=True,
+            seed=seed,
+            num_classes=num_classes,
+            augment_flip=bool(config.get("augment_flip")),
+            augment_crop=bool(config.get("augment_crop")),
+            flip_mode=str(config.get("flip_mode", "random")),
+            crop_pixels=int(config.get("crop_pixels", 4)),
+            repeat=repeat,
+        )
+    import tensorflow as tf
 
     def one_hot(x: Any, y: Any) -> tuple[Any, Any]:
         return x, tf.one_hot(y, num_classes)

@@ -12,13 +12,16 @@ Three sources are supported, all giving the same :class:`Dataset` of uint8 HWC i
 
 :func:`make_splits` carves a stratified validation split out of the training images and can cut
 train and validation down to a budget; :func:`make_tf_dataset` turns arrays into a batched,
-shuffled, optionally augmented ``tf.data.Dataset``. Every user-fixable problem raises
+shuffled, optionally augmented ``tf.data.Dataset`` (the TensorFlow backend's input) and
+:func:`make_array_batches` into the same batches as a ``keras.utils.PyDataset`` (every other
+backend's); :func:`predict_input` picks one for ``model.predict``. Every user-fixable problem raises
 :class:`DataError` whose message is one sentence naming the file or folder and the fix.
 
 The package's modules: :mod:`.checks` (DataError, Dataset, Splits, data locations, the shared
 validation), one reader per source (:mod:`.cifar10`, :mod:`.imagenet32`, :mod:`.folder`),
 :mod:`.stratify` (stratified sampling), :mod:`.splits` (load_dataset, make_splits, load_splits)
-and :mod:`.pipeline` (normalize, make_tf_dataset). Import the names from here.
+and :mod:`.pipeline` (normalize, make_tf_dataset, make_array_batches, predict_input). Import
+the names from here.
 
 This package imports no ML framework at import time; TensorFlow is imported inside the functions
 that need it.
@@ -44,7 +47,7 @@ from hpo32.search.data.folder import IMAGE_EXTENSIONS, load_folder
 from hpo32.search.data.imagenet32 import IMAGENET32_MAX_LABEL as IMAGENET32_MAX_LABEL
 from hpo32.search.data.imagenet32 import IMAGENET_URL, load_imagenet32
 from hpo32.search.data.pipeline import PREFETCH_BATCHES as PREFETCH_BATCHES
-from hpo32.search.data.pipeline import make_tf_dataset, normalize
+from hpo32.search.data.pipeline import make_array_batches, make_tf_dataset, normalize, predict_input
 from hpo32.search.data.splits import DATASET_CHOICES as DATASET_CHOICES
 from hpo32.search.data.splits import load_dataset, load_splits, make_splits, split_indices
 from hpo32.search.data.stratify import stratified_subset
@@ -63,8 +66,10 @@ __all__ = [
     "load_imagenet32",
     "load_splits",
     "make_splits",
+    "make_array_batches",
     "make_tf_dataset",
     "normalize",
+    "predict_input",
     "data_dir_named",
     "resolve_data_dir",
     "select_classes",

@@ -219,3 +219,173 @@ def make_tf_dataset(
     # few batches keep the CPU as busy.
     options.autotune.enabled = False
     return ds.prefetch(PREFETCH_BATCHES).with_options(options)
+
+
+# -- the backend-neutral path: a keras.utils.PyDataset over the same array ------------------
+
+
+class _ArrayBatchLogic:
+    """What :func:`make_array_batches`' ``PyDataset`` does (a mixin, so that Keras loads
+    only when a batch stream is made): batch ``i`` of pass ``p`` is the ``i``-th slice of
+    that pass's permutation (fixed by ``seed`` and ``p``), gathered from the caller's uint8
+    array, flipped and cropped on its own small uint8 copy, scaled to float32 in [0, 1],
+    with one-hot float32 labels when ``num_classes`` is given. Any thread may build any
+    batch (Keras' enqueuer runs several), so nothing depends on the order batches are
+    asked for but the alternating flips' per-image state, which a lock guards."""
+
+    def __init__(
+        self,
+        x: np.ndarray,
+        y: np.ndarray | None,
+        batch_size: int,
+        *,
+        training: bool,
+        flip: bool,
+        crop: bool,
+        pad: int,
+        alternate: Callable[[np.ndarray], np.ndarray] | None,
+        seed: int,
+        num_classes: int | None,
+        repeat: bool,
+        workers: int,
+    ) -> None:
+        import threading
+
+        super().__init__(  # type: ignore[call-arg]  # keras.utils.PyDataset's
+            workers=workers, use_multiprocessing=False, max_queue_size=PREFETCH_BATCHES
+        )
+        self._x, self._y = x, y
+        self._batch_size = int(batch_size)
+        self._training, self._flip, self._crop, self._pad = training, flip, crop, pad
+        self._alternate = alternate
+        self._seed = int(seed)
+        self._eye = np.eye(num_classes, dtype=np.float32) if num_classes else None
+        self._repeat = repeat
+        self._per_pass = max(1, -(-len(x) // self._batch_size))
+        self._epoch = 0
+        self._orders: dict[int, np.ndarray] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def num_batches(self) -> int | None:
+        return None if self._repeat else self._per_pass
+
+    def __len__(self) -> int:
+        return self._per_pass
+
+    def on_epoch_end(self) -> None:
+        self._epoch += 1
+
+    def _order(self, n_pass: int) -> np.ndarray:
+        with self._lock:
+            order = self._orders.get(n_pass)
+            if order is None:
+                n = len(self._x)
+                rng = np.random.default_rng([self._seed, n_pass])
+                order = rng.permutation(n) if self._training else np.arange(n)
+                self._orders = {k: v for k, v in self._orders.items() if k >= n_pass - 1}
+                self._orders[n_pass] = order
+        return order
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, ...]:
+        g = int(i) if self._repeat else self._epoch * self._per_pass + int(i)
+        n_pass, pos = divmod(g, self._per_pass)
+        idx = self._order(n_pass)[pos * self._batch_size : (pos + 1) * self._batch_size]
+        batch = self._x[idx]  # the batch's own copy; the array is never copied whole
+        rng = np.random.default_rng([self._seed, n_pass, pos, 1])
+        if self._flip:
+            if self._alternate is not None:
+                with self._lock:
+                    mirror = self._alternate(idx)
+            else:
+                mirror = rng.random(len(idx)) < 0.5
+            batch[mirror] = batch[mirror, :, ::-1]
+        if self._crop and self._pad:
+            batch = _crop(batch, self._pad, rng)
+        images = normalize(batch)
+        if self._eye is None or self._y is None:
+            return (images,)
+        return images, self._eye[self._y[idx]]
+
+
+def _crop(batch: np.ndarray, pad: int, rng: np.random.Generator) -> np.ndarray:
+    """Each image of ``batch`` padded by ``pad`` (reflect, as the tf.data path) and cut
+    back to its size at a random offset of 0..2*pad rows and columns."""
+    k, height, width = batch.shape[:3]
+    padded = np.pad(batch, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
+    offsets = rng.integers(0, 2 * pad + 1, size=(2, k))
+    rows = offsets[0][:, None] + np.arange(height)[None, :]
+    cols = offsets[1][:, None] + np.arange(width)[None, :]
+    return padded[np.arange(k)[:, None, None], rows[:, :, None], cols[:, None, :]]
+
+
+def make_array_batches(
+    x: np.ndarray,
+    y: np.ndarray | None,
+    batch_size: int,
+    *,
+    training: bool,
+    augment_flip: bool = False,
+    augment_crop: bool = False,
+    seed: int = 0,
+    num_classes: int | None = None,
+    flip_mode: str = "random",
+    crop_pixels: int = 4,
+    repeat: bool = False,
+    workers: int | None = None,
+) -> Any:
+    """The backend-neutral input of :func:`make_tf_dataset`: a ``keras.utils.PyDataset``
+    that runs on TensorFlow, JAX and PyTorch alike and imports none of them itself.
+
+    It takes the same arrays and augmentation as :func:`make_tf_dataset` (shuffled every
+    pass when ``training``, flips random or alternating, reflect-padded crops, all fixed by
+    ``seed``) and yields float32 images in [0, 1], the input every model takes, so a model
+    trained on one backend predicts the same on another. The images stay in the caller's
+    array: each batch is gathered from it by a fancy index into a batch-sized copy, and
+    Keras' enqueuer builds the next :data:`PREFETCH_BATCHES` batches in ``workers`` threads
+    (default: the CPUs this process may use, 2 to 8) while the step runs.
+
+    Args:
+        y: integer labels, or None for images only (prediction).
+        num_classes: with labels, emit them one-hot (float32) over this many classes.
+        repeat: endless (for epochs shorter than the training set: the stream continues
+            across epochs, every image seen once before any repeats).
+
+    Returns:
+        A ``keras.utils.PyDataset`` of ``(images,)`` or ``(images, one-hot labels)``.
+
+    Raises:
+        ValueError: on mismatched lengths, a bad batch size or labels out of range.
+    """
+    import keras
+
+    x = np.asarray(x) if not isinstance(x, np.ndarray) else x
+    y_np = None if y is None else np.asarray(y).reshape(-1).astype(np.int64)
+    _check_arrays(x, y_np if y_np is not None else np.zeros(len(x)), batch_size, num_classes)
+    if flip_mode not in ("random", "alternating"):
+        raise ValueError(f"unknown flip_mode '{flip_mode}'; use random or alternating.")
+    flip = bool(training and augment_flip)
+    alternate = _alternating_flips(len(x), seed) if flip and flip_mode == "alternating" else None
+
+    class ArrayBatches(_ArrayBatchLogic, keras.utils.PyDataset):
+        """uint8 rows gathered batch by batch, augmented, scaled (see the factory)."""
+
+    return ArrayBatches(
+        x, y_np, batch_size, training=training, flip=flip,
+        crop=bool(training and augment_crop), pad=int(crop_pixels), alternate=alternate,
+        seed=seed, num_classes=num_classes, repeat=repeat,
+        workers=workers if workers is not None else max(2, _map_parallelism()),
+    )  # fmt: skip
+
+
+def predict_input(x: np.ndarray, batch_size: int = 256) -> Any:
+    """What ``model.predict`` reads for uint8 images ``x``, as float32 in [0, 1], in order:
+    the ``tf.data`` pipeline on the TensorFlow backend, :func:`make_array_batches`
+    elsewhere (TensorFlow is never imported there)."""
+    from hpo32.search.hardware import active_backend
+
+    x = np.ascontiguousarray(x)
+    if active_backend() == "tensorflow":
+        labels = np.zeros(len(x), dtype=np.int64)
+        return make_tf_dataset(x, labels, batch_size, training=False).map(lambda a, b: a)
+    return make_array_batches(x, None, batch_size, training=False)
