@@ -599,7 +599,6 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     """A safe YAML loader that refuses a key given twice in one mapping."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-
         seen: set[Any] = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)

@@ -3,7 +3,6 @@ no SQL in ``dashboards/`` or ``studies/`` (``storage/`` owns every table and eve
 import of sqlalchemy under ``if TYPE_CHECKING:``, to name the engine storage hands out in an
 annotation, runs nothing and is allowed)."""
 
-
 from __future__ import annotations
 
 import ast
@@ -140,5 +139,4 @@ def test_the_sql_check_sees_imports_and_statements():
     assert len(_sql_in(tree)) == 3
     typed = "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import sqlalchemy as sa\n"
     assert _sql_in(ast.parse(typed)) == []
-
     assert _sql_in(ast.parse("'''Select one trial; update the view.'''")) == []

@@ -70,7 +70,6 @@ def linear_ticks(lo: float, hi: float, integer: bool = False, target: int = 6) -
     first = math.ceil(lo / step - 1e-9) * step
     ticks: list[float] = []
     k = 0
-
     while first + k * step <= hi + step * 1e-9:
         ticks.append(round(first + k * step, 12))
         k += 1

@@ -12,7 +12,7 @@ import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import numpy as np
 
@@ -102,7 +102,7 @@ class _CifarSource:
         self._members: dict[str, tarfile.TarInfo] = {}
         self._tar: tarfile.TarFile | None = None
 
-    def __enter__(self) -> Self:
+    def __enter__(self) -> _CifarSource:
         if self.is_archive:
             try:
                 self._tar = tarfile.open(self.location, mode="r:*")

@@ -64,7 +64,8 @@ def _load_image(path: Path) -> np.ndarray:
             img.load()
             rgb = img.convert("RGB")
         if rgb.size != (32, 32):
-            rgb = rgb.resize((32, 32), Image.BILINEAR)
+            rgb = rgb.resize((32, 32), Image.Resampling.BILINEAR)
+
         arr = np.asarray(rgb, dtype=np.uint8)
     except (*_READ_ERRORS, SyntaxError, Image.DecompressionBombError) as exc:
         raise DataError(
