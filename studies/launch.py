@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from hpo32.search import faults, signals
 from hpo32.search.engines import parse_engine
@@ -21,6 +21,12 @@ from hpo32.studies.session import Outcome, run_session
 from hpo32.studies.spec import SpecError, StudySpec, check_study_name
 from hpo32.studies.workers import run_workers
 
+if TYPE_CHECKING:
+    import optuna
+
+    from hpo32.search.space import SearchSpace
+    from hpo32.storage.queries import StudyStanding
+
 __all__ = ["StudyNotFound", "check_search", "resume", "search"]
 
 
@@ -28,7 +34,7 @@ class StudyNotFound(LookupError):
     """No study of that name in the storage."""
 
 
-def check_weights(spec: StudySpec, space) -> None:
+def check_weights(spec: StudySpec, space: SearchSpace) -> None:
     """Fails before anything is written when the space can ask for pretrained weights that
     are not there.
 
@@ -102,7 +108,7 @@ def _best_of(url: str):
     return best_of
 
 
-def _standing(url: str, name: str):
+def _standing(url: str, name: str) -> StudyStanding:
     """What the database holds under ``name`` (read-only: a missing SQLite file is not
     created, it holds nothing)."""
     from hpo32.storage import queries
@@ -113,7 +119,7 @@ def _standing(url: str, name: str):
     return queries.study_standing(make_engine(url, read_only=path is not None), name)
 
 
-def _refuse_taken(standing, name: str) -> None:
+def _refuse_taken(standing: StudyStanding, name: str) -> None:
     """Refuses a name that a study holds; a name Optuna holds without a trial that ever
     ran and without hpo32's row (a kill while the study was being made) is free, and so is
     a name whose Optuna study was deleted (hpo32's rows it left are cleaned when written).
@@ -240,7 +246,7 @@ def search(
         )  # fmt: skip
 
 
-def _create_study(spec: StudySpec, name: str, checked: _Checked):
+def _create_study(spec: StudySpec, name: str, checked: _Checked) -> tuple[optuna.Study, Records]:
     """Writes a checked new study: Optuna's study, its attributes and queued configs, then
     hpo32's row, which marks it made (a study killed before that row is free again), all
     under the study's lock so that two commands cannot make one name at once.
@@ -346,9 +352,16 @@ def resume(
 
 
 def _resume(
-    name, storage_url, extra_budget, n_trials, data_dir, trial_budget, on_event, started,
-    max_failures,
-) -> Outcome:  # fmt: skip
+    name: str,
+    storage_url: str | None,
+    extra_budget: float | None,
+    n_trials: int | None,
+    data_dir: str | None,
+    trial_budget: float | None,
+    on_event: Callable[[dict[str, Any]], None] | None,
+    started: float,
+    max_failures: int | None,
+) -> Outcome:
     from hpo32.search.engines.optuna import make_pruner, make_sampler
     from hpo32.storage import queries
 

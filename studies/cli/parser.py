@@ -8,7 +8,7 @@ Each subcommand names its handler with ``set_defaults(func=...)``.
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import Any, NoReturn
 
 from hpo32 import __version__
 from hpo32.search.space import brief
@@ -54,7 +54,7 @@ class _Parser(argparse.ArgumentParser):
         kwargs.setdefault("formatter_class", _HelpFormatter)
         super().__init__(*args, **kwargs)
 
-    def error(self, message: str) -> None:  # one sentence, exit 2, no usage dump
+    def error(self, message: str) -> NoReturn:  # one sentence, exit 2, no usage dump
         if not message.isprintable():  # argparse quotes some arguments as they are
             message = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in message)
         if len(message) > 300:
