@@ -139,13 +139,34 @@ class TrialResult:
         )
 
     def release(self) -> None:
-        """Drops the model and clears the Keras session so memory stays flat across trials."""
+        """Drops the model and clears the Keras session so memory stays flat across trials,
+        with the active backend's own clean-up (:func:`release_backend_memory`)."""
         import keras
 
         self.model = None
-        forget_custom_gradients()
+        backend = active_backend()
+        if backend == "tensorflow":
+            forget_custom_gradients()
         keras.backend.clear_session()  # runs a full garbage collection too
+        release_backend_memory(backend)
         _freeze_survivors()
+
+
+def release_backend_memory(backend: str) -> None:
+    """What ``backend`` keeps between trials that Keras' ``clear_session`` does not free:
+    JAX's compiled functions (``jax.clear_caches``) and PyTorch's cached CUDA blocks
+    (``torch.cuda.empty_cache``, with CUDA only); TensorFlow's is
+    :func:`forget_custom_gradients`. Imports only the active backend's library (loaded by
+    Keras already)."""
+    if backend == "jax":
+        import jax
+
+        jax.clear_caches()
+    elif backend == "torch":
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
 
 
 def first_epoch_seconds(attrs: Mapping[str, Any]) -> float | None:
@@ -212,7 +233,8 @@ def resolve_precision(precision: str = "auto") -> str:
     """The Keras dtype policy for ``precision`` on this machine.
 
     ``auto`` picks mixed precision where the hardware runs it natively: ``mixed_float16`` on a
-    GPU (compute capability 7.0 or newer), ``mixed_bfloat16`` on a CPU with AVX512-BF16 or
+    GPU (compute capability 7.0 or newer; on JAX and PyTorch ``mixed_bfloat16`` from 8.0,
+    Ampere, on), ``mixed_bfloat16`` on a CPU with AVX512-BF16 or
     AMX, ``float32`` elsewhere. ``bfloat16`` and ``float16`` force the mixed policy;
     ``float32`` turns it off. Weights, the softmax output and the loss stay float32 in every
     mixed policy; only the layers' computations run in 16 bits.
@@ -228,15 +250,41 @@ def resolve_precision(precision: str = "auto") -> str:
         return "mixed_float16"
     if precision != "auto":
         raise ValueError(f"unknown precision '{precision}'; use one of {', '.join(PRECISIONS)}.")
-    import tensorflow as tf
-
-    gpus = tf.config.list_physical_devices("GPU")
-    if gpus:
-        capability = tf.config.experimental.get_device_details(gpus[0]).get(
-            "compute_capability", (0, 0)
-        )
-        return "mixed_float16" if tuple(capability) >= (7, 0) else "float32"
+    capability = _gpu_capability(active_backend())
+    if capability is not None:
+        if capability >= (8, 0) and active_backend() != "tensorflow":
+            return "mixed_bfloat16"  # Ampere and newer: bfloat16 needs no loss scaling
+        return "mixed_float16" if capability >= (7, 0) else "float32"
     return "mixed_bfloat16" if cpu_has_bf16() else "float32"
+
+
+def _gpu_capability(backend: str) -> tuple[int, int] | None:
+    """The compute capability of the first GPU ``backend`` trains on, None without one;
+    asked of the active backend's library only (TensorFlow is never imported for JAX or
+    PyTorch)."""
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        if not gpus:
+            return None
+        found = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability")
+        return tuple(found) if found else (0, 0)  # type: ignore[return-value]
+    if backend == "torch":
+        import torch
+
+        if not torch.cuda.is_available():
+            return None
+        return tuple(torch.cuda.get_device_capability(0))  # type: ignore[return-value]
+    if backend == "jax":
+        import jax
+
+        gpus = [d for d in jax.devices() if d.platform == "gpu"]
+        if not gpus:
+            return None
+        major, _, minor = str(getattr(gpus[0], "compute_capability", "0.0")).partition(".")
+        return (int(major or 0), int(minor or 0))
+    return None
 
 
 def current_rss_mb() -> float:
