@@ -8,10 +8,21 @@ import argparse
 import json
 import sys
 import time
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence, TypeVar
 
 from hpo32.studies.cli.common import UserError, _print_table, _records
 from hpo32.studies.spec import format_duration
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import sqlalchemy as sa
+
+    from hpo32.search.space import Param
+    from hpo32.storage import Records
+    from hpo32.storage.queries import TrialDetail
+
+_T = TypeVar("_T")
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -64,7 +75,7 @@ def _load_study(name: str, url: str):
         raise StudyNotFound(f"no study named '{name}' in {url}; see hpo32 list.") from None
 
 
-def study_details(records, name: str) -> dict[str, Any]:
+def study_details(records: Records, name: str) -> dict[str, Any]:
     """What ``hpo32 show`` prints: counts, budget, best trial and its test accuracy."""
     from hpo32.studies.launch import StudyNotFound
 
@@ -92,7 +103,7 @@ def study_details(records, name: str) -> dict[str, Any]:
     return out
 
 
-def study_backend(records, name: str) -> str:
+def study_backend(records: Records, name: str) -> str:
     """The Keras backend study ``name`` trains on: its spec's, else its recorded attribute,
     else ``tensorflow`` (a study made before backends were recorded)."""
     from hpo32.storage import queries
@@ -185,7 +196,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _out_dir(out: str | None, url: str):
+def _out_dir(out: str | None, url: str) -> Path | None:
     """The folder ``show --out`` writes the best trial's curves to (None without one).
 
     Raises:
@@ -201,7 +212,7 @@ def _out_dir(out: str | None, url: str):
     return path
 
 
-def _write_curves(records, name: str, url: str, out_dir) -> list:
+def _write_curves(records: Records, name: str, url: str, out_dir: Path) -> list[Path]:
     """Writes the best trial's curves.png and curves.html into ``out_dir`` (created), the
     only files ``show`` writes; nothing without a best trial."""
     from hpo32.storage import artifact_root
@@ -215,7 +226,7 @@ def _write_curves(records, name: str, url: str, out_dir) -> list:
     return list(plot_curves(best, out_dir))
 
 
-def _study_trials(records, name: str, read):
+def _study_trials(records: Records, name: str, read: Callable[[sa.Engine, str], _T]) -> _T:
     """``read(engine, name)`` from storage.queries, a missing study as StudyNotFound."""
     from hpo32.storage import queries
     from hpo32.studies.launch import StudyNotFound
@@ -226,7 +237,7 @@ def _study_trials(records, name: str, read):
         raise StudyNotFound(f"no study named '{name}'; see hpo32 list.") from None
 
 
-def _detail_dict(d) -> dict[str, Any]:
+def _detail_dict(d: TrialDetail) -> dict[str, Any]:
     """A :class:`hpo32.storage.queries.TrialDetail` as ``show --json`` prints it."""
     t = d.trial
     attrs = dict(d.user_attrs)
@@ -244,7 +255,7 @@ def _detail_dict(d) -> dict[str, Any]:
     }
 
 
-def _show_top(records, name: str, n: int, as_json: bool) -> int:
+def _show_top(records: Records, name: str, n: int, as_json: bool) -> int:
     """``show --top N``: the best N complete trials side by side, KerasTuner's
     results_summary as one table (a column per trial, a row per value and parameter)."""
     from hpo32.storage import queries
@@ -281,7 +292,7 @@ def _show_top(records, name: str, n: int, as_json: bool) -> int:
     return 0
 
 
-def _show_trial(records, name: str, number: int, url: str, as_json: bool) -> int:
+def _show_trial(records: Records, name: str, number: int, url: str, as_json: bool) -> int:
     """``show --trial N``: one trial's config, per-epoch values, timings, stop reason and
     model path."""
     from hpo32.storage import artifact_root, queries
@@ -379,7 +390,7 @@ def cmd_space(args: argparse.Namespace) -> int:
 SPACE_COLUMNS = ("name", "kind", "range", "log", "condition", "default")
 
 
-def space_row(param) -> tuple[str, str, str, str, str, str]:
+def space_row(param: Param) -> tuple[str, str, str, str, str, str]:
     """One parameter of a :class:`hpo32.search.space.SearchSpace` as ``space`` prints it."""
     from hpo32.search.space import Categorical, Fixed, Float, Int
 
@@ -420,7 +431,7 @@ def space_row(param) -> tuple[str, str, str, str, str, str]:
     )
 
 
-def _show_model(records, name: str, url: str) -> None:
+def _show_model(records: Records, name: str, url: str) -> None:
     from hpo32.storage import artifact_root
     from hpo32.studies.best import ModelError, load_best
 
@@ -539,7 +550,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
             + "; ".join(f"{r['study']}: {r['fidelity']}" for r in rows)
         )
 
-    def num(value, fmt):
+    def num(value: float | None, fmt: str) -> str:
         return format(value, fmt) if value is not None else "-"
 
     table = [
