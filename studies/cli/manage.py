@@ -9,8 +9,12 @@ import argparse
 import shutil
 import sys
 import time
+from typing import TYPE_CHECKING
 
 from hpo32.studies.cli.common import UserError
+
+if TYPE_CHECKING:
+    Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
@@ -53,7 +57,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parser(sub, storage: list[argparse.ArgumentParser]) -> None:
+def add_parser(sub: Subparsers, storage: list[argparse.ArgumentParser]) -> None:
     """Declares ``hpo32 delete``."""
     p = sub.add_parser(
         "delete",
@@ -104,7 +108,7 @@ def cmd_gc(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_gc_parser(sub, storage: list[argparse.ArgumentParser]) -> None:
+def add_gc_parser(sub: Subparsers, storage: list[argparse.ArgumentParser]) -> None:
     """Declares ``hpo32 gc``."""
     p = sub.add_parser(
         "gc",

@@ -10,9 +10,13 @@ import dataclasses
 import json
 import os
 import time
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from hpo32.studies.spec import SpecError, StudySpec
+
+if TYPE_CHECKING:
+    from hpo32.studies.progress import Header
+    from hpo32.studies.session import Outcome
 
 
 def spec_from_args(args: argparse.Namespace) -> StudySpec:
@@ -173,7 +177,7 @@ def _shows(args: argparse.Namespace) -> bool:
 
 
 @contextlib.contextmanager
-def _display(args: argparse.Namespace, header) -> Iterator[Any]:
+def _display(args: argparse.Namespace, header: Callable[[], Header]) -> Iterator[Any]:
     """The session's progress display while the block runs (None with ``--json`` or
     ``--quiet``, whose worker processes then print nothing either); on a terminal the
     training loop's batch events feed it too."""
@@ -189,7 +193,7 @@ def _display(args: argparse.Namespace, header) -> Iterator[Any]:
             yield progress
 
 
-def _stored_header(name: str, storage: str | None):
+def _stored_header(name: str, storage: str | None) -> Header:
     """The header of a stored study as it continues: its spec (with this session's
     overrides, stored by then), its budget, what it used, its best trial and counts."""
     from hpo32.studies.cli.common import _records
@@ -217,7 +221,7 @@ def _stored_header(name: str, storage: str | None):
     return dataclasses.replace(header, budget=row.get("budget_seconds"))  # the stored one
 
 
-def _print_outcome(args: argparse.Namespace, outcome) -> None:
+def _print_outcome(args: argparse.Namespace, outcome: Outcome) -> None:
     from hpo32.studies.progress import plural
 
     if getattr(args, "json", False):
