@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import keras
+
+    from hpo32.storage import Records
 
 __all__ = [
     "BestModel",
@@ -36,7 +41,7 @@ class BestModel:
     history: dict[str, list[float]]
     tta: str = "none"  # the test-time augmentation the trial validated with
 
-    def load(self):
+    def load(self) -> keras.Model:
         """The Keras model.
 
         Raises:
@@ -80,7 +85,7 @@ def check_model_file(path: Path, study: str) -> None:
         )
 
 
-def load_best(records, study_name: str, artifact_root: Path) -> BestModel:
+def load_best(records: Records, study_name: str, artifact_root: Path) -> BestModel:
     """Finds the best trial's model and the study's class names.
 
     Raises:
@@ -106,7 +111,7 @@ def load_best(records, study_name: str, artifact_root: Path) -> BestModel:
     return BestModel(study_name, best["number"], path, ids, names, history, tta)
 
 
-def _trial_history(records, study_name: str, number: int) -> dict[str, list[float]]:
+def _trial_history(records: Records, study_name: str, number: int) -> dict[str, list[float]]:
     """The ``history`` user attribute of trial ``number`` (per-epoch metrics), or ``{}``."""
     from hpo32.storage import queries
 
