@@ -212,7 +212,7 @@ class Records:
         create: create the ``hpo32_*`` tables when missing (writers do; read-only users not).
     """
 
-    def __init__(self, engine, create: bool = True) -> None:
+    def __init__(self, engine: sa.Engine, create: bool = True) -> None:
         self.engine = engine
         if create:
             schema.create_hpo32_tables(engine)
@@ -361,7 +361,9 @@ class Records:
                     heartbeat_s=float(heartbeat_seconds()),
                 )
             )
-            return int(res.inserted_primary_key[0])
+            key = res.inserted_primary_key
+            assert key is not None  # an insert into a table with a primary key has one
+            return int(key[0])
 
     def touch_session(self, session_id: int, trials_run: int | None = None) -> None:
         values: dict[str, Any] = {"last_seen": time.time()}
@@ -512,7 +514,7 @@ class Records:
                     trials.c.study_id, trials.c.state
                 )
             ).all()
-            best = dict(
+            best: dict[int, Any] = dict(
                 con.execute(
                     sa.select(trials.c.study_id, sa.func.max(values.c.value))
                     .join(values, values.c.trial_id == trials.c.trial_id)
@@ -520,7 +522,7 @@ class Records:
                     .group_by(trials.c.study_id)
                 ).all()
             )
-            last = dict(
+            last: dict[int, Any] = dict(
                 con.execute(
                     sa.select(
                         trials.c.study_id,
@@ -572,7 +574,7 @@ class Records:
 DELETED_MODEL_ATTR = "deleted_model_path"
 
 
-def drop_model_paths(engine, study_name: str, numbers: Iterable[int]) -> int:
+def drop_model_paths(engine: sa.Engine, study_name: str, numbers: Iterable[int]) -> int:
     """Renames the ``model_path`` user attribute of trials ``numbers`` of ``study_name`` to
     :data:`DELETED_MODEL_ATTR`, in one transaction, before their model files are deleted
     (finished trials are read-only through Optuna's API).
@@ -620,13 +622,13 @@ def _process_exists(pid: int) -> bool:
     return True
 
 
-def _delete_rows(con, name: str, tables) -> None:
+def _delete_rows(con: sa.Connection, name: str, tables: Iterable[sa.Table]) -> None:
     for table in tables:
         key = table.c.name if table is studies_table else table.c.study_name
         con.execute(table.delete().where(key == name))
 
 
-def _decode_params(rows) -> dict[str, Any]:
+def _decode_params(rows: Iterable[Sequence[Any]]) -> dict[str, Any]:
     """Optuna's stored (internal) param values in their external form."""
     from optuna.distributions import json_to_distribution
 
