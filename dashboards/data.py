@@ -1036,16 +1036,22 @@ def categorical_effects(
     for pname in params:
         entries = []
         for choice in order.get(pname, []):
-            a = acc.get(pname, {}).get(_hashable(choice))
-            if a is None or a[0] == 0:
+            got = acc.get(pname, {}).get(_hashable(choice))
+            if got is None or got[0] == 0:
                 entries.append(
                     {"choice": choice, "count": 0, "mean": None, "std": None, "max": None}
                 )
                 continue
-            mean = a[1] / a[0]
-            var = max(0.0, a[2] / a[0] - mean * mean)
+            mean = got[1] / got[0]
+            var = max(0.0, got[2] / got[0] - mean * mean)
             entries.append(
-                {"choice": choice, "count": a[0], "mean": mean, "std": math.sqrt(var), "max": a[3]}
+                {
+                    "choice": choice,
+                    "count": got[0],
+                    "mean": mean,
+                    "std": math.sqrt(var),
+                    "max": got[3],
+                }
             )
         out[pname] = entries
     return out
@@ -1367,6 +1373,8 @@ def page_rows(
     sel = [r for r in rows if all(_matches(r.get(c), op, v) for c, op, v in conditions)]
     for spec in reversed(list(sort_by or [])):
         col = spec.get("column_id")
+        if col is None:  # no column: nothing to sort by (every row would be "absent")
+            continue
         desc = spec.get("direction") == "desc"
         present = [r for r in sel if r.get(col) is not None]
         absent = [r for r in sel if r.get(col) is None]
