@@ -47,7 +47,7 @@ def create_app(storage: Any, refresh_seconds: float = 5.0, engine: Any = None) -
     app = dash.Dash(
         __name__,
         title="hpo32 dashboard",
-        update_title=None,
+        update_title=None,  # type: ignore[arg-type]  # dash annotates str; its docs say None
         suppress_callback_exceptions=True,
         assets_folder=str(ASSETS),
         assets_ignore=_REPORT_ONLY,

@@ -22,7 +22,7 @@ from hpo32.dashboards import data, figures
 
 log = logging.getLogger("hpo32.dashboards.app")
 
-GRAPH_CONFIG = {"displaylogo": False, "responsive": True}
+GRAPH_CONFIG: dcc.Graph.Config = {"displaylogo": False, "responsive": True}
 PAGE_SIZE = 25
 
 

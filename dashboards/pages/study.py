@@ -170,7 +170,7 @@ def _trial_table() -> Any:
 
     with warnings.catch_warnings():  # deprecated in favour of dash-ag-grid; dash<5 has it
         warnings.simplefilter("ignore", DeprecationWarning)
-        return dash_table.DataTable(
+        return dash_table.DataTable(  # type: ignore[attr-defined]  # dash_table's __init__ star-imports it
             id="trial-table",
             columns=[{"name": "number", "id": "number"}],
             data=[],
