@@ -25,7 +25,6 @@ __all__ = [
     "Session",
     "SessionHeartbeat",
     "StudySummary",
-    "DELETED_MODEL_ATTR",
     "consumed_seconds",
     "drop_model_paths",
     "merge_intervals",
@@ -569,18 +568,15 @@ class Records:
         return out
 
 
-#: The user attribute a trial's ``model_path`` becomes once its model file is deleted (it
-#: was superseded: not among the study's ``keep_top`` best), so no record names a missing file.
-DELETED_MODEL_ATTR = "deleted_model_path"
-
-
 def drop_model_paths(engine: sa.Engine, study_name: str, numbers: Iterable[int]) -> int:
-    """Renames the ``model_path`` user attribute of trials ``numbers`` of ``study_name`` to
-    :data:`DELETED_MODEL_ATTR`, in one transaction, before their model files are deleted
-    (finished trials are read-only through Optuna's API).
+    """Clears the ``model_path`` user attribute of trials ``numbers`` of ``study_name``, in
+    one transaction, before their model files are deleted (superseded: not among the
+    study's ``keep_top`` best), so that no record names a missing file; every reader takes
+    a trial without ``model_path`` for one without a model (finished trials are read-only
+    through Optuna's API, hence the SQL).
 
     Returns:
-        The trials whose ``model_path`` was renamed (0 for those renamed already).
+        The trials whose ``model_path`` was cleared (0 for those cleared already).
     """
     numbers = sorted(set(numbers))
     if not numbers:
@@ -595,21 +591,10 @@ def drop_model_paths(engine: sa.Engine, study_name: str, numbers: Iterable[int])
         trial_ids = [row[0] for row in con.execute(ids)]
         if not trial_ids:
             return 0
-        renamed = sa.select(ua.c.trial_id).where(
-            ua.c.trial_id.in_(trial_ids), ua.c.key == "model_path"
+        gone = con.execute(
+            ua.delete().where(ua.c.trial_id.in_(trial_ids), ua.c.key == "model_path")
         )
-        holding = [row[0] for row in con.execute(renamed)]
-        if not holding:
-            return 0
-        con.execute(  # an earlier rename's row would break the (trial_id, key) uniqueness
-            ua.delete().where(ua.c.trial_id.in_(holding), ua.c.key == DELETED_MODEL_ATTR)
-        )
-        con.execute(
-            ua.update()
-            .where(ua.c.trial_id.in_(holding), ua.c.key == "model_path")
-            .values(key=DELETED_MODEL_ATTR)
-        )
-    return len(holding)
+    return int(gone.rowcount or 0)
 
 
 def _process_exists(pid: int) -> bool:

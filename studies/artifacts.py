@@ -64,7 +64,7 @@ class Removal:
         path: the file or folder.
         bytes: its size.
         reason: why nothing refers to it, in words.
-        trial: a trial whose ``model_path`` names it (renamed ``deleted_model_path`` first).
+        trial: a trial whose ``model_path`` names it (cleared first).
     """
 
     study: str
@@ -179,7 +179,7 @@ def gc_plan(engine, root: Path) -> GcPlan:
 def remove(engine, plan: GcPlan) -> int:
     """Removes what ``plan`` lists, study by study: a study that has started a session since
     the plan was made is left alone; the trials whose ``model_path`` names a removed model
-    have it renamed ``deleted_model_path`` first.
+    have it cleared first.
 
     Returns:
         The bytes freed.

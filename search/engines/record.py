@@ -320,7 +320,7 @@ def record_trial(
 # A study keeps the models of its ``keep_top`` best complete trials (the spec's key, default
 # 1: the best only). A trial saves its model only if it ranks among them when it ends, and
 # once it is recorded complete, the models its arrival pushed out are deleted (their trial's
-# ``model_path`` renamed ``deleted_model_path`` first, so no record points at a missing file).
+# ``model_path`` cleared first, so no record points at a missing file).
 # No lock is needed between workers: a trial outside the best ``keep`` of the complete trials
 # some worker sees can never rank among them again (complete trials only come, never go), so
 # no worker deletes a model another one still keeps, and the best's is never deleted.
@@ -364,8 +364,8 @@ def kept_numbers(trials: Iterable[tuple[int, float]], keep: int) -> set[int]:
 
 def drop_superseded(study: Any, ctx: SearchContext, keep: int) -> list[str]:
     """Deletes the model files of the study's complete trials that are no longer among its
-    ``keep`` best, each after its trial's ``model_path`` is renamed ``deleted_model_path``
-    (nothing is deleted where the study's storage is not a database hpo32 can write).
+    ``keep`` best, each after its trial's ``model_path`` is cleared (nothing is deleted
+    where the study's storage is not a database hpo32 can write).
 
     Returns:
         The deleted models' paths, relative to ``ctx.artifact_root``.

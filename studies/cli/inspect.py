@@ -327,10 +327,8 @@ def _show_trial(records: Records, name: str, number: int, url: str, as_json: boo
     if attrs.get("model_path"):
         path = artifact_root(url) / attrs["model_path"]
         print(f"  model: {path}" + ("" if path.exists() else " (missing)"))
-    elif attrs.get("deleted_model_path"):
-        print("  model: deleted (superseded: not among the study's kept models)")
     else:
-        print("  model: none saved (only the study's best are saved)")
+        print("  model: none kept (only the study's best are kept, see --keep-top)")
     rows = [(k, show_value(v)) for k, v in t["config"].items()]
     if rows:
         _table(("PARAMETER", "VALUE"), rows, title="  config")
