@@ -152,6 +152,49 @@ class TrialResult:
         _freeze_survivors()
 
 
+def set_random_seed(seed: int) -> None:
+    """``keras.utils.set_random_seed`` without TensorFlow on the other backends: it seeds
+    TensorFlow whenever TensorFlow is installed, importing it (seconds, and memory) into a
+    JAX or PyTorch process. Elsewhere this sets what it sets but that: Keras' global seed,
+    Python's, NumPy's and PyTorch's."""
+    import keras
+
+    backend = active_backend()
+    try:
+        from keras.src.backend.common import global_state
+    except ImportError:  # a Keras laid out otherwise: its own, whatever it imports
+        global_state = None
+    if backend == "tensorflow" or global_state is None:
+        keras.utils.set_random_seed(seed)
+        return
+    import random
+
+    import numpy as np
+
+    _hide_tensorflow_from_keras()
+    global_state.set_global_attribute("global_random_seed", seed)
+    random.seed(seed)
+    np.random.seed(seed)
+    if backend == "torch":
+        import torch
+
+        torch.manual_seed(seed)
+
+
+def _hide_tensorflow_from_keras() -> None:
+    """On JAX and PyTorch, tells Keras that TensorFlow is absent, as it is on a machine
+    without it: Keras probes for it (``tf.available``) when it seeds and when it saves a
+    model, and the probe imports all of TensorFlow into the process when it is installed.
+    Only before anything loaded TensorFlow; a Keras without that probe is left as it is."""
+    try:
+        from keras.src.utils import module_utils
+    except ImportError:
+        return
+    lazy = getattr(module_utils, "tensorflow", None)
+    if lazy is not None and getattr(lazy, "module", None) is None and hasattr(lazy, "_available"):
+        lazy._available = False
+
+
 def release_backend_memory(backend: str) -> None:
     """What ``backend`` keeps between trials that Keras' ``clear_session`` does not free:
     JAX's compiled functions (``jax.clear_caches``) and PyTorch's cached CUDA blocks
@@ -641,11 +684,9 @@ def train_config(
     Raises:
         hpo32.search.models.InvalidConfig: the config cannot be built.
     """
-    import keras
-
     from hpo32.search.recipe import Plan, schedule_callback, tta_of
 
-    keras.utils.set_random_seed(seed)
+    set_random_seed(seed)
     batch_size = int(config["batch_size"])
     n_train = len(splits.x_train)
     steps_per_epoch = None
