@@ -60,13 +60,21 @@ def check_engine(spec: StudySpec, workers: int = 1, gpus: list[str] | None = Non
     """Refuses engine settings that cannot work, before anything is written.
 
     Raises:
-        SpecError: an unknown engine, or several workers for an engine that runs one per
-            study (KerasTuner and AutoKeras: the oracle lives in one project folder).
+        SpecError: an unknown engine, a backend its library does not run on (AutoKeras:
+            TensorFlow only), or several workers for an engine that runs one per study
+            (KerasTuner and AutoKeras: the oracle lives in one project folder).
     """
     try:
         engine, _ = parse_engine(spec.engine)
     except ValueError as exc:
         raise SpecError(str(exc)) from None
+    backend = spec.backend or "tensorflow"
+    if backend not in engine.backends:
+        raise SpecError(
+            f"the {engine.name} engine runs on the {' or '.join(engine.backends)} backend "
+            f"only ({engine.library} does not support {backend}); use --engine optuna or "
+            f"--backend {engine.backends[0]}."
+        )
     if not engine.parallel and (workers > 1 or gpus):
         raise SpecError(
             f"the {spec.engine} engine runs one worker per study (its oracle "

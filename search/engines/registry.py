@@ -83,6 +83,10 @@ class Engine:
         recording: how a trial reaches the study: ``native`` or ``mirrored``.
         library: the library's name, for messages.
         module: the module holding the engine's ``run`` (:class:`EngineRun`).
+        backends: the Keras backends its library runs on (a study on another is refused
+            before anything is written): Optuna trains on any; KerasTuner 1.4 is
+            multi-backend with Keras 3 (it imports TensorFlow only on that backend);
+            AutoKeras 3.0 supports TensorFlow only (keras-team/autokeras#1908).
     """
 
     name: str
@@ -91,6 +95,7 @@ class Engine:
     recording: str
     library: str
     module: str
+    backends: tuple[str, ...] = ("tensorflow", "jax", "torch")
 
     @property
     def full_names(self) -> tuple[str, ...]:
@@ -141,6 +146,7 @@ ENGINES: tuple[Engine, ...] = (
         recording="mirrored",
         library="AutoKeras",
         module="hpo32.search.engines.autokeras",
+        backends=("tensorflow",),
     ),
 )
 _BY_NAME = {engine.name: engine for engine in ENGINES}
