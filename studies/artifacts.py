@@ -17,6 +17,10 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
 
 __all__ = ["GcPlan", "Removal", "disk_bytes", "gc_plan", "human_bytes", "remove"]
 
@@ -97,7 +101,7 @@ def _is_study_folder(folder: Path) -> bool:
     )
 
 
-def _live(engine, name: str) -> str | None:
+def _live(engine: sa.Engine, name: str) -> str | None:
     """A sentence naming a live session of study ``name``, or None."""
     from hpo32.storage import queries
 
@@ -108,7 +112,7 @@ def _live(engine, name: str) -> str | None:
     return f"study '{name}' is running (pid {live[0].pid} on {live[0].host}); left alone"
 
 
-def gc_plan(engine, root: Path) -> GcPlan:
+def gc_plan(engine: sa.Engine, root: Path) -> GcPlan:
     """Lists what no study refers to under the artifact ``root`` of the database ``engine``:
     folders of studies that no longer exist, model folders that are not among their study's
     kept models (superseded, or of no trial: a killed save), partial files in kept ones.
@@ -176,7 +180,7 @@ def gc_plan(engine, root: Path) -> GcPlan:
     return plan
 
 
-def remove(engine, plan: GcPlan) -> int:
+def remove(engine: sa.Engine, plan: GcPlan) -> int:
     """Removes what ``plan`` lists, study by study: a study that has started a session since
     the plan was made is left alone; the trials whose ``model_path`` names a removed model
     have it cleared first.

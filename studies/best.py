@@ -140,7 +140,7 @@ def read_image(path: str | Path):
             with Image.open(path) as img:
                 img = img.convert("RGB")
                 if img.size != (32, 32):
-                    img = img.resize((32, 32), Image.BILINEAR)
+                    img = img.resize((32, 32), Image.Resampling.BILINEAR)
                 return np.asarray(img, dtype=np.uint8)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         size = f"more than {limit / 1e6:.0f} megapixels" if limit else "too many pixels"

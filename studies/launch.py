@@ -340,6 +340,7 @@ def resume(
     on_event: Callable[[dict[str, Any]], None] | None = None,
     started: float | None = None,
     max_failures: int | None = None,
+    keep_top: int | None = None,
 ) -> Outcome:
     """Continues study ``name`` with its remaining budget plus ``extra_budget``, counted
     from ``started`` as in :func:`search`.
@@ -355,7 +356,7 @@ def resume(
     with signals.stop_on_signals():
         return _resume(
             name, storage_url, extra_budget, n_trials, data_dir, trial_budget, on_event,
-            started, max_failures,
+            started, max_failures, keep_top,
         )  # fmt: skip
 
 
@@ -369,6 +370,7 @@ def _resume(
     on_event: Callable[[dict[str, Any]], None] | None,
     started: float,
     max_failures: int | None,
+    keep_top: int | None,
 ) -> Outcome:
     from hpo32.search.engines.optuna import make_pruner, make_sampler
     from hpo32.storage import queries
@@ -396,7 +398,7 @@ def _resume(
         remaining = max(0.0, budget - used) if budget is not None else 0.0
         budget = used + remaining + extra_budget
     spec = spec.with_overrides(data_dir=data_dir, n_trials=n_trials, trial_budget=trial_budget)
-    spec = spec.with_overrides(budget=budget, max_failures=max_failures)
+    spec = spec.with_overrides(budget=budget, max_failures=max_failures, keep_top=keep_top)
     space = spec.build_space()
     check_weights(spec, space)
     quickest = _quickest_first_epoch(records, name)

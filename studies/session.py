@@ -79,7 +79,8 @@ def run_session(
         epoch_images=spec.epoch_images,
         test_images=len(splits.x_test),
         quickest_first_epoch=quickest_first_epoch,
-        max_failures=getattr(spec, "max_failures", 5),
+        max_failures=spec.max_failures,
+        keep_top=spec.keep_top,
     )
     ctx.on_event = on_event or (lambda e: None)
     trials_run = 0

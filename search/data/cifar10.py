@@ -237,8 +237,9 @@ def load_cifar10(root: Path, download: bool = True, only_root: bool = False) -> 
         found = _find_cifar(cache)
     if found is None:
         if not download:
-            hint = " or add --download to fetch it into that folder" if only_root else ""
-            raise _cifar_missing(root, hint=hint)
+            if only_root:
+                raise _cifar_missing(root, hint=" or add --download to fetch it into that folder")
+            raise _cifar_missing(root)
         target = cache / CIFAR10_ARCHIVE
         log.info("Downloading CIFAR-10 from %s to %s", CIFAR10_URL, target)
         try:

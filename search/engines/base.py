@@ -107,6 +107,7 @@ class SearchContext:
     eval_per_image: float = 0.0
     quickest_first_epoch: float = 0.0
     max_failures: int | None = 5
+    keep_top: int = 1
     failures: int = 0
     last_failure: str = ""
     on_event: Callable[[Event], None] = field(default=lambda event: None)

@@ -56,7 +56,6 @@ __all__ = [
     "TrialRecorder",
     "among_kept",
     "drop_superseded",
-    "keep_top",
     "kept_numbers",
     "record_trial",
     "remove_model",
@@ -297,7 +296,7 @@ def record_trial(
         timings: dict[str, Any] = {}
         keep = 1
         if not pruned:
-            keep = keep_top(rec.study, ctx)
+            keep = max(1, ctx.keep_top)
             if among_kept(rec.study, result.value, keep):
                 t_save = time.perf_counter()
                 timings["model_path"] = save_model(result.model, ctx, rec.model_folder)
@@ -324,22 +323,6 @@ def record_trial(
 # No lock is needed between workers: a trial outside the best ``keep`` of the complete trials
 # some worker sees can never rank among them again (complete trials only come, never go), so
 # no worker deletes a model another one still keeps, and the best's is never deleted.
-
-
-def keep_top(study: Any, ctx: SearchContext) -> int:
-    """How many of the study's best models it keeps: ``ctx.keep_top`` when the context
-    carries one, else the ``keep_top`` of the study's stored spec, else 1."""
-    keep = getattr(ctx, "keep_top", None)
-    if keep is None:
-        engine = _sql_engine(study)
-        if engine is not None:
-            from hpo32.storage import queries
-
-            spec = queries.study_spec(engine, study.study_name)
-            keep = spec.get("keep_top") if isinstance(spec, dict) else None
-    if isinstance(keep, bool) or not isinstance(keep, int):
-        return 1
-    return max(1, keep)
 
 
 def among_kept(study: Any, value: float, keep: int) -> bool:

@@ -109,7 +109,8 @@ def study_backend(records: Records, name: str) -> str:
     from hpo32.storage import queries
 
     row = records.study(name) or {}
-    spec = row.get("spec") if isinstance(row.get("spec"), dict) else {}
+    stored = row.get("spec")
+    spec: dict[str, Any] = stored if isinstance(stored, dict) else {}
     recorded = spec.get("backend") or queries.study_attrs(records.engine, name).get("backend")
     return str(recorded or "tensorflow")
 
@@ -466,7 +467,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         return 0
     for result in results:
         print(result["image"])
-        rows = [("RANK", "CLASS", "NAME", "PROBABILITY")]
+        rows: list[tuple[Any, ...]] = [("RANK", "CLASS", "NAME", "PROBABILITY")]
         for rank, p in enumerate(result["predictions"], start=1):
             rows.append((rank, p["class_id"], p["class_name"], f"{p['probability']:.3f}"))
         _print_table(rows)

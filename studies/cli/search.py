@@ -112,8 +112,6 @@ def cmd_search(args: argparse.Namespace) -> int:
 def cmd_resume(args: argparse.Namespace) -> int:
     from hpo32.studies.launch import resume
 
-    if getattr(args, "keep_top", None) is not None:
-        _set_keep_top(args.name, args.storage, args.keep_top)
     with _display(args, lambda: _stored_header(args.name, args.storage)) as on_event:
         outcome = resume(
             args.name,
@@ -125,6 +123,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
             on_event=on_event,
             started=args.started,
             max_failures=args.max_failures,
+            keep_top=args.keep_top,
         )
     if outcome.reason == "budget_spent" and not args.json:
         _say(
@@ -156,19 +155,6 @@ def cmd_worker(args: argparse.Namespace) -> int:
         return 0
     _print_outcome(args, outcome)
     return 0
-
-
-def _set_keep_top(name: str, storage: str | None, keep_top: int) -> None:
-    """Stores ``keep_top`` in study ``name``'s spec, where every session's trials read it
-    (its workers' too); a study hpo32 does not hold is left to resume's own error."""
-    from hpo32.storage import Records, make_engine, resolve_url
-
-    records = Records(make_engine(resolve_url(storage, existing=True)), create=False)
-    row = records.study(name)
-    if row is None or not isinstance(row.get("spec"), dict):
-        return
-    if row["spec"].get("keep_top") != keep_top:
-        records.set_spec(name, {**row["spec"], "keep_top": keep_top})
 
 
 def _shows(args: argparse.Namespace) -> bool:

@@ -94,11 +94,11 @@ def test_search_records_trials_then_resume_adds_more(tmp_path, cifar_dir, tiny_s
     info = json.loads(res.stdout)
     assert info["best_trial"]["number"] == study.best_trial.number
     assert info["best_trial"]["config"] == study.best_trial.user_attrs["config"]
-    res = run_hpo32("show", "tiny", "--storage", url, cwd=tmp_path)
+    curves = tmp_path / "curves"
+    res = run_hpo32("show", "tiny", "--storage", url, "--out", curves, cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert "best trial" in res.stdout and "conv_blocks" in res.stdout
     assert "Total params" in res.stdout  # the best model's summary
-    curves = tmp_path / "hpo32-artifacts" / "tiny" / f"trial-{study.best_trial.number}"
     assert (curves / "curves.png").stat().st_size > 1000
     assert "plotly" in (curves / "curves.html").read_text()[:100000]
 
