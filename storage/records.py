@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from hpo32.storage import schema
 
 __all__ = [
+    "NameTaken",
     "Records",
     "Session",
     "SessionHeartbeat",
@@ -41,6 +42,10 @@ results_table = schema.hpo32_results
 
 #: Missed heartbeats after which an unfinished session counts as dead.
 STALE_AFTER_BEATS = 4
+
+
+class NameTaken(Exception):
+    """Another process wrote a study of that name first."""
 
 
 @dataclass
@@ -236,23 +241,27 @@ class Records:
         (its sessions would bill this one's budget).
 
         Raises:
-            sqlalchemy.exc.IntegrityError: another process wrote the row first.
+            NameTaken: another process wrote the row first (nothing is written).
         """
         from hpo32.storage.migrations import write_classes
 
-        with self.engine.begin() as con:
-            _delete_rows(con, name, (sessions_table, results_table))
-            write_classes(con, name, list(class_ids or []), list(class_names or class_ids or []))
-            con.execute(
-                studies_table.insert().values(
-                    name=name,
-                    engine=engine_name,
-                    dataset=dataset,
-                    spec_json=json.dumps(spec),
-                    budget_seconds=budget_seconds,
-                    created_at=time.time(),
+        try:
+            with self.engine.begin() as con:
+                _delete_rows(con, name, (sessions_table, results_table))
+                ids = list(class_ids or [])
+                write_classes(con, name, ids, list(class_names or ids))
+                con.execute(
+                    studies_table.insert().values(
+                        name=name,
+                        engine=engine_name,
+                        dataset=dataset,
+                        spec_json=json.dumps(spec),
+                        budget_seconds=budget_seconds,
+                        created_at=time.time(),
+                    )
                 )
-            )
+        except sa.exc.IntegrityError:
+            raise NameTaken(name) from None
 
     def forget_study(self, name: str) -> None:
         """Deletes hpo32's rows of study ``name`` (its row, sessions and result), together.

@@ -17,6 +17,7 @@ from hpo32.search.engines import parse_engine
 from hpo32.storage import Records, make_engine, optuna_storage, resolve_url, sqlite_path
 from hpo32.storage.db import heartbeat_seconds
 from hpo32.storage.locks import study_lock
+from hpo32.storage.records import NameTaken
 from hpo32.studies.session import Outcome, run_session
 from hpo32.studies.spec import SpecError, StudySpec, check_study_name
 from hpo32.studies.workers import run_workers
@@ -266,7 +267,6 @@ def _create_study(spec: StudySpec, name: str, checked: _Checked) -> tuple[optuna
         SpecError: another command made the name meanwhile.
     """
     import optuna
-    import sqlalchemy as sa
 
     from hpo32.search.engines.optuna import enqueue_configs, make_pruner
 
@@ -310,7 +310,7 @@ def _create_study(spec: StudySpec, name: str, checked: _Checked) -> tuple[optuna
                 name, spec.engine, spec.dataset, spec.to_dict(), spec.budget,
                 class_ids=list(splits.class_ids), class_names=list(splits.class_names),
             )  # fmt: skip
-        except sa.exc.IntegrityError:
+        except NameTaken:
             raise taken from None
     return study, records
 

@@ -42,7 +42,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from hpo32.search import faults
 from hpo32.search.engines.base import SearchContext, TrainFn, best_value, save_model, worker_id
@@ -286,33 +286,45 @@ def record_trial(
         raise
     rec.set_attrs(result.attrs())
     try:
-        if result.value is None:
-            reason = f"stopped by the {result.stopped_by} before the first epoch ended"
-            rec.set_attrs({"fail_reason": reason})
-            if result.stopped_by == "search_budget":  # the config is still untried
-                rec.retry()
-            return end(FAIL, reason=reason)
         pruned = result.stopped_by == "pruned" or epochs < full_epochs
-        timings: dict[str, Any] = {}
-        keep = 1
-        if not pruned:
-            keep = max(1, ctx.keep_top)
-            if among_kept(rec.study, result.value, keep):
-                t_save = time.perf_counter()
-                timings["model_path"] = save_model(result.model, ctx, rec.model_folder)
-                timings["save_seconds"] = round(time.perf_counter() - t_save, 3)
-        timings["trial_seconds"] = round(time.perf_counter() - t0, 3)
-        rec.set_attrs(timings)
-        done = end(PRUNED if pruned else COMPLETE, float(result.value))
-        if "model_path" in timings:  # recorded: a model it pushed out of the kept ones goes
-            try:
-                drop_superseded(rec.study, ctx, keep)
-            except Exception:  # never fails a recorded trial: hpo32 gc removes what is left
-                pass
-        return done
+        return _record_outcome(rec, ctx, result, pruned, t0, end)
     finally:
         event("trial_end", value=result.value, stopped_by=result.stopped_by)
         result.release()
+
+
+def _record_outcome(
+    rec: TrialRecorder,
+    ctx: SearchContext,
+    result: Any,
+    pruned: bool,
+    t0: float,
+    end: Callable[..., Recorded],
+) -> Recorded:
+    """Records a trained trial's outcome: FAIL when it measured no epoch (queued again when
+    the search's end cut it), else PRUNED or COMPLETE, saving its model when it ranks among
+    the study's ``ctx.keep_top`` best and deleting the models it pushed out."""
+    if result.value is None:
+        reason = f"stopped by the {result.stopped_by} before the first epoch ended"
+        rec.set_attrs({"fail_reason": reason})
+        if result.stopped_by == "search_budget":  # the config is still untried
+            rec.retry()
+        return end(FAIL, reason=reason)
+    timings: dict[str, Any] = {}
+    keep = max(1, ctx.keep_top)
+    if not pruned and among_kept(rec.study, result.value, keep):
+        t_save = time.perf_counter()
+        timings["model_path"] = save_model(result.model, ctx, rec.model_folder)
+        timings["save_seconds"] = round(time.perf_counter() - t_save, 3)
+    timings["trial_seconds"] = round(time.perf_counter() - t0, 3)
+    rec.set_attrs(timings)
+    done = end(PRUNED if pruned else COMPLETE, float(result.value))
+    if "model_path" in timings:  # recorded: a model it pushed out of the kept ones goes
+        try:
+            drop_superseded(rec.study, ctx, keep)
+        except Exception:  # never fails a recorded trial: hpo32 gc removes what is left
+            pass
+    return done
 
 
 # -- the kept models --------------------------------------------------------------------------
