@@ -61,7 +61,7 @@ def use_backend(name: str) -> None:
     if name not in BACKENDS:
         raise ValueError(f"unknown backend '{name}'; use one of {', '.join(BACKENDS)}.")
     module, words, extra = _BACKEND_LIBRARY[name]
-    if module not in sys.modules and importlib.util.find_spec(module) is None:
+    if sys.modules.get(module) is None and importlib.util.find_spec(module) is None:
         raise BackendError(f"the {name} backend needs {words}: pip install {extra}")
     loaded = sys.modules.get("keras")
     if loaded is not None and hasattr(loaded, "backend") and loaded.backend.backend() != name:
