@@ -18,7 +18,7 @@ from hpo32.storage import Records, make_engine, optuna_storage, resolve_url, sql
 from hpo32.storage.db import heartbeat_seconds
 from hpo32.storage.locks import study_lock
 from hpo32.storage.records import NameTaken
-from hpo32.studies.session import Outcome, run_session
+from hpo32.studies.session import Outcome, run_session, session_seed
 from hpo32.studies.spec import SpecError, StudySpec, check_study_name
 from hpo32.studies.workers import run_workers
 
@@ -416,7 +416,7 @@ def _resume(
     session_no = len(records.sessions(name))
     storage = optuna_storage(url, heartbeat_interval=heartbeat_seconds())
     try:
-        sampler = make_sampler(spec.sampler, spec.seed + 1000 * session_no, space)
+        sampler = make_sampler(spec.sampler, session_seed(spec.seed, session_no), space)
     except ValueError as exc:
         raise SpecError(str(exc)) from None
     study = optuna.load_study(

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from hpo32.search.data import Splits
     from hpo32.search.space import SearchSpace
 
-__all__ = ["Outcome", "TooManyFailures", "evaluate_best", "run_session"]
+__all__ = ["Outcome", "TooManyFailures", "evaluate_best", "run_session", "session_seed"]
 
 
 @dataclass
@@ -40,6 +40,17 @@ class Outcome:
     best_value: float | None
     test_accuracy: float | None
     test_top5: float | None = None  # ImageNet32 studies
+
+
+def session_seed(seed: int, session_no: int) -> int:
+    """The seed of a study's ``session_no``-th session (sampler and training): workers that
+    start together see the same session count, so worker K (``$HPO32_WORKER_LABEL`` wK,
+    set by ``--workers``/``--gpus``) adds K, or they would all train the same configs."""
+    import os
+
+    label = os.environ.get("HPO32_WORKER_LABEL", "")
+    worker = int(label[1:]) if label[:1] == "w" and label[1:].isdigit() else 0
+    return seed + 1000 * session_no + 100_003 * worker
 
 
 def run_session(
@@ -67,7 +78,7 @@ def run_session(
         space=space,
         splits=splits,
         epochs=spec.epochs,
-        seed=spec.seed + 1000 * (len(records.sessions(name)) - 1),
+        seed=session_seed(spec.seed, len(records.sessions(name)) - 1),
         search_deadline=deadline,
         trial_budget=spec.trial_budget,
         n_trials=spec.n_trials,

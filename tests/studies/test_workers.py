@@ -54,6 +54,8 @@ def test_four_workers_finish_exactly_n_trials(database_url, tmp_path, cifar_dir,
     assert sorted(t.number for t in trials) == list(range(40))
     workers = {t.user_attrs["worker"] for t in trials}
     assert len(workers) >= 2, "the trials were shared among the workers"
+    configs = [tuple(sorted(t.params.items())) for t in trials]
+    assert len(set(configs)) == len(configs), "workers that start together sampled alike"
     records = Records(make_engine(database_url), create=False)
     sessions = records.sessions("many")
     assert len(sessions) == 4 and {s.exit_reason for s in sessions} == {"n_trials"}
