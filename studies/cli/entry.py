@@ -83,13 +83,18 @@ def quiet_tensorflow() -> None:
 class _QuietImport(importlib.abc.MetaPathFinder):
     """Finds ``tensorflow`` as Python would and loads it with standard error silenced."""
 
+    searching = False
+
     def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
-        if name != "tensorflow":
+        if name != "tensorflow" or self.searching:
             return None
-        sys.meta_path.remove(self)  # once: the search below must not find us again
-        spec = importlib.util.find_spec(name)
+        self.searching = True  # the search below must not find us again
+        try:
+            spec = importlib.util.find_spec(name)
+        finally:
+            self.searching = False
         if spec is not None and spec.loader is not None:
-            spec.loader = _QuietLoader(spec.loader)
+            spec.loader = _QuietLoader(spec.loader)  # a mere availability check loads nothing
         return spec
 
 
