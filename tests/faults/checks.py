@@ -53,7 +53,7 @@ SIGNALS = {"SIGTERM": signal.SIGTERM, "SIGINT": signal.SIGINT}
 # the display's plain line for a finished trial ("trial   0 val_acc 0.1000 in 8s | ..." or
 # "trial   2 pruned ..." / "failed"), and the older "trial 0 | ... | done ..." form
 _TRIAL_END = re.compile(r"^(?:\S+ )?trial\s+\d+ (?:\|.*\| done |(?!\|)\S)")
-_EPOCH = re.compile(r"^(?:\S+ )?trial\s+\d+ \|.*\| epoch \d+/")
+_EPOCH = re.compile(r"^(?:\S+ )?trial\s+\d+ \|(?:.*\|)? epoch \d+/")
 
 
 @dataclass
