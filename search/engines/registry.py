@@ -14,7 +14,7 @@ The contract of :meth:`Engine.run` ``(study, ctx, variant, on_trial_done, lock) 
   the config), the validation accuracy of each epoch as intermediate values, and the user
   attributes ``engine`` (the full name), ``dataset``, ``epochs``, ``config``, ``worker``
   (``gpu`` when given one), the training result's (``history``, ``stopped_by``, timings,
-  fidelity), ``trial_seconds``, and ``model_path`` of each new best, saved as a plain
+  fidelity, ``backend``), ``trial_seconds``, and ``model_path`` of each new best, saved as a plain
   ``.keras`` file. Every config trains with :meth:`SearchContext.train
   <hpo32.search.engines.base.SearchContext.train>` (one routine, one network builder, the
   same budgets), and every trial is recorded by
