@@ -18,6 +18,7 @@ from hpo32.storage import Records, make_engine, optuna_storage, resolve_url, sql
 from hpo32.storage.db import heartbeat_seconds
 from hpo32.storage.locks import study_lock
 from hpo32.storage.records import NameTaken
+from hpo32.studies.progress import plural
 from hpo32.studies.session import Outcome, run_session, session_seed
 from hpo32.studies.spec import SpecError, StudySpec, check_study_name
 from hpo32.studies.workers import run_workers
@@ -140,7 +141,7 @@ def _refuse_taken(standing: StudyStanding, name: str) -> None:
         raise SpecError(f"study '{name}' already exists; continue it with: hpo32 resume {name}")
     if standing.optuna and standing.started:
         raise SpecError(
-            f"study '{name}' holds {standing.started} trial{'s' * (standing.started != 1)} "
+            f"study '{name}' holds {plural(standing.started, 'trial')} "
             "that hpo32 did not record (it "
             f"was made with Optuna's own tools), so hpo32 cannot continue it; pick another "
             f"name, or remove it with: hpo32 delete {name}"

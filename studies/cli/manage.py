@@ -12,9 +12,28 @@ import time
 from typing import TYPE_CHECKING
 
 from hpo32.studies.cli.common import UserError
+from hpo32.studies.progress import plural
 
 if TYPE_CHECKING:
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
+
+
+def _confirmed(args: argparse.Namespace, refusal: str, question: str, declined: str) -> bool:
+    """Whether to go on with what cannot be undone: ``--yes``, else a "y" to ``question`` on a
+    terminal (printing ``declined`` otherwise).
+
+    Raises:
+        UserError: ``refusal``, without ``--yes`` and without a terminal to ask on.
+    """
+    if args.yes:
+        return True
+    if not sys.stdin.isatty():
+        raise UserError(refusal)
+    answer = input(f"hpo32: {question} [y/N] ")
+    if answer.strip().lower() in ("y", "yes"):
+        return True
+    print(f"hpo32: {declined}.")
+    return False
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
@@ -37,17 +56,15 @@ def cmd_delete(args: argparse.Namespace) -> int:
                 f"study '{name}' is running (pid {live[0].pid} on {live[0].host}); stop it "
                 "first, then delete it."
             )
-    trials = f"{standing.trials} trial{'s' * (standing.trials != 1)}"
+    trials = plural(standing.trials, "trial")
     folder = artifact_root(url) / name
-    if not args.yes:
-        if not sys.stdin.isatty():
-            raise UserError(
-                f"deleting study '{name}' ({trials}) cannot be undone; confirm with --yes."
-            )
-        answer = input(f"hpo32: delete study '{name}' ({trials}) and {folder}? [y/N] ")
-        if answer.strip().lower() not in ("y", "yes"):
-            print("hpo32: nothing deleted.")
-            return 0
+    if not _confirmed(
+        args,
+        refusal=f"deleting study '{name}' ({trials}) cannot be undone; confirm with --yes.",
+        question=f"delete study '{name}' ({trials}) and {folder}?",
+        declined="nothing deleted",
+    ):
+        return 0
     records.delete_study(name)
     removed = ""
     if folder.is_dir() and not args.keep_artifacts:
@@ -89,20 +106,18 @@ def cmd_gc(args: argparse.Namespace) -> int:
     width = max(len(human_bytes(r.bytes)) for r in plan.removals)
     for r in plan.removals:
         print(f"  {human_bytes(r.bytes).rjust(width)}  {r.path}  ({r.reason})")
-    items = f"{len(plan.removals)} item{'s' * (len(plan.removals) != 1)}"
+    items = plural(len(plan.removals), "item")
     if args.dry_run:
         print(f"hpo32: would free {human_bytes(plan.bytes)} ({items}); nothing removed.")
         return 0
-    if not args.yes:
-        if not sys.stdin.isatty():
-            raise UserError(
-                f"removing {items} ({human_bytes(plan.bytes)}) cannot be undone; confirm "
-                "with --yes, or list them with --dry-run."
-            )
-        answer = input(f"hpo32: remove {items} ({human_bytes(plan.bytes)})? [y/N] ")
-        if answer.strip().lower() not in ("y", "yes"):
-            print("hpo32: nothing removed.")
-            return 0
+    if not _confirmed(
+        args,
+        refusal=f"removing {items} ({human_bytes(plan.bytes)}) cannot be undone; confirm "
+        "with --yes, or list them with --dry-run.",
+        question=f"remove {items} ({human_bytes(plan.bytes)})?",
+        declined="nothing removed",
+    ):
+        return 0
     freed = remove(engine, plan)
     print(f"hpo32: removed {items}, freed {human_bytes(freed)} ({freed} bytes).")
     return 0
