@@ -539,6 +539,22 @@ class Trial:
     completed: float | None
 
 
+def _trial_rows(sid: int) -> sa.Select:
+    """Study ``sid``'s trials as (id, number, state, objective value or NULL, start, finish)."""
+    return (
+        sa.select(
+            _t.c.trial_id,
+            _t.c.number,
+            _t.c.state,
+            _v.c.value,
+            _t.c.datetime_start,
+            _t.c.datetime_complete,
+        )
+        .select_from(_t.outerjoin(_v, sa.and_(_v.c.trial_id == _t.c.trial_id, _v.c.objective == 0)))
+        .where(_t.c.study_id == sid)
+    )
+
+
 def trials(bind: Bind, name: str) -> list[Trial]:
     """Every trial of study ``name`` in number order (one query).
 
@@ -547,21 +563,7 @@ def trials(bind: Bind, name: str) -> list[Trial]:
     """
     with snapshot(bind) as con:
         sid = study_id(con, name)
-        rows = con.execute(
-            sa.select(
-                _t.c.trial_id,
-                _t.c.number,
-                _t.c.state,
-                _v.c.value,
-                _t.c.datetime_start,
-                _t.c.datetime_complete,
-            )
-            .select_from(
-                _t.outerjoin(_v, sa.and_(_v.c.trial_id == _t.c.trial_id, _v.c.objective == 0))
-            )
-            .where(_t.c.study_id == sid)
-            .order_by(_t.c.number)
-        ).all()
+        rows = con.execute(_trial_rows(sid).order_by(_t.c.number)).all()
     return [
         Trial(
             trial_id=int(tid),
@@ -932,20 +934,7 @@ def trial_detail(bind: Bind, name: str, number: int) -> TrialDetail | None:
     """
     with snapshot(bind) as con:
         sid = study_id(con, name)
-        row = con.execute(
-            sa.select(
-                _t.c.trial_id,
-                _t.c.number,
-                _t.c.state,
-                _v.c.value,
-                _t.c.datetime_start,
-                _t.c.datetime_complete,
-            )
-            .select_from(
-                _t.outerjoin(_v, sa.and_(_v.c.trial_id == _t.c.trial_id, _v.c.objective == 0))
-            )
-            .where(_t.c.study_id == sid, _t.c.number == number)
-        ).first()
+        row = con.execute(_trial_rows(sid).where(_t.c.number == number)).first()
         if row is None:
             return None
         tid = int(row[0])
