@@ -8,14 +8,21 @@ includes loading, every trial and the final test evaluation). Sides:
   ``imagenet32-fast`` with ``--dataset imagenet32``), as a user runs it;
 * ``keras-tuner``: KerasTuner ``RandomSearch`` over the same space, as documented (see
   ``bench_search.py``: its HyperModel, float32 arrays, Keras preprocessing layers, 2 epochs
-  a trial, stopped at the budget).
+  a trial, stopped at the budget);
+* ``autokeras``: AutoKeras ``ImageClassifier`` with its default (task-specific) search on
+  uint8 arrays, 2 epochs a trial as the KerasTuner side, stopped at the budget. Pretrained
+  blocks are off: ``ResNetBlock`` and ``EfficientNetBlock`` are built with
+  ``pretrained=False``, so no weights are downloaded and the ``pretrained`` choice (and its
+  initial config's ``True``) is not in the space. An ``EarlyStopping`` of patience 2 is
+  passed so that AutoKeras keeps its best trial's model instead of training it again after
+  the budget (its refit happens only when it inserted the early stop itself).
 
 The first trial's result is printed beside the search's best, so the search's own gain
 shows. Writes ``anytime-<dataset>-<budget>.png`` (best so far against minutes, one line per
 run) into ``--plots`` and the runs as JSON into ``--out``.
 
     .venv/bin/python tests/benchmarks/bench_anytime.py --data-dir /tmp/hpo32-data \\
-        --budget 900 --seeds 0 1 --sides hpo32 keras-tuner
+        --budget 900 --seeds 0 1 --sides hpo32 keras-tuner autokeras
     .venv/bin/python tests/benchmarks/bench_anytime.py --data-dir /tmp/hpo32-data \\
         --dataset imagenet32 --budget 3600 --seeds 0 --sides hpo32
 """
@@ -34,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_search  # noqa: E402  (this folder's sibling script)
 
 ROOT = bench_search.ROOT
+KT_EPOCHS = bench_search.KT_EPOCHS
 
 
 def run_hpo32(dataset: str, data_dir: str, seed: int, budget: float, out: Path) -> dict:
@@ -100,6 +108,67 @@ def run_keras_tuner(data_dir: str, seed: int, budget: float, out: Path) -> dict:
     return run
 
 
+def run_autokeras(data_dir: str, seed: int, budget: float, out: Path) -> dict:
+    """AutoKeras's ImageClassifier, default search without pretrained weights, stopped at the
+    budget (no trial started after it, the running fit stopped between batches)."""
+    import functools
+
+    import autokeras as ak
+    import keras
+    import numpy as np
+    from autokeras.blocks import basic
+
+    from hpo32.search.data import load_dataset
+    from hpo32.studies.launch import _load_splits
+    from hpo32.studies.spec import load_preset
+
+    for name in ("ResNetBlock", "EfficientNetBlock"):  # no downloaded weights
+        setattr(basic, name, functools.partial(getattr(basic, name), pretrained=False))
+    spec = load_preset("cifar10-fast").with_overrides(data_dir=data_dir, seed=seed)
+    splits = _load_splits(spec)  # the same training and validation images as hpo32's side
+    test = load_dataset("cifar10", data_dir=data_dir)
+    keras.utils.set_random_seed(seed)
+    clf = ak.ImageClassifier(
+        max_trials=10_000, seed=seed, directory=str(out / f"ak-seed{seed}"), overwrite=True
+    )
+    tuner = clf.tuner
+    t0 = time.monotonic()
+    deadline, ends = t0 + budget, {}
+
+    def pre_create_trial() -> None:
+        if time.monotonic() >= deadline:
+            tuner.oracle.max_trials = len(tuner.oracle.trials)
+
+    def on_trial_end(trial, _end=tuner.on_trial_end) -> None:  # noqa: ANN001
+        _end(trial)
+        ends[trial.trial_id] = time.monotonic() - t0
+
+    class Deadline(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):  # noqa: ANN001
+            if time.monotonic() >= deadline:
+                self.model.stop_training = True
+
+    tuner.pre_create_trial, tuner.on_trial_end = pre_create_trial, on_trial_end
+    clf.fit(
+        splits.x_train, splits.y_train, epochs=KT_EPOCHS, verbose=0,
+        validation_data=(splits.x_val, splits.y_val),
+        callbacks=[Deadline(), keras.callbacks.EarlyStopping(patience=KT_EPOCHS)],
+    )  # fmt: skip
+    trials = tuner.oracle.trials
+    points = sorted(
+        (ends[tid], t.metrics.get_best_value("val_accuracy"))
+        for tid, t in trials.items()
+        if tid in ends and t.metrics.exists("val_accuracy")
+    )
+    probs = clf.export_model().predict(test.x_test, batch_size=256, verbose=0)
+    acc = float(np.mean(np.argmax(probs, axis=1) == test.y_test.ravel()))
+    return {
+        "side": "autokeras", "seed": seed, "dataset": "cifar10", "trials": len(trials),
+        "complete": len(points), "points": points, "test_accuracy": round(acc, 4),
+        "wall_seconds": round(time.monotonic() - t0, 1),
+    }  # fmt: skip
+
+
 def area(points: list[tuple[float, float]], budget: float) -> float:
     """Area under the best-so-far curve over the budget, divided by the budget (0 until the
     first result): one number for how early a side is good."""
@@ -163,7 +232,10 @@ def main() -> None:
     parser.add_argument("--dataset", choices=("cifar10", "imagenet32"), default="cifar10")
     parser.add_argument("--budget", type=float, default=900)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--sides", nargs="+", default=["hpo32", "keras-tuner"])
+    parser.add_argument(
+        "--sides", nargs="+", choices=("hpo32", "keras-tuner", "autokeras"),
+        default=["hpo32", "keras-tuner", "autokeras"],
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, default=Path("/tmp/hpo32-bench-anytime"))
     parser.add_argument("--plots", type=Path, default=ROOT / "docs")
     parser.add_argument("--replot", action="store_true", help="report the runs kept in --out")
@@ -187,6 +259,8 @@ def main() -> None:
         for side in sides:
             if side == "hpo32":
                 run = run_hpo32(args.dataset, args.data_dir, seed, args.budget, args.out)
+            elif side == "autokeras":
+                run = run_autokeras(args.data_dir, seed, args.budget, args.out)
             else:
                 run = run_keras_tuner(args.data_dir, seed, args.budget, args.out)
             (args.out / f"{side}-{args.dataset}-seed{seed}.json").write_text(json.dumps(run))
