@@ -1157,6 +1157,59 @@ def rank_correlation(engine: sa.Engine, name_a: str, name_b: str) -> dict[str, A
     }
 
 
+def _standing(bind: queries.Bind, name: str) -> dict[int, tuple[float, int]]:
+    """``{trial number: (value, rank)}`` of the complete trials of study ``name``; rank 1 is
+    the highest value (validation accuracy), ties share the better rank."""
+    done = _complete_trials(bind, name)
+    values = sorted((v for _, _, v in done), reverse=True)
+    first = {}
+    for k, v in enumerate(values, 1):
+        first.setdefault(v, k)
+    return {number: (v, first[v]) for _, number, v in done}
+
+
+def warm_start_ranks(engine: sa.Engine, name_a: str, name_b: str) -> list[dict[str, Any]]:
+    """The trials of either study that ran a config taken from the other one
+    (``warm_start: [{study: NAME, top: K}]`` records ``warm_start_from`` on them), with the
+    config's value and rank among complete trials in the study it came from and in the one
+    it was carried to.
+
+    Returns:
+        one dict a carried config, with ``source``/``target`` (study names), ``source_trial``,
+        ``target_trial``, ``source_value``/``source_rank``, ``target_value``/``target_rank``
+        (None while the target trial is not complete), ``source_trials``/``target_trials``
+        (complete trials on each side), in the order the configs were carried.
+    """
+    rows: list[dict[str, Any]] = []
+    with queries.snapshot(engine) as con:
+        standing = {n: _standing(con, n) for n in {name_a, name_b}}
+        for target, source in ((name_a, name_b), (name_b, name_a)):
+            attrs = queries.study_trial_attrs(con, target, ["warm_start_from"])
+            numbers = {t.trial_id: t.number for t in queries.trials(con, target)}
+            for tid, got in attrs.items():
+                origin = got.get("warm_start_from")
+                if not isinstance(origin, dict) or origin.get("study") != source:
+                    continue
+                src = standing[source].get(origin.get("trial"), (None, None))
+                dst = standing[target].get(numbers[tid], (None, None))
+                rows.append(
+                    {
+                        "source": source,
+                        "target": target,
+                        "source_trial": origin.get("trial"),
+                        "target_trial": numbers[tid],
+                        "source_value": src[0],
+                        "source_rank": src[1],
+                        "target_value": dst[0],
+                        "target_rank": dst[1],
+                        "source_trials": len(standing[source]),
+                        "target_trials": len(standing[target]),
+                    }
+                )
+    rows.sort(key=lambda r: (r["target"], r["target_trial"]))
+    return rows
+
+
 # -- best trial ---------------------------------------------------------------------------------
 def best_trial(engine: sa.Engine, name: str) -> dict[str, Any] | None:
     """The best complete trial (number, value, duration, config, user attrs) with the study's

@@ -65,6 +65,7 @@ def layout(ctx: PageContext) -> list[Any]:
         ),
         graph("g-ds-effects"),
         graph("g-ds-rank"),
+        card(None, id="ds-warm"),
     ]
 
 
@@ -153,6 +154,54 @@ def g_ds_rank(ctx: PageContext, fp: str | None, inet: str | None, cifar: str | N
             f"CIFAR-10: {cifar}",
         ),
         title,
+    )
+
+
+_WARM_HEADINGS = ("config from", "its rank there", "carried to", "its rank there")
+
+
+@callbacks.on(Output("ds-warm", "children"), *_PAIR)
+def ds_warm(ctx: PageContext, fp: str | None, inet: str | None, cifar: str | None) -> Any:
+    title = html.H3("Warm-started configs: their rank on both datasets")
+    if len(dataset_pair(inet, cifar)) < 2:
+        return [title, html.P("Pick a study on each dataset.")]
+    try:
+        rows = ctx.cached(
+            "warm", (inet, cifar), fp, lambda: data.warm_start_ranks(ctx.engine, inet, cifar)
+        )
+    except Exception as exc:
+        return [title, error(f"Cannot read the database: {exc}")]
+    if not rows:
+        return [
+            title,
+            html.P(
+                "Neither study started from the other's configs; to try one study's best "
+                "first, make the other with warm_start: [{study: NAME, top: K}]."
+            ),
+        ]
+    return [
+        title,
+        html.Table(
+            [
+                html.Thead(html.Tr([html.Th(h) for h in _WARM_HEADINGS])),
+                html.Tbody([_warm_row(r) for r in rows]),
+            ],
+            id="ds-warm-table",
+        ),
+    ]
+
+
+def _warm_row(r: dict[str, Any]) -> html.Tr:
+    def rank(value: float | None, rank: int | None, of: int) -> str:
+        return "not complete" if value is None else f"{rank} of {of} ({value:.4f})"
+
+    return html.Tr(
+        [
+            html.Td(f"{r['source']} #{r['source_trial']}"),
+            html.Td(rank(r["source_value"], r["source_rank"], r["source_trials"])),
+            html.Td(f"{r['target']} #{r['target_trial']}"),
+            html.Td(rank(r["target_value"], r["target_rank"], r["target_trials"])),
+        ]
     )
 
 

@@ -84,6 +84,23 @@ def test_warm_start_from_another_study_runs_its_best_configs_first(tmp_path, cif
     for trial, source in zip(b.trials, ranked[:2], strict=True):
         assert trial.params == source.params
         assert trial.user_attrs["warm_start_from"] == {"study": "a", "trial": source.number}
+    # the dataset-comparison page ranks the carried configs in both studies
+    from hpo32.dashboards.data import open_engine, warm_start_ranks
+
+    engine = open_engine(url)
+    rows = warm_start_ranks(engine, "b", "a")
+    engine.dispose()
+    b_ranked = sorted(b.trials, key=lambda t: t.value, reverse=True)
+    assert [(r["source"], r["source_trial"], r["target"], r["target_trial"]) for r in rows] == [
+        ("a", source.number, "b", trial.number)
+        for trial, source in zip(b.trials, ranked[:2], strict=True)
+    ]
+    for r, trial in zip(rows, b.trials, strict=True):
+        assert r["source_value"] == pytest.approx(a.trials[r["source_trial"]].value)
+        assert r["target_value"] == pytest.approx(trial.value)
+        assert r["target_rank"] == 1 + sum(t.value > trial.value for t in b_ranked)
+    assert [r["source_rank"] for r in rows] == [1, 1 + (ranked[1].value < ranked[0].value)]
+    assert (rows[0]["source_trials"], rows[0]["target_trials"]) == (3, 2)
 
 
 def test_warm_start_from_a_missing_study_is_one_sentence_and_writes_nothing(
