@@ -237,6 +237,7 @@ def list_studies(engine: sa.Engine, now: float | None = None) -> list[dict[str, 
     with queries.snapshot(engine) as con:
         attrs = queries.study_attrs_by_name(con, keys=("dataset", "engine"))
         specs = queries.study_specs(con)
+        fidelity = queries.study_fidelities(con, [s.name for s in summaries])
     out = []
     for s in summaries:
         row = s.to_dict()
@@ -248,7 +249,7 @@ def list_studies(engine: sa.Engine, now: float | None = None) -> list[dict[str, 
         spec = specs.get(s.name)
         space = spec.get("space") if isinstance(spec, dict) else None
         row["space_key"] = json.dumps(space, sort_keys=True) if space is not None else None
-        row["fidelity"] = queries.study_fidelity(engine, s.name).label()
+        row["fidelity"] = fidelity[s.name].label()
         out.append(row)
     return out
 

@@ -59,6 +59,7 @@ __all__ = [
     "Fidelity",
     "study_classes",
     "study_fidelity",
+    "study_fidelities",
     "study_specs",
     "study_standing",
     "study_trial_attrs",
@@ -427,23 +428,43 @@ class Fidelity:
 
 def study_fidelity(bind: Bind, name: str) -> Fidelity:
     """Study ``name``'s :class:`Fidelity`: recorded at its creation, else from its spec."""
+    return study_fidelities(bind, [name])[name]
+
+
+def study_fidelities(bind: Bind, names: Sequence[str]) -> dict[str, Fidelity]:
+    """``{name: Fidelity}`` of the studies ``names`` (see :func:`study_fidelity`), read
+    with one query a table however many studies there are."""
     with snapshot(bind) as con:
-        recorded = study_attrs(con, name).get("fidelity")
-        spec = study_spec(con, name) if has_table(con, "hpo32_studies") else None
-        ids, _ = study_classes(con, name)
-    got = recorded if isinstance(recorded, dict) else {}
-    spec = spec if isinstance(spec, dict) else {}
+        attrs = study_attrs_by_name(con, keys=("fidelity", "class_ids"), names=names)
+        specs = study_specs(con)
+        counts: dict[str, int] = {}
+        if has_table(con, "hpo32_classes"):
+            table = schema.hpo32_classes
+            counts = dict(
+                con.execute(
+                    sa.select(table.c.study_name, sa.func.count())
+                    .where(table.c.study_name.in_(list(names)))
+                    .group_by(table.c.study_name)
+                ).all()
+            )
 
     def whole(value: Any) -> int | None:
         return value if isinstance(value, int) and not isinstance(value, bool) else None
 
-    return Fidelity(
-        classes=whole(got.get("classes")) or (len(ids) or None),
-        train_images=whole(got.get("train_images")),
-        image_size=whole(got.get("image_size")),
-        epochs=whole(got.get("epochs")) or whole(spec.get("epochs")),
-        epoch_images=whole(got.get("epoch_images")) or whole(spec.get("epoch_images")),
-    )
+    out = {}
+    for name in names:
+        got = attrs.get(name, {})
+        recorded = got.get("fidelity") if isinstance(got.get("fidelity"), dict) else {}
+        spec = specs.get(name) if isinstance(specs.get(name), dict) else {}
+        classes = counts.get(name) or len(got.get("class_ids") or []) or None
+        out[name] = Fidelity(
+            classes=whole(recorded.get("classes")) or classes,
+            train_images=whole(recorded.get("train_images")),
+            image_size=whole(recorded.get("image_size")),
+            epochs=whole(recorded.get("epochs")) or whole(spec.get("epochs")),
+            epoch_images=whole(recorded.get("epoch_images")) or whole(spec.get("epoch_images")),
+        )
+    return out
 
 
 def study_specs(bind: Bind) -> dict[str, Any]:

@@ -26,17 +26,23 @@ _T = TypeVar("_T")
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from hpo32.storage import artifact_root
+    from hpo32.storage import artifact_root, queries
     from hpo32.studies.artifacts import disk_bytes, human_bytes
 
     records, url = _records(args.storage)
     rows = records.summaries()
     root = artifact_root(url)
     disk = {r.name: disk_bytes(root / r.name) for r in rows}
+    fidelity = {
+        n: f.label()
+        for n, f in queries.study_fidelities(records.engine, [r.name for r in rows]).items()
+    }
     if args.json:
-        print(json.dumps([{**r.to_dict(), "disk_bytes": disk[r.name]} for r in rows], indent=2))
+        extra = {r.name: {"disk_bytes": disk[r.name], "fidelity": fidelity[r.name]} for r in rows}
+        print(json.dumps([{**r.to_dict(), **extra[r.name]} for r in rows], indent=2))
         return 0
-    header = ("NAME", "DATASET", "ENGINE", "TRIALS (C/P/F/R)", "BEST", "BUDGET", "DISK", "LAST")
+    header = ("NAME", "DATASET", "ENGINE", "FIDELITY", "TRIALS (C/P/F/R)", "BEST", "BUDGET", "DISK",
+              "LAST")  # fmt: skip
     table = [header]
     for r in rows:
         s = r.states
@@ -45,6 +51,7 @@ def cmd_list(args: argparse.Namespace) -> int:
                 r.name,
                 r.dataset or "-",
                 r.engine or "-",
+                fidelity[r.name],
                 f"{s.get('complete', 0)}/{s.get('pruned', 0)}/{s.get('fail', 0)}/"
                 f"{s.get('running', 0)}",
                 f"{r.best_value:.4f}" if r.best_value is not None else "-",

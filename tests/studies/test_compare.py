@@ -73,3 +73,17 @@ def test_compare_shows_fidelity_and_notes_a_difference(db, capsys):
     assert note and "paused: 3 epochs" in note[0]
     assert main(["compare", "small", "small", "--storage", db]) == 0
     assert "differ in fidelity" not in capsys.readouterr().out
+
+
+def test_list_shows_each_study_fidelity(db, capsys):
+    assert main(["list", "--storage", db]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "FIDELITY" in lines[0]
+    [small] = [line for line in lines if line.startswith("small ")]
+    assert "10 classes, 450 images, 1 epoch, 32 px" in small
+    [paused] = [line for line in lines if line.startswith("paused ")]
+    assert "3 epochs" in paused  # from its spec: made before fidelity was recorded
+    assert main(["list", "--json", "--storage", db]) == 0
+    shown = {r["name"]: r["fidelity"] for r in json.loads(capsys.readouterr().out)}
+    assert shown["small"] == "10 classes, 450 images, 1 epoch, 32 px"
+    assert shown["paused"] == "3 epochs"
