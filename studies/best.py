@@ -18,6 +18,7 @@ __all__ = [
     "load_best",
     "plot_curves",
     "predict_images",
+    "study_backend",
 ]
 
 
@@ -40,6 +41,7 @@ class BestModel:
     class_names: list[str]
     history: dict[str, list[float]]
     tta: str = "none"  # the test-time augmentation the trial validated with
+    backend: str = "tensorflow"  # the Keras backend the trial trained on
 
     def load(self) -> keras.Model:
         """The Keras model.
@@ -50,6 +52,7 @@ class BestModel:
         check_model_file(self.model_path, self.study)
         import warnings
 
+        _prefer_backend(self.backend)
         import keras
 
         try:
@@ -108,7 +111,37 @@ def load_best(records: Records, study_name: str, artifact_root: Path) -> BestMod
     ids, names = queries.study_classes(records.engine, study_name)
     history = _trial_history(records, study_name, best["number"])
     tta = tta_of(best["config"])
-    return BestModel(study_name, best["number"], path, ids, names, history, tta)
+    backend = study_backend(records, study_name)
+    return BestModel(study_name, best["number"], path, ids, names, history, tta, backend)
+
+
+def study_backend(records: Records, name: str) -> str:
+    """The Keras backend study ``name`` trains on: its spec's, else its recorded attribute,
+    else ``tensorflow`` (a study made before backends were recorded)."""
+    from hpo32.storage import queries
+
+    row = records.study(name) or {}
+    stored = row.get("spec")
+    spec: dict[str, Any] = stored if isinstance(stored, dict) else {}
+    recorded = spec.get("backend") or queries.study_attrs(records.engine, name).get("backend")
+    return str(recorded or "tensorflow")
+
+
+def _prefer_backend(backend: str) -> None:
+    """Before Keras loads a model: the backend it trained on, when ``$KERAS_BACKEND`` names
+    none and that backend's library is here (a PyTorch study's model then opens on a machine
+    without TensorFlow); otherwise Keras' own choice, which reads the same file."""
+    import os
+    import sys
+
+    from hpo32.search.hardware import BackendError, use_backend
+
+    if "keras" in sys.modules or os.environ.get("KERAS_BACKEND"):
+        return
+    try:
+        use_backend(backend)
+    except (BackendError, ValueError):
+        pass
 
 
 def _trial_history(records: Records, study_name: str, number: int) -> dict[str, list[float]]:

@@ -10,6 +10,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any, Callable, Sequence, TypeVar
 
+from hpo32.studies.best import study_backend
 from hpo32.studies.cli.common import UserError, _print_table, _records
 from hpo32.studies.spec import format_duration
 
@@ -108,18 +109,6 @@ def study_details(records: Records, name: str) -> dict[str, Any]:
             if test.get("trial") == best["number"]:
                 out["best_trial"]["test_top5"] = test.get("top5")
     return out
-
-
-def study_backend(records: Records, name: str) -> str:
-    """The Keras backend study ``name`` trains on: its spec's, else its recorded attribute,
-    else ``tensorflow`` (a study made before backends were recorded)."""
-    from hpo32.storage import queries
-
-    row = records.study(name) or {}
-    stored = row.get("spec")
-    spec: dict[str, Any] = stored if isinstance(stored, dict) else {}
-    recorded = spec.get("backend") or queries.study_attrs(records.engine, name).get("backend")
-    return str(recorded or "tensorflow")
 
 
 def show_value(value: Any) -> str:

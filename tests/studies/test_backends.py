@@ -30,12 +30,16 @@ print(json.dumps({"code": code, "tensorflow": loaded[:5]}))
 """
 
 
-def run_child(tmp_path: Path, *args: str, block: bool = False, **env: str):
+def run_child(tmp_path: Path, *args: str, block: bool = False, **env: str | None):
+    """Runs CHILD with ``args``; an ``env`` value of None unsets that variable."""
     script = tmp_path / "child.py"
     script.write_text(CHILD)
     argv = [sys.executable, str(script), *(["--block-tensorflow"] if block else []), *args]
+    environ = hpo32_env(**{k: v for k, v in env.items() if v is not None})
+    for k in [k for k, v in env.items() if v is None]:
+        environ.pop(k, None)
     return subprocess.run(
-        argv, cwd=tmp_path, env=hpo32_env(**env), capture_output=True, text=True, timeout=600
+        argv, cwd=tmp_path, env=environ, capture_output=True, text=True, timeout=600
     )
 
 
@@ -68,6 +72,15 @@ def test_a_torch_search_records_torch_and_never_imports_tensorflow(tmp_path, tin
 
     shown = run_hpo32("show", "t", "--storage", url, cwd=tmp_path)
     assert "  backend: torch\n" in shown.stdout
+    # its model opens on a machine without TensorFlow, $KERAS_BACKEND unset
+    from PIL import Image
+
+    Image.new("RGB", (32, 32), (200, 30, 30)).save(tmp_path / "red.png")
+    for args in (("predict", "t", str(tmp_path / "red.png"), "--json"), ("show", "t")):
+        res = run_child(tmp_path, *args, "--storage", url, block=True, KERAS_BACKEND=None)
+        assert res.returncode == 0, res.stderr[-3000:]
+        assert json.loads(res.stdout.strip().splitlines()[-1]) == {"code": 0, "tensorflow": []}
+        assert "best model:" in res.stdout or '"predictions"' in res.stdout
     compared = run_hpo32("compare", "t", "--storage", url, "--json", cwd=tmp_path)
     assert json.loads(compared.stdout)[0]["backend"] == "torch"
 
