@@ -1158,12 +1158,12 @@ def rank_correlation(engine: sa.Engine, name_a: str, name_b: str) -> dict[str, A
     }
 
 
-def _standing(bind: queries.Bind, name: str) -> dict[int, tuple[float, int]]:
+def _standing(bind: queries.Bind, name: str) -> dict[int, tuple[float | None, int | None]]:
     """``{trial number: (value, rank)}`` of the complete trials of study ``name``; rank 1 is
     the highest value (validation accuracy), ties share the better rank."""
     done = _complete_trials(bind, name)
     values = sorted((v for _, _, v in done), reverse=True)
-    first = {}
+    first: dict[float, int] = {}
     for k, v in enumerate(values, 1):
         first.setdefault(v, k)
     return {number: (v, first[v]) for _, number, v in done}
@@ -1191,8 +1191,10 @@ def warm_start_ranks(engine: sa.Engine, name_a: str, name_b: str) -> list[dict[s
                 origin = got.get("warm_start_from")
                 if not isinstance(origin, dict) or origin.get("study") != source:
                     continue
-                src = standing[source].get(origin.get("trial"), (None, None))
-                dst = standing[target].get(numbers[tid], (None, None))
+                none: tuple[float | None, int | None] = (None, None)
+                trial = origin.get("trial")
+                src = standing[source].get(trial, none) if isinstance(trial, int) else none
+                dst = standing[target].get(numbers[tid], none)
                 rows.append(
                     {
                         "source": source,

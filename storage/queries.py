@@ -454,8 +454,9 @@ def study_fidelities(bind: Bind, names: Sequence[str]) -> dict[str, Fidelity]:
     out = {}
     for name in names:
         got = attrs.get(name, {})
-        recorded = got.get("fidelity") if isinstance(got.get("fidelity"), dict) else {}
-        spec = specs.get(name) if isinstance(specs.get(name), dict) else {}
+        raw, stored = got.get("fidelity"), specs.get(name)
+        recorded: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        spec: dict[str, Any] = stored if isinstance(stored, dict) else {}
         classes = counts.get(name) or len(got.get("class_ids") or []) or None
         out[name] = Fidelity(
             classes=whole(recorded.get("classes")) or classes,

@@ -143,7 +143,7 @@ def g_ds_effects(ctx: PageContext, fp: str | None, inet: str | None, cifar: str 
 def g_ds_rank(ctx: PageContext, fp: str | None, inet: str | None, cifar: str | None) -> Any:
     pair = dataset_pair(inet, cifar)
     title = "Same configs on both datasets"
-    if len(pair) < 2:
+    if len(pair) < 2 or inet is None or cifar is None:
         return figures.empty_figure("Pick a study on each dataset.", title)
     return ctx.guard(
         lambda: figures.rank_correlation_figure(
@@ -163,7 +163,7 @@ _WARM_HEADINGS = ("config from", "its rank there", "carried to", "its rank there
 @callbacks.on(Output("ds-warm", "children"), *_PAIR)
 def ds_warm(ctx: PageContext, fp: str | None, inet: str | None, cifar: str | None) -> Any:
     title = html.H3("Warm-started configs: their rank on both datasets")
-    if len(dataset_pair(inet, cifar)) < 2:
+    if len(dataset_pair(inet, cifar)) < 2 or inet is None or cifar is None:
         return [title, html.P("Pick a study on each dataset.")]
     try:
         rows = ctx.cached(

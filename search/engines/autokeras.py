@@ -111,6 +111,8 @@ def _classes() -> tuple[Any, Any, dict[str, Any]]:
 
         def build(self, hp: Any, inputs: Any = None) -> Any:
             x = tree.flatten(inputs)[0]
+            if self.space is None:
+                raise ValueError("the space block was made without a search space")
             declare_space(hp, self.space)
             config = hp_config(hp, self.space)
             return _body(config, tuple(x.shape[1:]))(x)

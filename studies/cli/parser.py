@@ -63,7 +63,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _duration(what: str):
-    def parse(text: str) -> float:
+    def parse(text: str) -> float | None:
         try:
             return parse_duration(text, what)
         except SpecError as exc:
@@ -127,7 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
         "32x32 images (CIFAR-10, ImageNet32), recorded in one database.",
     )
     parser.add_argument("--version", action="version", version=f"hpo32 {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub: argparse._SubParsersAction = parser.add_subparsers(
+        dest="command", metavar="COMMAND", parser_class=_Parser
+    )
     storage = [_storage_parent()]
     _add_search_commands(sub, storage)
     _add_inspect_commands(sub, storage)

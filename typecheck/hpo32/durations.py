@@ -1,0 +1,1 @@
+../../hpo32/durations.py
