@@ -1182,6 +1182,7 @@ def warm_start_ranks(engine: sa.Engine, name_a: str, name_b: str) -> list[dict[s
         (complete trials on each side), in the order the configs were carried.
     """
     rows: list[dict[str, Any]] = []
+    none: tuple[float | None, int | None] = (None, None)  # not (or no longer) complete
     with queries.snapshot(engine) as con:
         standing = {n: _standing(con, n) for n in {name_a, name_b}}
         for target, source in ((name_a, name_b), (name_b, name_a)):
@@ -1191,7 +1192,6 @@ def warm_start_ranks(engine: sa.Engine, name_a: str, name_b: str) -> list[dict[s
                 origin = got.get("warm_start_from")
                 if not isinstance(origin, dict) or origin.get("study") != source:
                     continue
-                none: tuple[float | None, int | None] = (None, None)
                 trial = origin.get("trial")
                 src = standing[source].get(trial, none) if isinstance(trial, int) else none
                 dst = standing[target].get(numbers[tid], none)
@@ -1199,7 +1199,7 @@ def warm_start_ranks(engine: sa.Engine, name_a: str, name_b: str) -> list[dict[s
                     {
                         "source": source,
                         "target": target,
-                        "source_trial": origin.get("trial"),
+                        "source_trial": trial,
                         "target_trial": numbers[tid],
                         "source_value": src[0],
                         "source_rank": src[1],

@@ -436,7 +436,7 @@ def study_fidelities(bind: Bind, names: Sequence[str]) -> dict[str, Fidelity]:
     with one query a table however many studies there are."""
     with snapshot(bind) as con:
         attrs = study_attrs_by_name(con, keys=("fidelity", "class_ids"), names=names)
-        specs = study_specs(con)
+        specs = study_specs(con, names)
         counts: dict[str, int] = {}
         if has_table(con, "hpo32_classes"):
             table = schema.hpo32_classes
@@ -468,16 +468,16 @@ def study_fidelities(bind: Bind, names: Sequence[str]) -> dict[str, Fidelity]:
     return out
 
 
-def study_specs(bind: Bind) -> dict[str, Any]:
-    """``{study name: spec}`` from hpo32's study rows (decoded; None where not JSON); empty
-    for a plain Optuna database."""
+def study_specs(bind: Bind, names: Sequence[str] | None = None) -> dict[str, Any]:
+    """``{study name: spec}`` from hpo32's study rows of the studies ``names`` (all when
+    None), decoded (None where not JSON); empty for a plain Optuna database."""
+    q = sa.select(_own.c.name, _own.c.spec_json)
+    if names is not None:
+        q = q.where(_own.c.name.in_(list(names)))
     with snapshot(bind) as con:
         if not sa.inspect(con).has_table("hpo32_studies"):
             return {}
-        return {
-            name: decode_json(spec)
-            for name, spec in con.execute(sa.select(_own.c.name, _own.c.spec_json))
-        }
+        return {name: decode_json(spec) for name, spec in con.execute(q)}
 
 
 @dataclass(frozen=True)

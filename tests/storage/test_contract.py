@@ -128,6 +128,8 @@ def _check(engine, ids, t0, t1):
     by_name = queries.study_attrs_by_name(engine, keys=("dataset", "engine"))
     assert by_name["b"] == {"dataset": "cifar10", "engine": "keras-tuner:random"}
     assert queries.study_specs(engine) == {"a": SPEC}
+    assert queries.study_specs(engine, ["a"]) == {"a": SPEC}
+    assert queries.study_specs(engine, ["b", "nope"]) == {}
     labels = queries.study_labels(engine, ["a", "b"])
     assert labels["a"] == queries.StudyLabel("cifar10", "optuna")
     assert labels["b"] == queries.StudyLabel("cifar10", "keras-tuner:random")
