@@ -20,7 +20,9 @@ __all__ = [
     "cpu_has_bf16",
     "describe",
     "gpu_visible",
+    "MACHINE_KINDS",
     "machine_kind",
+    "machine_kinds",
     "use_backend",
 ]
 
@@ -72,10 +74,22 @@ def use_backend(name: str) -> None:
     os.environ["KERAS_BACKEND"] = name
 
 
+#: oneDNN instruction-set caps (``ONEDNN_MAX_CPU_ISA``) under which it has no bfloat16
+#: kernels: a CPU capped so trains as one without native bfloat16.
+_ISA_CAPS_WITHOUT_BF16 = frozenset(
+    {"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX512_CORE", "AVX512_CORE_VNNI"}
+)
+
+
 @functools.cache
 def cpu_has_bf16() -> bool:
-    """True when this CPU computes bfloat16 natively (AVX512-BF16 or AMX), which oneDNN uses.
-    Read once per process (every trial asks)."""
+    """True when this CPU computes bfloat16 natively (AVX512-BF16 or AMX) and oneDNN, which
+    runs the convolutions and matrix products, may use it: ``ONEDNN_MAX_CPU_ISA=AVX2`` (or
+    another cap below AVX512_CORE_BF16) makes it False. Read once per process (every trial
+    asks)."""
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or ""
+    if cap.strip().upper() in _ISA_CAPS_WITHOUT_BF16:
+        return False
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -104,16 +118,29 @@ def gpu_visible() -> bool:
     return gpus.is_dir() and any(gpus.iterdir())
 
 
-def machine_kind() -> str:
-    """``gpu`` or ``cpu``: the key of a preset's ``machine`` section that applies here.
-    ``$HPO32_MACHINE`` overrides what is detected."""
+#: The kinds of machine a preset's ``machine`` section may name, most specific first within
+#: each: a GPU; a CPU with native bfloat16 (AVX512-BF16 or AMX, where mixed precision pays);
+#: any CPU (float32).
+MACHINE_KINDS = ("gpu", "cpu-bf16", "cpu")
+
+
+def machine_kinds() -> tuple[str, ...]:
+    """The keys of a preset's ``machine`` section that fit here, most specific first:
+    ``("gpu",)``, ``("cpu-bf16", "cpu")`` or ``("cpu",)``; a section takes the first it has.
+    ``$HPO32_MACHINE`` (one of :data:`MACHINE_KINDS`) overrides what is detected."""
     forced = os.environ.get("HPO32_MACHINE")
-    if forced in ("gpu", "cpu"):
-        return forced
-    return "gpu" if gpu_visible() else "cpu"
+    if forced not in MACHINE_KINDS:
+        forced = "gpu" if gpu_visible() else "cpu-bf16" if cpu_has_bf16() else "cpu"
+    return ("cpu-bf16", "cpu") if forced == "cpu-bf16" else (forced,)
+
+
+def machine_kind() -> str:
+    """``gpu`` or ``cpu``: the kind of machine trials run on (a CPU with bfloat16 is a
+    ``cpu``; :func:`machine_kinds` tells it apart)."""
+    return machine_kinds()[-1]
 
 
 def describe() -> str:
     """One line: the machine kind, cores and bfloat16 support."""
     bf16 = "native bfloat16" if cpu_has_bf16() else "no native bfloat16"
-    return f"{machine_kind()} machine: {cpu_count()} CPU cores, {bf16}"
+    return f"{machine_kinds()[0]} machine: {cpu_count()} CPU cores, {bf16}"

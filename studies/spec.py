@@ -137,9 +137,10 @@ class StudySpec:
             (:data:`hpo32.search.space.RECIPE_PARAMS`); a study stored before them reads 1 and
             keeps today's recipe: those parameters are fixed at their defaults.
 
-    A preset or spec file may also hold ``machine: {cpu: {...}, gpu: {...}}``: the settings
-    for the kind of machine it runs on (:func:`hpo32.search.hardware.machine_kind`), laid over
-    the rest when the spec is read, so a study records what it ran with.
+    A preset or spec file may also hold ``machine: {cpu: {...}, cpu-bf16: {...}, gpu: {...}}``:
+    the settings for the kind of machine it runs on, the most specific that fits
+    (:func:`hpo32.search.hardware.machine_kinds`), laid over the rest when the spec is read,
+    so a study records what it ran with.
     """
 
     description: str = ""
@@ -628,21 +629,26 @@ def _from_study(
 
 
 def _for_this_machine(data: Mapping[str, Any], source: str) -> Mapping[str, Any]:
-    """``data`` with its ``machine`` section for this kind of machine laid over the rest."""
+    """``data`` with the ``machine`` section that fits this machine best laid over the rest
+    (:func:`hpo32.search.hardware.machine_kinds`: ``cpu-bf16`` before ``cpu``)."""
     if "machine" not in data:
         return data
-    from hpo32.search.hardware import machine_kind
+    from hpo32.search.hardware import MACHINE_KINDS, machine_kinds
 
     sections = data["machine"]
-    kind = machine_kind()
-    if not isinstance(sections, Mapping) or not all(
-        isinstance(v, Mapping) for v in sections.values()
+    if (
+        not isinstance(sections, Mapping)
+        or not set(sections) <= set(MACHINE_KINDS)
+        or not all(isinstance(v, Mapping) for v in sections.values())
     ):
-        raise SpecError(f"'machine' in {source} must map cpu and/or gpu to settings.")
-    if kind not in sections:
         raise SpecError(
-            f"{source} has no settings for a {kind} machine (it has {brief(list(sections))}); "
-            "pick another preset."
+            f"'machine' in {source} must map some of {', '.join(MACHINE_KINDS)} to settings."
+        )
+    kind = next((k for k in machine_kinds() if k in sections), None)
+    if kind is None:
+        raise SpecError(
+            f"{source} has no settings for a {machine_kinds()[-1]} machine (it has "
+            f"{brief(list(sections))}); pick another preset."
         )
     return _merge({k: v for k, v in data.items() if k != "machine"}, sections[kind])
 
@@ -665,15 +671,17 @@ def list_presets() -> dict[str, str]:
 
 def preset_fits() -> dict[str, tuple[str, bool | None]]:
     """Preset name -> (description, whether it is sized for this kind of machine): True
-    when its ``machine`` section names this kind, False when it names only others, None
-    when it has no such section (it runs the same everywhere)."""
-    from hpo32.search.hardware import machine_kind
+    when its ``machine`` section names a kind that fits here, False when it names only
+    others, None when it has no such section (it runs the same everywhere)."""
+    from hpo32.search.hardware import machine_kinds
 
     out: dict[str, tuple[str, bool | None]] = {}
     for path in sorted(PRESET_DIR.glob("*.yaml")):
         data = load_mapping(path)
         sections = data.get("machine")
-        fits = machine_kind() in sections if isinstance(sections, Mapping) else None
+        fits = (
+            any(k in sections for k in machine_kinds()) if isinstance(sections, Mapping) else None
+        )
         out[path.stem] = (str(data.get("description", "")), fits)
     return out
 

@@ -7,9 +7,18 @@ and hpo32's training of the same network, measured in one run.
 * plain Keras: ``model.fit`` on float32 arrays in [0, 1] under the mixed bfloat16 policy where
   the CPU has it, batch 512, ``--images`` images after one warm-up epoch;
 * hpo32: ``train_config`` of the same config on the same images (its uint8 pipeline,
-  alternating flips, translations, whitening, schedule), one epoch of ``--images``.
+  alternating flips, translations, whitening, schedule), one epoch of ``--images``;
+* with ``--widths``, hpo32's steady rate (a second epoch of ``--images``, after the one that
+  traces) of the same network at other group widths, and the epochs of the ``cifar10-fast``
+  training set (48,000 images) that its CPU trial budget (13 minutes) holds at that rate:
+  how the preset's first config is sized for a machine.
 
-    .venv/bin/python tests/benchmarks/bench_ceiling.py --data-dir /tmp/hpo32-data [--images 10240]
+``--precision float32`` measures the float32 path on a CPU with bfloat16, and
+``ONEDNN_MAX_CPU_ISA=AVX2`` in the environment stands in for a CPU without AVX-512 (oneDNN,
+which runs TensorFlow's convolutions and matrix products, then dispatches AVX2 kernels only).
+
+    .venv/bin/python tests/benchmarks/bench_ceiling.py --data-dir /tmp/hpo32-data \
+        [--images 10240] [--precision auto] [--widths 64,256,256 32,128,128]
 """
 
 from __future__ import annotations
@@ -60,6 +69,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--images", type=int, default=10240)
+    parser.add_argument("--precision", default="auto", choices=("auto", "float32", "bfloat16"))
+    parser.add_argument("--widths", nargs="*", default=[], metavar="W1,W2,W3")
     args = parser.parse_args()
 
     import keras
@@ -73,7 +84,7 @@ def main() -> None:
     config = dict(AIRBENCH94_CONFIG)
     peaks = {d: matmul_peak(d) for d in ("bfloat16", "float32")}
     splits = load_splits("cifar10", data_dir=args.data_dir, train_limit=args.images, seed=0)
-    policy = resolve_precision("auto")
+    policy = resolve_precision(args.precision)
     peak = peaks["bfloat16"] if policy == "mixed_bfloat16" else peaks["float32"]
 
     keras.mixed_precision.set_global_policy(policy)
@@ -90,7 +101,7 @@ def main() -> None:
     keras.mixed_precision.set_global_policy("float32")
     keras.backend.clear_session()
 
-    result = train_config(config, splits, epochs=1, precision="auto")
+    result = train_config(config, splits, epochs=1, precision=args.precision)
     # the first step traces the graph: take the steps after it
     ours = result.images_per_second
     rows = [
@@ -110,6 +121,36 @@ def main() -> None:
     print(
         f"validation after that epoch: {result.val_accuracy}, {np.round(result.eval_seconds, 1)} s"
     )
+    if args.widths:
+        sizing(config, splits, args.widths, args.precision, peak)
+
+
+def sizing(config: dict, splits, widths: list[str], precision: str, peak: float) -> None:
+    """hpo32's steady images/s of ``config`` at each of ``widths``, and the epochs that the
+    ``cifar10-fast`` CPU trial budget holds at that rate."""
+    import keras
+
+    from hpo32.search.models import build_model
+    from hpo32.search.training import train_config
+
+    budget, epoch_images = 13 * 60, 48_000
+    print(
+        f"\n| widths | GFLOP a training image | images/s | TFLOP/s | share | epochs in {budget} s |"
+    )
+    print("|---|---:|---:|---:|---:|---:|")
+    for text in widths:
+        w1, w2, w3 = (int(w) for w in text.split(","))
+        sized = {**config, "width_1": w1, "width_2": w2, "width_3": w3}
+        flops = 3 * forward_flops(build_model(sized, (32, 32, 3), 10))
+        keras.backend.clear_session()
+        n = len(splits.y_train)
+        result = train_config(sized, splits, epochs=2, precision=precision, epoch_images=n)
+        rate = n / result.epoch_seconds[1]
+        print(
+            f"| {text} | {flops / 1e9:.3f} | {rate:.0f} | {rate * flops / 1e12:.3f} | "
+            f"{rate * flops / 1e12 / peak:.0%} | {budget * rate / epoch_images:.1f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

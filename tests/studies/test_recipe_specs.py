@@ -6,30 +6,58 @@ from __future__ import annotations
 import optuna
 import pytest
 
+from hpo32.search.hardware import machine_kinds
 from hpo32.search.space import AIRBENCH94_CONFIG, PLAIN_RECIPE, RECIPE_PARAMS, Fixed
 from hpo32.studies.spec import SpecError, StudySpec, load_preset, preset_fits
 from tests.studies.conftest import run_hpo32
 
+#: The group widths of cifar10-fast's first config on a CPU without native bfloat16.
+CPU_FLOAT32_WIDTHS = (32, 128, 128)
 
-@pytest.mark.parametrize(("kind", "trial_budget"), [("cpu", 780.0), ("gpu", 120.0)])
+
+@pytest.mark.parametrize(
+    ("kind", "trial_budget", "first_widths"),
+    [("cpu", 780.0, CPU_FLOAT32_WIDTHS), ("cpu-bf16", 780.0, (64, 256, 256)),
+     ("gpu", 120.0, (64, 256, 256))],
+)  # fmt: skip
 def test_the_fast_preset_takes_the_settings_of_this_kind_of_machine(
-    monkeypatch, kind, trial_budget
+    monkeypatch, kind, trial_budget, first_widths
 ):
     monkeypatch.setenv("HPO32_MACHINE", kind)
     spec = load_preset("cifar10-fast")
     assert spec.trial_budget == trial_budget
+    (first, _), *_ = spec.warm_start_configs(spec.build_space())
+    assert (first["width_1"], first["width_2"], first["width_3"]) == first_widths
     assert "machine" not in spec.to_dict()  # the study records what it ran with
     assert preset_fits()["cifar10-fast"][1] is True
     assert preset_fits()["cifar10-cnn"][1] is None
+
+
+def test_a_machine_section_takes_the_most_specific_kind_that_fits(monkeypatch):
+    both = {"machine": {"cpu": {"epochs": 3}, "cpu-bf16": {"epochs": 5}, "gpu": {"epochs": 9}}}
+    plain = {"machine": {"cpu": {"epochs": 3}, "gpu": {"epochs": 9}}}
+    monkeypatch.setenv("HPO32_MACHINE", "cpu-bf16")
+    assert machine_kinds() == ("cpu-bf16", "cpu")
+    assert StudySpec.from_dict(both).epochs == 5
+    assert StudySpec.from_dict(plain).epochs == 3  # a CPU with bfloat16 is a CPU too
+    monkeypatch.setenv("HPO32_MACHINE", "cpu")
+    assert StudySpec.from_dict(both).epochs == 3
+    with pytest.raises(SpecError, match="has no settings for a cpu machine"):
+        StudySpec.from_dict({"machine": {"cpu-bf16": {"epochs": 5}}}, source="x.yaml")
+    monkeypatch.setenv("HPO32_MACHINE", "gpu")
+    assert StudySpec.from_dict(both).epochs == 9
 
 
 def test_a_spec_without_settings_for_this_machine_says_so(monkeypatch):
     monkeypatch.setenv("HPO32_MACHINE", "cpu")
     with pytest.raises(SpecError, match="has no settings for a cpu machine"):
         StudySpec.from_dict({"budget": "1m", "machine": {"gpu": {"epochs": 3}}}, source="x.yaml")
+    with pytest.raises(SpecError, match="must map some of gpu, cpu-bf16, cpu to settings"):
+        StudySpec.from_dict({"machine": {"tpu": {"epochs": 3}}}, source="x.yaml")
 
 
-def test_the_fast_preset_starts_from_airbench94_then_variations():
+def test_the_fast_preset_starts_from_airbench94_then_variations(monkeypatch):
+    monkeypatch.setenv("HPO32_MACHINE", "cpu-bf16")
     spec = load_preset("cifar10-fast")
     space = spec.build_space()
     (first, _), (second, _), *_ = spec.warm_start_configs(space)
