@@ -14,11 +14,10 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
-import re
 import threading
 import time
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 from hpo32.storage import queries
 from hpo32.storage.db import make_engine
@@ -56,6 +55,7 @@ __all__ = [
     "engine_family",
     "even_sample",
     "fingerprint",
+    "grid_rows",
     "history",
     "history_from_rows",
     "importances",
@@ -63,10 +63,8 @@ __all__ = [
     "learning_curves",
     "list_studies",
     "open_engine",
-    "page_rows",
     "param_order",
     "param_samples",
-    "parse_filter",
     "rank_correlation",
     "select_curve_trials",
     "spearman",
@@ -1315,95 +1313,81 @@ def _cell(value: Any) -> Any:
     return json.dumps(value)
 
 
-_FILTER_RE = re.compile(
-    r"^\s*\{(?P<col>[^}]*)\}\s*(?P<op>s?[<>]=?|s?!?=|[ei]?(?:lt|le|gt|ge|eq|ne)|"
-    r"[sci]?contains|datestartswith|is blank|is not blank)\s*(?P<val>.*?)\s*$"
-)
-_OPS = {"lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "=", "ne": "!="}
-
-
-def parse_filter(query: str | None) -> list[tuple[str, str, Any]]:
-    """DataTable's ``filter_query`` (``{col} > 0.5 && {state} contains "PRU"``) as
-    ``(column, operator, value)`` triples; parts it cannot read are ignored."""
-    out: list[tuple[str, str, Any]] = []
-    for part in (query or "").split(" && "):
-        m = _FILTER_RE.match(part)
-        if not m:
-            continue
-        op = m["op"].lstrip("sei") if m["op"] not in ("is blank", "is not blank") else m["op"]
-        if m["op"].startswith("s") and m["op"][1:] in ("<", "<=", ">", ">=", "=", "!="):
-            op = m["op"][1:]
-        op = _OPS.get(op, op)
-        if m["op"].endswith("contains"):
-            op = "contains"
-        raw = m["val"]
-        if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "\"'`":
-            val: Any = raw[1:-1]
-        else:
-            try:
-                val = float(raw)
-            except ValueError:
-                val = raw
-        out.append((m["col"].replace("\\}", "}"), op, val))
-    return out
-
-
-def _matches(cell: Any, op: str, val: Any) -> bool:
-    if op == "is blank":
-        return cell is None or cell == ""
-    if op == "is not blank":
-        return not (cell is None or cell == "")
-    if cell is None:
-        return False
-    if op in ("contains", "datestartswith"):
-        text = str(cell).lower()
-        needle = str(
-            val if not isinstance(val, float) or not val.is_integer() else int(val)
-        ).lower()
-        return text.startswith(needle) if op == "datestartswith" else needle in text
-    if isinstance(cell, (int, float)) and not isinstance(val, (int, float)):
-        try:
-            val = float(val)
-        except ValueError:
-            return op == "!="
-    if isinstance(cell, (int, float)) and isinstance(val, (int, float)):
-        return _compare_numbers(float(cell), op, float(val))
-    if not isinstance(cell, (int, float)):
-        cell, val = (
-            str(cell).lower(),
-            (
-                str(val) if not isinstance(val, float) or not val.is_integer() else str(int(val))
-            ).lower(),
-        )
-    try:
-        return {
-            "=": cell == val,
-            "!=": cell != val,
-            "<": cell < val,
-            "<=": cell <= val,
-            ">": cell > val,
-            ">=": cell >= val,
-        }[op]
-    except (KeyError, TypeError):
-        return False
-
-
 #: Numbers closer than this (relative) compare equal in filters: values are stored as
 #: float32 (0.1 reads back 0.10000000149), so ``> 0.1`` must not match a shown 0.1000.
 FILTER_RTOL = 1e-6
 
+#: AG Grid's number filter types as comparisons (``inRange``, ``blank`` and ``notBlank``
+#: are handled apart).
+_NUMBER_TESTS: dict[str, Callable[[float, float, bool], bool]] = {
+    "equals": lambda c, v, close: close,
+    "notEqual": lambda c, v, close: not close,
+    "lessThan": lambda c, v, close: c < v and not close,
+    "lessThanOrEqual": lambda c, v, close: c < v or close,
+    "greaterThan": lambda c, v, close: c > v and not close,
+    "greaterThanOrEqual": lambda c, v, close: c > v or close,
+}
+#: AG Grid's text filter types (case-insensitive, as its own client-side filter).
+_TEXT_TESTS: dict[str, Callable[[str, str], bool]] = {
+    "contains": lambda c, v: v in c,
+    "notContains": lambda c, v: v not in c,
+    "equals": lambda c, v: c == v,
+    "notEqual": lambda c, v: c != v,
+    "startsWith": lambda c, v: c.startswith(v),
+    "endsWith": lambda c, v: c.endswith(v),
+}
 
-def _compare_numbers(cell: float, op: str, val: float) -> bool:
-    """``cell op val`` with numbers within :data:`FILTER_RTOL` of each other equal."""
-    close = math.isclose(cell, val, rel_tol=FILTER_RTOL, abs_tol=1e-12)
-    return {
-        "=": close,
-        "!=": not close,
-        "<": cell < val and not close,
-        "<=": cell < val or close,
-        ">": cell > val and not close,
-        ">=": cell > val or close,
-    }.get(op, False)
+
+def _close(cell: float, value: float) -> bool:
+    return math.isclose(cell, value, rel_tol=FILTER_RTOL, abs_tol=1e-12)
+
+
+def _condition_matches(cell: Any, cond: Mapping[str, Any]) -> bool:
+    """Whether ``cell`` passes one condition of AG Grid's filter model (``{"filterType":
+    "number" | "text", "type": ..., "filter": ..., "filterTo": ...}``); empty cells pass
+    ``blank`` only. A condition it cannot read passes every cell."""
+    kind = cond.get("type")
+    blank = cell is None or cell == ""
+    if kind in ("blank", "notBlank"):
+        return blank == (kind == "blank")
+    if blank:
+        return False
+    if cond.get("filterType") == "number":
+        try:
+            c, v = float(cell), float(cond["filter"])
+        except (KeyError, TypeError, ValueError):
+            return True
+        if kind == "inRange":
+            try:
+                top = float(cond["filterTo"])
+            except (KeyError, TypeError, ValueError):
+                return True
+            return (c > v or _close(c, v)) and (c < top or _close(c, top))
+        test = _NUMBER_TESTS.get(str(kind))
+        return True if test is None else test(c, v, _close(c, v))
+    text_test = _TEXT_TESTS.get(str(kind))
+    if text_test is None or cond.get("filter") is None:
+        return True
+    return text_test(_cell_text(cell), _cell_text(cond["filter"]))
+
+
+def _cell_text(value: Any) -> str:
+    """A cell as its filter compares it: lower case, whole floats without ``.0``."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value).lower()
+
+
+def _column_matches(cell: Any, model: Mapping[str, Any]) -> bool:
+    """One column's entry of the filter model: a condition, or ``operator`` AND/OR over
+    ``conditions`` (AG Grid 29 on; ``condition1``/``condition2`` before)."""
+    conditions = model.get("conditions") or [
+        model[k] for k in ("condition1", "condition2") if isinstance(model.get(k), Mapping)
+    ]
+    if not conditions or "operator" not in model:
+        return _condition_matches(cell, model)
+    results = (_condition_matches(cell, c) for c in conditions)
+    return any(results) if str(model["operator"]).upper() == "OR" else all(results)
 
 
 def _sort_key(value: Any) -> tuple[bool, Any]:
@@ -1413,32 +1397,38 @@ def _sort_key(value: Any) -> tuple[bool, Any]:
     return (False, value)
 
 
-def page_rows(
+def grid_rows(
     rows: Sequence[dict[str, Any]],
-    page: int = 0,
-    page_size: int = 50,
-    sort_by: Sequence[dict[str, str]] | None = None,
-    filter_query: str | None = None,
-) -> tuple[list[dict[str, Any]], int, int]:
-    """One page of a table after DataTable-style filtering and sorting (empty cells last).
+    start: int = 0,
+    end: int | None = None,
+    sort_model: Sequence[Mapping[str, Any]] | None = None,
+    filter_model: Mapping[str, Mapping[str, Any]] | None = None,
+) -> tuple[list[dict[str, Any]], int]:
+    """Rows ``start`` to ``end`` of a table after AG Grid's filter and sort models, as its
+    infinite row model asks for them (``getRowsRequest``); empty cells sort last.
+
+    Args:
+        rows: the table's rows (column name -> cell).
+        sort_model: ``[{"colId": column, "sort": "asc" | "desc"}, ...]``, first key first.
+        filter_model: column -> its filter (see :func:`_column_matches`).
 
     Returns:
-        ``(rows of the page, matching row count, page count)``.
+        ``(the rows asked for, how many rows match the filter)``.
     """
-    conditions = parse_filter(filter_query)
-    sel = [r for r in rows if all(_matches(r.get(c), op, v) for c, op, v in conditions)]
-    for spec in reversed(list(sort_by or [])):
-        col = spec.get("column_id")
+    filters = list((filter_model or {}).items())
+    sel = [r for r in rows if all(_column_matches(r.get(col), m) for col, m in filters)]
+    for spec in reversed(list(sort_model or [])):
+        col = spec.get("colId")
         if col is None:  # no column: nothing to sort by (every row would be "absent")
             continue
-        desc = spec.get("direction") == "desc"
+        desc = spec.get("sort") == "desc"
         present = [r for r in sel if r.get(col) is not None]
         absent = [r for r in sel if r.get(col) is None]
         present.sort(key=lambda r: _sort_key(r[col]), reverse=desc)
         sel = present + absent
-    pages = max(1, math.ceil(len(sel) / page_size)) if page_size > 0 else 1
-    page = min(max(0, int(page or 0)), pages - 1)
-    return list(sel[page * page_size : (page + 1) * page_size]), len(sel), pages
+    start = max(0, int(start or 0))
+    stop = len(sel) if end is None else max(start, int(end))
+    return list(sel[start:stop]), len(sel)
 
 
 # -- chance level, one trial, the timeline (issue 15's plots) --------------------------------------

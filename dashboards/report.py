@@ -154,12 +154,12 @@ def _plain(value: Any) -> str:
 
 
 def _top_trials_html(table: dict[str, Any]) -> str:
-    rows, matching, _pages = data.page_rows(
+    rows, matching = data.grid_rows(
         table["rows"],
         0,
         _TOP_ROWS,
-        [{"column_id": "value", "direction": "desc"}],
-        '{state} = "COMPLETE"',
+        [{"colId": "value", "sort": "desc"}],
+        {"state": {"filterType": "text", "type": "equals", "filter": "COMPLETE"}},
     )
     if not rows:
         return "<p class='muted'>No complete trials.</p>"

@@ -3,10 +3,10 @@ trials); only the open tab's components exist, so only its figures are computed.
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import dash
+import dash_ag_grid as dag  # imported with the app: Dash serves its scripts from the start
 from dash import Input, Output, State, dcc, html
 
 from hpo32.dashboards import data, figures
@@ -166,41 +166,36 @@ def _pick(pid: str, value: str) -> html.Div:
 
 
 def _trial_table() -> Any:
-    from dash import dash_table
-
-    with warnings.catch_warnings():  # deprecated in favour of dash-ag-grid; dash<5 has it
-        warnings.simplefilter("ignore", DeprecationWarning)
-        return dash_table.DataTable(  # type: ignore[attr-defined]  # dash_table's __init__ star-imports it
-            id="trial-table",
-            columns=[{"name": "number", "id": "number"}],
-            data=[],
-            page_action="custom",
-            page_current=0,
-            page_size=PAGE_SIZE,
-            sort_action="custom",
-            sort_mode="multi",
-            sort_by=[],
-            filter_action="custom",
-            filter_query="",
-            fixed_columns={"headers": True, "data": len(view.FROZEN_COLUMNS)},
-            markdown_options={"link_target": "_self"},
-            # the table's own styling props (it draws its cells itself)
-            style_table={"overflowX": "auto", "minWidth": "100%"},
-            style_cell={
-                "fontSize": "13px",
-                "padding": "3px 6px",
-                "maxWidth": "220px",
-                "overflow": "hidden",
-                "textOverflow": "ellipsis",
-            },
-            style_data_conditional=[
-                {
-                    "if": {"filter_query": f'{{state}} = "{state}"', "column_id": "state"},
-                    "color": color,
-                }
-                for state, color in figures.STATE_COLORS.items()
-            ],
-        )
+    """AG Grid on its infinite row model: the server filters, sorts and pages
+    (:func:`trial_rows`); number, state and value stay in view."""
+    return html.Div(
+        [
+            dag.AgGrid(
+                id="trial-table",
+                rowModelType="infinite",
+                columnDefs=[],
+                defaultColDef={
+                    "sortable": True,
+                    "filter": True,
+                    "floatingFilter": True,
+                    "resizable": True,
+                    "minWidth": 90,
+                    "filterParams": {"maxNumConditions": 1},
+                },
+                dashGridOptions={
+                    "pagination": True,
+                    "paginationPageSize": PAGE_SIZE,
+                    "paginationPageSizeSelector": False,
+                    "cacheBlockSize": PAGE_SIZE,
+                    "maxBlocksInCache": 4,
+                    "tooltipShowDelay": 300,
+                },
+                className="ag-theme-alpine",
+                style={"height": "820px", "width": "100%"},
+            ),
+            html.Div(id="trial-table-refreshed", hidden=True),
+        ]
+    )
 
 
 # -- the header and the overview ----------------------------------------------------------------
@@ -423,38 +418,62 @@ def g_importance(ctx: PageContext, _clicks: int | None, name: str) -> Any:
 
 # -- the trials ---------------------------------------------------------------------------------
 @callbacks.on(
-    Output("trial-table", "data"),
-    Output("trial-table", "columns"),
-    Output("trial-table", "page_count"),
+    Output("trial-table", "getRowsResponse"),
+    Output("trial-table", "columnDefs"),
     Output("trial-table-count", "children"),
-    Input("fp", "data"),
-    Input("trial-table", "page_current"),
-    Input("trial-table", "page_size"),
-    Input("trial-table", "sort_by"),
-    Input("trial-table", "filter_query"),
+    Input("trial-table", "getRowsRequest"),
+    State("fp", "data"),
+    State("trial-table", "columnDefs"),
 )
-def trial_table(
+def trial_rows(
     ctx: PageContext,
+    request: dict[str, Any] | None,
     fp: str | None,
-    page: int | None,
-    size: int | None,
-    sort_by: list[dict[str, str]] | None,
-    filter_query: str | None,
+    shown: list[dict[str, Any]] | None,
     name: str,
 ) -> Any:
+    """The block of rows the grid asks for, filtered and sorted by its models; the columns
+    when the study has new ones (a parameter first sampled since the page was drawn)."""
+    if not request:
+        raise dash.exceptions.PreventUpdate
     try:
         table = ctx.cached("table", name, fp, lambda: data.trial_table(ctx.engine, name))
     except Exception as exc:
-        return [], [{"name": "number", "id": "number"}], 1, error(str(exc))
-    rows, matching, pages = data.page_rows(
-        table["rows"], page or 0, size or PAGE_SIZE, sort_by, filter_query
+        return {"rowData": [], "rowCount": 0}, dash.no_update, error(str(exc))
+    rows, matching = data.grid_rows(
+        table["rows"],
+        request.get("startRow") or 0,
+        request.get("endRow"),
+        request.get("sortModel"),
+        request.get("filterModel"),
     )
+    columns = view.table_columns(table)
     return (
-        view.linked_rows(rows, name),
-        view.table_columns(table),
-        pages,
+        {"rowData": view.linked_rows(rows, name), "rowCount": matching},
+        columns if columns != shown else dash.no_update,
         view.table_count(matching, len(table["rows"])),
     )
 
 
-register = callbacks.register
+# a new fingerprint (the study changed): the grid asks again for the rows it shows
+_REFRESH_JS = """
+function(fp) {
+    if (window.dash_ag_grid && dash_ag_grid.getApiAsync) {
+        dash_ag_grid.getApiAsync('trial-table').then(function(api) {
+            api.refreshInfiniteCache();
+        });
+    }
+    return window.dash_clientside.no_update;
+}
+"""
+
+
+def register(ctx: PageContext) -> None:
+    """Registers the page's callbacks and the trial table's browser-side refresh."""
+    callbacks.register(ctx)
+    ctx.app.clientside_callback(
+        _REFRESH_JS,
+        Output("trial-table-refreshed", "children"),
+        Input("fp", "data"),
+        prevent_initial_call=True,
+    )

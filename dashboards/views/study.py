@@ -78,37 +78,48 @@ def plain(value: Any) -> str:
     return str(value)
 
 
+#: The trial table's columns that stay in view while the others scroll (pinned left).
+FROZEN_COLUMNS = ("number", "state", "value")
+
+
 def column(name: str, kind: str) -> dict[str, Any]:
-    """A DataTable column: numbers formatted (value to 4 decimals, others to 5 digits)."""
-    col: dict[str, Any] = {"name": name, "id": name, "type": kind}
+    """An AG Grid column definition: numbers filtered as numbers and shown formatted (value to
+    4 decimals, others to 5 significant digits; d3-format, which dash-ag-grid provides), text
+    filtered as text; :data:`FROZEN_COLUMNS` pinned left."""
+    col: dict[str, Any] = {"field": name, "headerName": name}
     if kind == "numeric":
-        col["format"] = {"specifier": _FORMATS.get(name, ".5~g")}
+        spec = _FORMATS.get(name, ".5~g")
+        col["filter"] = "agNumberColumnFilter"
+        col["valueFormatter"] = {
+            # dash-ag-grid evaluates this with its own small interpreter: a number is a value
+            # equal to its unary plus; text ('inf') and empty cells are shown as they are
+            "function": f"params.value === +params.value ? d3.format('{spec}')(params.value)"
+            " : params.value"
+        }
+    else:
+        col["filter"] = "agTextColumnFilter"
+    if name in FROZEN_COLUMNS:
+        col["pinned"] = "left"
     return col
 
 
 def table_columns(table: dict[str, Any]) -> list[dict[str, Any]]:
-    """The columns of one :func:`hpo32.dashboards.data.trial_table`; the trial number is a
-    link to the trial's page (its cells: :func:`linked_rows`)."""
+    """The column definitions of one :func:`hpo32.dashboards.data.trial_table`: the trial
+    number is a link to the trial's page (its cells: :func:`linked_rows`), the state in its
+    colour."""
     cols = [column(c, table["types"][c]) for c in table["columns"]]
     for col in cols:
-        if col["id"] == "number":
-            col.update(type="text", presentation="markdown")
-            col.pop("format", None)
+        if col["field"] == "number":
+            col.pop("valueFormatter", None)
+            col["cellRenderer"] = "markdown"
+        elif col["field"] == "state":
+            col["cellStyle"] = {
+                "styleConditions": [
+                    {"condition": f"params.value === '{state}'", "style": {"color": color}}
+                    for state, color in figures.STATE_COLORS.items()
+                ]
+            }
     return cols
-
-
-#: The trial table's columns that stay in view while the others scroll.
-FROZEN_COLUMNS = ("number", "state", "value")
-
-
-def frozen_count(table: dict[str, Any]) -> int:
-    """How many leading columns of the table are frozen (:data:`FROZEN_COLUMNS`)."""
-    n = 0
-    for col in table["columns"]:
-        if col not in FROZEN_COLUMNS:
-            break
-        n += 1
-    return n
 
 
 def linked_rows(rows: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
@@ -127,6 +138,6 @@ def linked_rows(rows: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
 def table_count(matching: int, total: int) -> str:
     """The line above the trial table."""
     return (
-        f"{matching:,} of {total:,} trials match; type in the row "
-        "under the headers to filter (e.g. > 0.5, adam), click a header to sort."
+        f"{matching:,} of {total:,} trials match; type in the row under the headers to filter "
+        "(a column's menu picks the comparison: > 0.5, contains adam), click a header to sort."
     )

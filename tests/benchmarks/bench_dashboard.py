@@ -88,7 +88,7 @@ def server_pages(engine) -> dict[str, list[Callable[[], Any]]]:
         ],
         "study: trials (table page)": [
             lambda: data.study_info(engine, STUDY),
-            lambda: data.page_rows(data.trial_table(engine, STUDY)["rows"], 0, 25),
+            lambda: data.grid_rows(data.trial_table(engine, STUDY)["rows"], 0, 25),
         ],
         "compare datasets": [
             lambda: figures.best_over_time_figure(data.best_over_time(engine, list(pair()))),
@@ -139,7 +139,7 @@ return {page: page ? page.children.length : 0,
         drawn: graphs.filter(g => g.querySelector('.main-svg')
                                   && !g.textContent.includes('Loading...')).length,
         table: document.getElementById('trial-table')
-               ? document.querySelectorAll('#trial-table td.dash-cell').length : -1,
+               ? document.querySelectorAll('#trial-table .ag-cell a').length : -1,
         importances: imp ? imp.textContent.includes('PED-ANOVA') : false};
 """
 
@@ -214,7 +214,9 @@ def time_browser(url: str) -> tuple[dict[str, tuple[float, float]], str]:
             for _visit in range(2):
                 t0 = time.perf_counter()
                 driver.get(base + path)
-                _wait(driver, graphs)
+                # the trials tab is drawn when its first block of rows is (trial links)
+                rows = "tab=trials" in path
+                _wait(driver, graphs, lambda s, rows=rows: not rows or s["table"] > 0)
                 if button:
                     t0 = time.perf_counter()
                     driver.find_element("css selector", button).click()

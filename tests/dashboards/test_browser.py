@@ -198,6 +198,36 @@ def click(driver, css: str) -> None:
     el.click()
 
 
+_FLOATING_FILTER = """
+const head = document.querySelector(`#trial-table .ag-header-cell[col-id="${arguments[0]}"]`);
+const index = head.getAttribute('aria-colindex');
+return document.querySelector(`#trial-table .ag-floating-filter[aria-colindex="${index}"] input`);
+"""
+
+
+def _grid_rows(driver) -> set[str]:
+    """The row indexes the trial table shows with data (the pinned part holds each once)."""
+    return set(
+        driver.execute_script(
+            "return Array.from(document.querySelectorAll("
+            "'#trial-table .ag-pinned-left-cols-container .ag-row'))"
+            ".filter(r => r.querySelector(\"[col-id='number'] a\"))"
+            ".map(r => r.getAttribute('row-index'))"
+        )
+    )
+
+
+def _grid_cell(driver, row: int, col: str) -> str:
+    """The text of one cell of the trial table ('' while its row is loading)."""
+    return driver.execute_script(
+        "const c = document.querySelector("
+        "`#trial-table .ag-row[row-index='${arguments[0]}'] .ag-cell[col-id='${arguments[1]}']`);"
+        "return c ? c.textContent : '';",
+        row,
+        col,
+    )
+
+
 # -- the tests -------------------------------------------------------------------------------
 def test_studies_page_lists_every_study_as_text(server, browser, plans):
     browser.get(server.base + "/")
@@ -260,24 +290,21 @@ def test_click_through_one_study(server, browser, plans):
     wait_rendered(browser)
     count = browser.find_element(By.ID, "trial-table-count")
     assert count.text.startswith("60 of 60 trials match")
-    rows = browser.find_elements(By.CSS_SELECTOR, "#trial-table tr td[data-dash-column='number']")
-    # first page (frozen columns: the table draws their cells in a part of their own too)
-    assert len({r.get_attribute("data-dash-row") for r in rows}) == 25
-    click(browser, "th.dash-header[data-dash-column='value'] .column-header--sort")
-    click(browser, "th.dash-header[data-dash-column='value'] .column-header--sort")  # desc
+    # first page; number, state and value are pinned: AG Grid draws them in a part of their own
+    wait_for(browser, lambda: len(_grid_rows(browser)) == 25, "the first page of 25 trials")
+    click(browser, "#trial-table .ag-header-cell[col-id='value'] .ag-header-cell-label")
+    click(browser, "#trial-table .ag-header-cell[col-id='value'] .ag-header-cell-label")  # desc
     best = max(t.value for t in plans["cifar-optuna"].trials if t.state.name == "COMPLETE")
     wait_for(
         browser,
-        lambda: browser.find_element(
-            By.CSS_SELECTOR, "#trial-table td[data-dash-column='value'][data-dash-row='0']"
-        ).text.startswith(f"{best:.6f}"[:6]),
+        lambda: _grid_cell(browser, 0, "value").startswith(f"{best:.6f}"[:6]),
         "sorted by value",
     )
-    box = browser.find_element(
-        By.CSS_SELECTOR, "th.dash-filter[data-dash-column='state'] input[type=text]"
-    )
+    box = browser.execute_script(_FLOATING_FILTER, "state")
     box.send_keys("PRUNED", Keys.ENTER)
     wait_for(browser, lambda: count.text.startswith(f"{pruned} of 60"), "the filter")
+    states = {_grid_cell(browser, i, "state") for i in range(min(pruned, 25))}
+    assert states == {"PRUNED"}
     shot(browser, "04-study-trials")
     assert_clean(browser)
 
@@ -403,6 +430,16 @@ def test_live_refresh_while_a_search_writes(tmp_path, browser):
         )
         assert browser.execute_script("return window.__noReload") == 1
         shot(browser, "09-live-refresh")
+        # the trial table asks the server again for its rows when the study changes
+        click(browser, "#tab-trials")
+        count = wait_for(browser, lambda: browser.find_element(By.ID, "trial-table-count"), "table")
+        wait_for(browser, lambda: count.text.startswith("8 of 8"), "the eight trials")
+        trial = study.ask()
+        trial.suggest_float("learning_rate", 1e-4, 1e-1, log=True)
+        study.tell(trial, 0.95)
+        wait_for(browser, lambda: count.text.startswith("9 of 9"), "the ninth trial", timeout=20)
+        wait_for(browser, lambda: _grid_cell(browser, 8, "value") == "0.9500", "its row")
+        assert browser.execute_script("return window.__noReload") == 1
         assert_clean(browser)
     finally:
         # leave the page before its server goes: a refresh in flight when the server closes
@@ -428,19 +465,20 @@ def test_trial_page_from_the_trial_table(server, browser, plans, tmp_path):
 
     browser.get(server.base + study_path("cifar-optuna") + "?tab=trials")
     wait_rendered(browser)
-    frozen = browser.execute_script(
-        "return document.querySelectorAll('#trial-table .dash-fixed-column').length"
-    )
-    assert frozen > 0  # number, state and value stay in view
     link = wait_for(
         browser,
         lambda: browser.find_element(
-            By.CSS_SELECTOR, "#trial-table td[data-dash-column='number'] a"
+            By.CSS_SELECTOR, "#trial-table .ag-pinned-left-cols-container [col-id='number'] a"
         ),
-        "a trial link",
+        "a trial link in the pinned columns",
+    )  # number, state and value stay in view
+    pinned = browser.execute_script(
+        "return Array.from(document.querySelectorAll("
+        "'#trial-table .ag-pinned-left-header [col-id]')).map(c => c.getAttribute('col-id'))"
     )
+    assert pinned[:3] == ["number", "state", "value"]
     number = int(link.text)
-    click(browser, "#trial-table td[data-dash-column='number'] a")
+    click(browser, "#trial-table .ag-pinned-left-cols-container [col-id='number'] a")
     wait_for(browser, lambda: browser.current_url.endswith(f"/trial/{number}"), "the trial")
     wait_rendered(browser, graphs=1)
     assert browser.find_element(By.ID, "trial-title").text == f"Trial #{number}"

@@ -96,28 +96,46 @@ def test_config_key_ignores_key_order_and_float_noise():
     assert data.config_key({"a": True}) != data.config_key({"a": 1.0})
 
 
-def test_parse_filter_and_page_rows():
-    assert data.parse_filter('{value} s> 0.5 && {optimizer} icontains "ad" && {x} = nope') == [
-        ("value", ">", 0.5),
-        ("optimizer", "contains", "ad"),
-        ("x", "=", "nope"),
-    ]
-    assert data.parse_filter("garbage") == []
+def _num(kind: str, value: float, to: float | None = None) -> dict:
+    cond = {"filterType": "number", "type": kind, "filter": value}
+    return cond if to is None else {**cond, "filterTo": to}
+
+
+def _text(kind: str, value: str) -> dict:
+    return {"filterType": "text", "type": kind, "filter": value}
+
+
+def test_grid_rows_filter_sort_and_slice_as_ag_grid_asks():
     rows = [
         {"number": i, "value": None if i % 5 == 0 else i / 10, "opt": ["adam", "sgd"][i % 2]}
         for i in range(23)
     ]
-    page, matching, pages = data.page_rows(
-        rows, 0, 5, [{"column_id": "value", "direction": "desc"}]
+    desc = [{"colId": "value", "sort": "desc"}]
+    block, matching = data.grid_rows(rows, 0, 5, desc)
+    assert matching == 23 and [r["number"] for r in block] == [22, 21, 19, 18, 17]
+    last, _ = data.grid_rows(rows, 20, 25, desc)
+    assert len(last) == 3 and all(r["value"] is None for r in last)  # empty cells last
+    first, _ = data.grid_rows(rows, 0, 3, [{"colId": "value", "sort": "asc"}])
+    assert [r["number"] for r in first] == [1, 2, 3]
+    both = {"opt": _text("contains", "ADA"), "value": _num("greaterThanOrEqual", 1)}
+    block, matching = data.grid_rows(rows, 0, 50, None, both)
+    assert matching == len(block) == 5 and all(r["opt"] == "adam" for r in block)
+    _, matching = data.grid_rows(rows, 0, 50, None, {"value": _num("inRange", 0.3, 0.6)})
+    assert matching == 3  # 0.3, 0.4, 0.6 (0.5 is row 5: empty)
+    _, matching = data.grid_rows(
+        rows, 0, 50, None, {"value": {"filterType": "number", "type": "blank"}}
     )
-    assert matching == 23 and pages == 5
-    assert [r["number"] for r in page] == [22, 21, 19, 18, 17]
-    last, _, _ = data.page_rows(rows, 4, 5, [{"column_id": "value", "direction": "desc"}])
-    assert all(r["value"] is None for r in last)  # empty cells last, both directions
-    page, matching, _ = data.page_rows(rows, 0, 50, None, "{opt} contains ADA && {value} >= 1")
-    assert matching == len(page) == 5 and all(r["opt"] == "adam" for r in page)
-    page, _, _ = data.page_rows(rows, 99, 10)  # a page past the end shows the last one
-    assert [r["number"] for r in page] == [20, 21, 22]
+    assert matching == 5
+    either = {"filterType": "text", "operator": "OR",
+              "conditions": [_text("equals", "sgd"), _text("startsWith", "ad")]}  # fmt: skip
+    assert data.grid_rows(rows, 0, 50, None, {"opt": either})[1] == 23
+    legacy = {"filterType": "text", "operator": "AND",
+              "condition1": _text("notEqual", "sgd"),
+              "condition2": _text("endsWith", "am")}  # fmt: skip
+    assert data.grid_rows(rows, 0, 50, None, {"opt": legacy})[1] == 12
+    # a condition it cannot read filters nothing out; a block past the end is empty
+    assert data.grid_rows(rows, 0, 50, None, {"opt": {"type": "regex", "filter": "x"}})[1] == 23
+    assert data.grid_rows(rows, 40, 45) == ([], 23)
 
 
 def test_cache_computes_once_per_key_and_evicts_oldest():
@@ -347,9 +365,10 @@ def test_trial_table_rows_and_types(engine, plans):
     row = table["rows"][0]
     assert row["optimizer"] == plan.trials[0].params["optimizer"]
     assert all(r.get("filters_4") is None for r in table["rows"] if r["conv_blocks"] < 4)
-    page, matching, _ = data.page_rows(
-        table["rows"], 0, 10, [{"column_id": "value", "direction": "desc"}], '{state} = "COMPLETE"'
-    )
+    page, matching = data.grid_rows(
+        table["rows"], 0, 10, [{"colId": "value", "sort": "desc"}],
+        {"state": {"filterType": "text", "type": "equals", "filter": "COMPLETE"}},
+    )  # fmt: skip
     assert matching == len(_complete(plan))
     assert page[0]["value"] == pytest.approx(max(t.value for t in _complete(plan)))
 

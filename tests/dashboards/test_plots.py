@@ -264,13 +264,13 @@ def test_time_axes_use_a_unit_that_fits_the_study():
 def test_filters_compare_float32_values_at_the_shown_precision():
     stored = float(np.float32(0.1))  # 0.10000000149011612: what the database hands back
     rows = [{"value": stored}, {"value": 0.25}, {"value": 0.05}]
-    assert data.page_rows(rows, filter_query="{value} > 0.1")[1] == 1
-    assert data.page_rows(rows, filter_query="{value} >= 0.1")[1] == 2
-    assert data.page_rows(rows, filter_query="{value} = 0.1")[1] == 1
-    assert data.page_rows(rows, filter_query="{value} < 0.1")[1] == 1
-    assert data.page_rows(rows, filter_query="{value} <= 0.1")[1] == 2
-    assert data.page_rows(rows, filter_query="{value} != 0.1")[1] == 2
-    assert data.page_rows(rows, filter_query="{value} s> 0.1000001")[1] == 1
+    expected = {"greaterThan": 1, "greaterThanOrEqual": 2, "equals": 1, "lessThan": 1,
+                "lessThanOrEqual": 2, "notEqual": 2}  # fmt: skip
+    for kind, count in expected.items():
+        model = {"value": {"filterType": "number", "type": kind, "filter": 0.1}}
+        assert data.grid_rows(rows, filter_model=model)[1] == count, kind
+    model = {"value": {"filterType": "number", "type": "greaterThan", "filter": 0.1000001}}
+    assert data.grid_rows(rows, filter_model=model)[1] == 1
 
 
 def test_categorical_effects_cover_every_categorical_of_the_space(spaced):
