@@ -21,7 +21,6 @@ __all__ = [
     "describe",
     "gpu_visible",
     "MACHINE_KINDS",
-    "machine_kind",
     "machine_kinds",
     "use_backend",
 ]
@@ -132,12 +131,6 @@ def machine_kinds() -> tuple[str, ...]:
     if forced not in MACHINE_KINDS:
         forced = "gpu" if gpu_visible() else "cpu-bf16" if cpu_has_bf16() else "cpu"
     return ("cpu-bf16", "cpu") if forced == "cpu-bf16" else (forced,)
-
-
-def machine_kind() -> str:
-    """``gpu`` or ``cpu``: the kind of machine trials run on (a CPU with bfloat16 is a
-    ``cpu``; :func:`machine_kinds` tells it apart)."""
-    return machine_kinds()[-1]
 
 
 def describe() -> str:

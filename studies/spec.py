@@ -644,10 +644,11 @@ def _for_this_machine(data: Mapping[str, Any], source: str) -> Mapping[str, Any]
         raise SpecError(
             f"'machine' in {source} must map some of {', '.join(MACHINE_KINDS)} to settings."
         )
-    kind = next((k for k in machine_kinds() if k in sections), None)
+    kinds = machine_kinds()
+    kind = next((k for k in kinds if k in sections), None)
     if kind is None:
         raise SpecError(
-            f"{source} has no settings for a {machine_kinds()[-1]} machine (it has "
+            f"{source} has no settings for a {kinds[-1]} machine (it has "
             f"{brief(list(sections))}); pick another preset."
         )
     return _merge({k: v for k, v in data.items() if k != "machine"}, sections[kind])

@@ -10,8 +10,8 @@ and hpo32's training of the same network, measured in one run.
   alternating flips, translations, whitening, schedule), one epoch of ``--images``;
 * with ``--widths``, hpo32's steady rate (a second epoch of ``--images``, after the one that
   traces) of the same network at other group widths, and the epochs of the ``cifar10-fast``
-  training set (48,000 images) that its CPU trial budget (13 minutes) holds at that rate:
-  how the preset's first config is sized for a machine.
+  training set (48,000 images) that its trial budget on this machine (13 minutes on a CPU)
+  holds at that rate: how the preset's first config is sized for a machine.
 
 ``--precision float32`` measures the float32 path on a CPU with bfloat16, and
 ``ONEDNN_MAX_CPU_ISA=AVX2`` in the environment stands in for a CPU without AVX-512 (oneDNN,
@@ -130,14 +130,18 @@ def main() -> None:
 
 
 def sizing(config: dict, splits, widths: list[str], precision: str, peak: float) -> None:
-    """hpo32's steady images/s of ``config`` at each of ``widths``, and the epochs that the
-    ``cifar10-fast`` CPU trial budget holds at that rate."""
+    """hpo32's steady images/s of ``config`` at each of ``widths``, and the epochs of
+    ``cifar10-fast``'s training set that its trial budget on this machine holds at that rate."""
     import keras
 
     from hpo32.search.models import build_model
     from hpo32.search.training import train_config
+    from hpo32.studies.spec import load_preset
 
-    budget, epoch_images = 13 * 60, 48_000
+    preset = load_preset("cifar10-fast")
+    budget = round(preset.trial_budget or 0)
+    epoch_images = round(50_000 * (1 - preset.val_fraction))  # CIFAR-10's training images
+    n = len(splits.y_train)
     print(
         f"\n| widths | GFLOP a training image | images/s | TFLOP/s | share | epochs in {budget} s |"
     )
@@ -147,7 +151,6 @@ def sizing(config: dict, splits, widths: list[str], precision: str, peak: float)
         sized = {**config, "width_1": w1, "width_2": w2, "width_3": w3}
         flops = 3 * forward_flops(build_model(sized, (32, 32, 3), 10))
         keras.backend.clear_session()
-        n = len(splits.y_train)
         result = train_config(sized, splits, epochs=2, precision=precision, epoch_images=n)
         rate = n / result.epoch_seconds[1]
         print(
