@@ -92,7 +92,7 @@ class Header:
             sampler=spec.sampler if optuna else None,
             pruner=spec.pruner if optuna else None,
             budget=spec.budget,
-            trial_budget=spec.trial_budget,
+            trial_budget=spec.trial_seconds,
             n_trials=spec.n_trials,
             epochs=int(spec.epochs),
             **kw,

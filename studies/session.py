@@ -80,7 +80,7 @@ def run_session(
         epochs=spec.epochs,
         seed=session_seed(spec.seed, len(records.sessions(name)) - 1),
         search_deadline=deadline,
-        trial_budget=spec.trial_budget,
+        trial_budget=spec.trial_seconds,
         n_trials=spec.n_trials,
         artifact_dir=root / name,
         artifact_root=root,

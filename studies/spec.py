@@ -112,6 +112,9 @@ class StudySpec:
         sampler, pruner: Optuna's sampler and pruner.
         budget: wall-clock seconds for the whole study, across resumes.
         trial_budget: wall-clock seconds per trial.
+        trial_share: without ``trial_budget``, each trial's budget as this share of
+            ``budget`` (0 to 1): a preset for a slow machine trains one long trial in whatever
+            budget it is given (see :attr:`trial_seconds`).
         n_trials: finished trials the study should reach.
         max_failures: the search stops after this many failed trials in a row.
         keep_top: the models kept on disk: those of the best ``keep_top`` complete trials
@@ -153,6 +156,7 @@ class StudySpec:
     pruner: str = "median"
     budget: float | None = None
     trial_budget: float | None = None
+    trial_share: float | None = None
     n_trials: int | None = None
     max_failures: int = 5
     keep_top: int = 1
@@ -210,6 +214,15 @@ class StudySpec:
         spec = cls(**values)
         spec.validate()
         return spec
+
+    @property
+    def trial_seconds(self) -> float | None:
+        """Seconds per trial: ``trial_budget``, else ``trial_share`` of ``budget``, else None."""
+        if self.trial_budget is not None:
+            return self.trial_budget
+        if self.trial_share is not None and self.budget is not None:
+            return self.trial_share * self.budget
+        return None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -305,6 +318,10 @@ class StudySpec:
             value = getattr(self, key)
             if value is not None and not (math.isfinite(value) and value > 0):
                 raise SpecError(f"{key.replace('_', ' ')} must be positive, got {brief(value)}.")
+        if self.trial_share is not None and not 0 < self.trial_share <= 1:
+            raise SpecError(
+                f"trial_share must be more than 0 and at most 1, got {brief(self.trial_share)}."
+            )
         if not 0 < self.val_fraction < 1:
             raise SpecError(
                 f"val_fraction must lie between 0 and 1, got {brief(self.val_fraction)}."
@@ -362,6 +379,7 @@ _WANTS: dict[str, tuple[tuple[type, ...], str]] = {
     "pruner": ((str,), "a pruner name"),
     "budget": ((int, float), "a duration like 10m"),
     "trial_budget": ((int, float), "a duration like 10m"),
+    "trial_share": ((int, float), "a number between 0 and 1"),
     "n_trials": ((int,), "a positive integer"),
     "max_failures": ((int,), "a positive integer"),
     "keep_top": ((int,), "a positive integer"),
@@ -383,6 +401,7 @@ _OPTIONAL = {
     "data_dir",
     "budget",
     "trial_budget",
+    "trial_share",
     "n_trials",
     "train_limit",
     "val_limit",

@@ -139,7 +139,7 @@ def sizing(config: dict, splits, widths: list[str], precision: str, peak: float)
     from hpo32.studies.spec import load_preset
 
     preset = load_preset("cifar10-fast")
-    budget = round(preset.trial_budget or 0)
+    budget = round(preset.trial_seconds or 0)
     epoch_images = round(50_000 * (1 - preset.val_fraction))  # CIFAR-10's training images
     n = len(splits.y_train)
     print(

@@ -8,6 +8,7 @@ import pytest
 
 from hpo32.search.hardware import machine_kinds
 from hpo32.search.space import AIRBENCH94_CONFIG, PLAIN_RECIPE, RECIPE_PARAMS, Fixed
+from hpo32.studies.progress import Header
 from hpo32.studies.spec import SpecError, StudySpec, load_preset, preset_fits
 from tests.studies.conftest import run_hpo32
 
@@ -17,7 +18,7 @@ CPU_FLOAT32_WIDTHS = (32, 128, 128)
 
 @pytest.mark.parametrize(
     ("kind", "trial_budget", "first_widths"),
-    [("cpu", 780.0, CPU_FLOAT32_WIDTHS), ("cpu-bf16", 780.0, (64, 256, 256)),
+    [("cpu", 783.0, CPU_FLOAT32_WIDTHS), ("cpu-bf16", 783.0, (64, 256, 256)),
      ("gpu", 120.0, (64, 256, 256))],
 )  # fmt: skip
 def test_the_fast_preset_takes_the_settings_of_this_kind_of_machine(
@@ -25,12 +26,28 @@ def test_the_fast_preset_takes_the_settings_of_this_kind_of_machine(
 ):
     monkeypatch.setenv("HPO32_MACHINE", kind)
     spec = load_preset("cifar10-fast")
-    assert spec.trial_budget == trial_budget
+    assert spec.trial_seconds == pytest.approx(trial_budget)
     (first, _), *_ = spec.warm_start_configs(spec.build_space())
     assert (first["width_1"], first["width_2"], first["width_3"]) == first_widths
     assert "machine" not in spec.to_dict()  # the study records what it ran with
     assert preset_fits()["cifar10-fast"][1] is True
     assert preset_fits()["cifar10-cnn"][1] is None
+
+
+def test_a_trial_share_sizes_each_trial_from_the_budget_it_is_given(monkeypatch):
+    monkeypatch.setenv("HPO32_MACHINE", "cpu-bf16")
+    spec = load_preset("cifar10-fast")
+    assert spec.trial_budget is None and spec.trial_share == 0.87
+    hour = spec.with_overrides(budget=3600.0)
+    assert hour.trial_seconds == pytest.approx(3132.0)
+    assert Header.of("s", hour).trial_budget == pytest.approx(3132.0)  # what the header shows
+    assert spec.with_overrides(trial_budget=60.0).trial_seconds == 60.0  # --trial-budget wins
+    assert StudySpec.from_dict({"trial_share": 0.5}).trial_seconds is None  # no budget: none
+    for bad in (0, 1.5, -0.2):
+        with pytest.raises(SpecError, match="trial_share must be more than 0 and at most 1"):
+            StudySpec.from_dict({"budget": "1m", "trial_share": bad})
+    with pytest.raises(SpecError, match="trial_share must be a number between 0 and 1"):
+        StudySpec.from_dict({"trial_share": "half"})
 
 
 def test_a_machine_section_takes_the_most_specific_kind_that_fits(monkeypatch):
