@@ -24,6 +24,7 @@ from hpo32.storage.db import make_engine
 from hpo32.storage.queries import UnknownStudy
 from hpo32.storage.records import (
     Records,
+    recorded_backend,
     search_clock,
     search_intervals,
     to_timestamp,
@@ -221,7 +222,8 @@ def completed_key(engine: sa.Engine, name: str) -> str:
 
 # -- studies overview -------------------------------------------------------------------------
 def list_studies(engine: sa.Engine, now: float | None = None) -> list[dict[str, Any]]:
-    """One dict per study (hpo32's or plain Optuna): name, dataset, engine, states, n_trials,
+    """One dict per study (hpo32's or plain Optuna): name, dataset, engine, backend (see
+    :func:`hpo32.storage.records.recorded_backend`), states, n_trials,
     best_value, budget_seconds, used_seconds, last_activity, running, space_key, fidelity
     (its label: classes, images, epochs, image size).
 
@@ -233,7 +235,7 @@ def list_studies(engine: sa.Engine, now: float | None = None) -> list[dict[str, 
     if not summaries:
         return []
     with queries.snapshot(engine) as con:
-        attrs = queries.study_attrs_by_name(con, keys=("dataset", "engine"))
+        attrs = queries.study_attrs_by_name(con, keys=("dataset", "engine", "backend"))
         specs = queries.study_specs(con)
         fidelity = queries.study_fidelities(con, [s.name for s in summaries])
     out = []
@@ -245,6 +247,7 @@ def list_studies(engine: sa.Engine, now: float | None = None) -> list[dict[str, 
         row["states"] = {k.upper(): v for k, v in s.states.items()}
         row["n_trials"] = sum(s.states.values())
         spec = specs.get(s.name)
+        row["backend"] = recorded_backend(spec, extra)
         space = spec.get("space") if isinstance(spec, dict) else None
         row["space_key"] = json.dumps(space, sort_keys=True) if space is not None else None
         row["fidelity"] = fidelity[s.name].label()

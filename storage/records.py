@@ -14,7 +14,7 @@ import os
 import socket
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import sqlalchemy as sa
 
@@ -29,6 +29,7 @@ __all__ = [
     "consumed_seconds",
     "drop_model_paths",
     "merge_intervals",
+    "recorded_backend",
     "search_clock",
     "search_intervals",
     "to_timestamp",
@@ -95,6 +96,18 @@ class StudySummary:
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+def recorded_backend(spec: Any, attrs: Mapping[str, Any]) -> str | None:
+    """The Keras backend a study trains on, from its stored spec (``spec``) and its Optuna
+    user attributes (``attrs``): the spec's, else the recorded attribute, else
+    ``tensorflow`` for a study hpo32 made before backends were recorded, else None (a plain
+    Optuna study without the attribute: not known)."""
+    named = spec.get("backend") if isinstance(spec, dict) else None
+    found = named or attrs.get("backend")
+    if found:
+        return str(found)
+    return "tensorflow" if isinstance(spec, dict) else None
 
 
 def merge_intervals(

@@ -119,12 +119,11 @@ def study_backend(records: Records, name: str) -> str:
     """The Keras backend study ``name`` trains on: its spec's, else its recorded attribute,
     else ``tensorflow`` (a study made before backends were recorded)."""
     from hpo32.storage import queries
+    from hpo32.storage.records import recorded_backend
 
     row = records.study(name) or {}
-    stored = row.get("spec")
-    spec: dict[str, Any] = stored if isinstance(stored, dict) else {}
-    recorded = spec.get("backend") or queries.study_attrs(records.engine, name).get("backend")
-    return str(recorded or "tensorflow")
+    attrs = queries.study_attrs(records.engine, name)
+    return recorded_backend(row.get("spec") or {}, attrs) or "tensorflow"
 
 
 def _prefer_backend(backend: str) -> None:

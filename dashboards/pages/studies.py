@@ -46,6 +46,7 @@ def _row(r: StudyRow) -> html.Tr:
             html.Td(r.dataset),
             html.Td(r.engine),
             html.Td(r.fidelity),
+            html.Td(r.backend),
             html.Td(r.complete),
             html.Td(r.pruned),
             html.Td(r.failed),

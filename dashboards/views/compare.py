@@ -14,7 +14,7 @@ def dataset_options(studies: list[dict[str, Any]], kind: str) -> list[Option]:
     return [
         {
             "label": f"{s['name']} ({s['engine'] or 'unknown'}, "
-            f"{s['states'].get('COMPLETE', 0)} complete)",
+            f"{s.get('backend') or 'unknown'}, {s['states'].get('COMPLETE', 0)} complete)",
             "value": s["name"],
         }
         for s in studies

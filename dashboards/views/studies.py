@@ -14,6 +14,7 @@ HEADINGS = (
     "Dataset",
     "Engine",
     "Fidelity",
+    "Backend",
     "Complete",
     "Pruned",
     "Failed",
@@ -39,6 +40,7 @@ class StudyRow:
     dataset: str
     engine: str
     fidelity: str
+    backend: str
     complete: int
     pruned: int
     failed: int
@@ -72,6 +74,7 @@ def study_row(r: dict[str, Any]) -> StudyRow:
         dataset=r["dataset"] or "unknown",
         engine=r["engine"] or "unknown",
         fidelity=r.get("fidelity") or "-",
+        backend=r.get("backend") or "unknown",
         complete=s.get("COMPLETE", 0),
         pruned=s.get("PRUNED", 0),
         failed=s.get("FAIL", 0),

@@ -36,6 +36,7 @@ def study_header(info: dict[str, Any]) -> StudyHeader:
     parts = [
         f"dataset {info['dataset'] or 'unknown'}",
         f"engine {info['engine'] or 'unknown'}",
+        f"backend {info.get('backend') or 'unknown'}",
         f"{info['n_trials']} trials"
         + "".join(f", {s[k]} {k.lower()}" for k in data.STATES if s.get(k)),
         f"best {figures.fmt_value(info['best_value'])}",

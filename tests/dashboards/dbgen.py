@@ -105,6 +105,7 @@ class StudyPlan:
     live_session: bool = False  # a session that is still going (the study shows as running)
     start: float | None = None  # first trial's start; default: so the last ends about now
     extra_params: bool = False  # a param outside the default space (plain Optuna studies)
+    backend: str | None = None  # recorded in the spec and the study's attributes when set
     trials: list[FrozenTrial] = field(default_factory=list)
 
 
@@ -217,6 +218,7 @@ def _hpo32_rows(url: str, plan: StudyPlan, trials: list[FrozenTrial], space: Sea
             "epochs": plan.epochs,
             "space": {"base": "default"},
             "space_version": 2,  # sampled from today's space
+            **({"backend": plan.backend} if plan.backend else {}),
         },
         budget,
     )
@@ -269,13 +271,20 @@ def write_study(url: str, plan: StudyPlan, space: SearchSpace | None = None) -> 
     study = optuna.create_study(
         study_name=plan.name, storage=optuna_storage(url), direction="maximize"
     )
-    if plan.hpo32:
-        study.set_user_attr("dataset", plan.dataset)
-        study.set_user_attr("engine", plan.engine)
+    _set_study_attrs(study, plan)
     study.add_trials(trials)
     if plan.hpo32:
         _hpo32_rows(url, plan, trials, space)
     return trials
+
+
+def _set_study_attrs(study: optuna.Study, plan: StudyPlan) -> None:
+    """The user attributes hpo32 sets on a study it makes (none on a plain Optuna one)."""
+    if plan.hpo32:
+        study.set_user_attr("dataset", plan.dataset)
+        study.set_user_attr("engine", plan.engine)
+        if plan.backend:
+            study.set_user_attr("backend", plan.backend)
 
 
 def _utc(value: dt.datetime | None) -> dt.datetime | None:
@@ -294,9 +303,7 @@ def bulk_write_study(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = optuna_storage(url)
     study = optuna.create_study(study_name=plan.name, storage=storage, direction="maximize")
-    if plan.hpo32:
-        study.set_user_attr("dataset", plan.dataset)
-        study.set_user_attr("engine", plan.engine)
+    _set_study_attrs(study, plan)
     study_id = study._study_id
     engine = make_engine(url)
     meta = sa.MetaData()
@@ -386,6 +393,7 @@ def build_fixture(url: str, bulk: bool = False) -> dict[str, StudyPlan]:
             configs=shared,
             running=2,
             live_session=True,
+            backend="torch",
         ),
         StudyPlan("inet-optuna", 40, "imagenet32", "optuna", seed=2, configs=shared),
         StudyPlan("cifar-kt", 30, "cifar10", "keras-tuner:random", seed=3, p_pruned=0.0),

@@ -242,6 +242,9 @@ def test_studies_page_lists_every_study_as_text(server, browser, plans):
     )
     cifar = next(r.text for r in rows if r.text.startswith("cifar-optuna"))
     assert "running" in cifar and "cifar10" in cifar and "of" in cifar
+    assert "torch" in cifar  # its backend
+    hostile = next(r.text for r in rows if r.text.startswith(HOSTILE_NAME))
+    assert "unknown" in hostile  # a plain Optuna study records none
     shot(browser, "01-studies")
     assert_clean(browser)
 
@@ -257,7 +260,7 @@ def test_click_through_one_study(server, browser, plans):
     state = wait_rendered(browser, graphs=2)
     assert state["graphs"] == 2  # overview: history and learning curves
     header = browser.find_element(By.ID, "study-summary").text
-    assert "60 trials" in header and "2 running" in header
+    assert "60 trials" in header and "2 running" in header and "backend torch" in header
     assert "Best trial #" in browser.find_element(By.ID, "best-title").text
     assert "test accuracy" in browser.find_element(By.ID, "best-facts").text
     assert "trial number" in graph_text(browser, "g-history")
@@ -408,7 +411,9 @@ def test_live_refresh_while_a_search_writes(tmp_path, browser):
             return browser.find_element(By.ID, "study-summary").text
 
         wait_for(
-            browser, lambda: summary().split(" · ")[2].startswith("5 trials"), "the five trials"
+            browser,
+            lambda: any(p.startswith("5 trials") for p in summary().split(" · ")),
+            "the five trials",
         )
         browser.execute_script("window.__noReload = 1")
         study = optuna.load_study(study_name="live", storage=url)

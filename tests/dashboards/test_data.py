@@ -13,6 +13,8 @@ import pytest
 from optuna.trial import TrialState
 
 from hpo32.dashboards import data
+from hpo32.dashboards.views.studies import study_row
+from hpo32.dashboards.views.study import study_header
 from tests.dashboards.dbgen import HOSTILE_NAME, StudyPlan, bulk_write_study, write_study
 
 
@@ -548,3 +550,23 @@ def test_trial_times_are_read_as_optuna_writes_them_in_any_time_zone(tmp_path, m
     finally:
         monkeypatch.delenv("TZ")
         time.tzset()
+
+
+def test_each_study_shows_the_backend_its_trials_trained_on(tmp_path):
+    url = f"sqlite:///{tmp_path}/h.db"
+    write_study(url, StudyPlan("jax-study", 3, seed=1, backend="jax"))
+    write_study(url, StudyPlan("older", 3, seed=2))  # made before backends were recorded
+    write_study(url, StudyPlan("plain", 3, seed=3, hpo32=False))  # Optuna's own: not known
+    study = optuna.create_study(study_name="attr-only", storage=url)
+    study.set_user_attr("backend", "torch")  # a plain study that says which it used
+    rows = {r["name"]: r for r in data.list_studies(data.open_engine(url))}
+    assert {n: r["backend"] for n, r in rows.items()} == {
+        "jax-study": "jax",
+        "older": "tensorflow",
+        "plain": None,
+        "attr-only": "torch",
+    }
+    assert (
+        "backend jax" in study_header(data.study_info(data.open_engine(url), "jax-study")).summary
+    )
+    assert study_row(rows["plain"]).backend == "unknown"
