@@ -96,10 +96,16 @@ def main(argv: list[str] | None = None) -> int:
         for run, kind in [(r, k) for r in range(max(counts.values())) for k in kinds]:
             if run < counts[kind]:
                 wd = checks.make_workdir(Path(tmp) / f"{kind}-{run}", cifar)
-                if kind in faults.POINTS:
-                    case = checks.kill_point_case(kind, wd)
-                else:
-                    case = checks.signal_case(kind, run, wd)
+                started = time.monotonic()
+                try:
+                    if kind in faults.POINTS:
+                        case = checks.kill_point_case(kind, wd)
+                    else:
+                        case = checks.signal_case(kind, run, wd)
+                except subprocess.TimeoutExpired as exc:  # a command that hung: a failed run
+                    case = checks.Case(kind, seed=run, stop_detail="a command hung")
+                    case.problems.append(f"{exc.cmd[3:5]} ran past {exc.timeout:.0f} s")
+                    case.seconds = time.monotonic() - started
                 results.setdefault(kind, []).append(case)
                 if not case.ok:
                     failures.append(case)

@@ -78,3 +78,15 @@ def popen_hpo32(*args: str, cwd: Path, **env: str) -> subprocess.Popen:
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+def search_args(study: str, spec: Path, data_dir: Path, storage: str, **options: object):
+    """``hpo32 search``'s arguments as the tests give them: the study, spec, data dir and
+    storage that each one names, then ``options`` as flags (``n_trials=2`` is
+    ``--n-trials 2``; ``True``, a flag without a value)."""
+    out: list[object] = ["search", "--study", study, "--spec", spec, "--data-dir", data_dir]
+    for key, value in options.items():
+        out.append("--" + key.replace("_", "-"))
+        if value is not True:
+            out.append(value)
+    return (*out, "--storage", storage)

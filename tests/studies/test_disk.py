@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 from hpo32.search.engines.base import SearchContext, save_model
 from hpo32.studies.artifacts import human_bytes
 from tests.search.engine_helpers import tiny_space
-from tests.studies.conftest import run_hpo32
+from tests.studies.conftest import run_hpo32, search_args
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 
@@ -86,10 +86,20 @@ def test_keep_top_keeps_exactly_the_best_k_models(keep, tmp_path, cifar_dir, tin
     url = f"sqlite:///{tmp_path}/hpo32.db"
     name = f"keep{keep}"
     res = run_hpo32(
-        "search", "--study", name, "--spec", tiny_spec, "--data-dir", cifar_dir,
-        "--n-trials", 6, "--train-limit", 90, "--val-limit", 30, "--keep-top", keep,
-        "--storage", url, "--quiet", cwd=tmp_path, timeout=600,
-    )  # fmt: skip
+        *search_args(
+            name,
+            tiny_spec,
+            cifar_dir,
+            url,
+            n_trials=6,
+            train_limit=90,
+            val_limit=30,
+            keep_top=keep,
+            quiet=True,
+        ),
+        cwd=tmp_path,
+        timeout=600,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     study = optuna.load_study(study_name=name, storage=url)
     complete = study.get_trials(states=(TrialState.COMPLETE,))

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from hpo32.studies.progress import Header, Progress, header_line
-from tests.studies.conftest import ROOT, hpo32_env, run_hpo32
+from tests.studies.conftest import ROOT, hpo32_env, run_hpo32, search_args
 
 #: What TensorFlow, absl and oneDNN print when they are not silenced.
 TF_LINES = re.compile(
@@ -83,9 +83,11 @@ def test_the_live_display_on_a_terminal(tmp_path, cifar_dir, tiny_spec, cols):
 
 def test_plain_lines_on_a_pipe(tmp_path, cifar_dir, tiny_spec):
     env = {"TF_CPP_MIN_LOG_LEVEL": ""}
-    res = run_hpo32("search", "--study", "p", "--spec", tiny_spec, "--data-dir", cifar_dir,
-                    "--n-trials", "2", "--storage", f"sqlite:///{tmp_path}/hpo32.db",
-                    cwd=tmp_path, **env)  # fmt: skip
+    res = run_hpo32(
+        *search_args("p", tiny_spec, cifar_dir, f"sqlite:///{tmp_path}/hpo32.db", n_trials="2"),
+        cwd=tmp_path,
+        **env,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     assert "\r" not in res.stdout and "\x1b" not in res.stdout
     assert not TF_LINES.search(res.stdout + res.stderr), res.stderr[-3000:]

@@ -8,7 +8,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from tests.studies.conftest import run_hpo32
+from tests.studies.conftest import run_hpo32, search_args
 
 ENGINES = ["keras-tuner:random", "autokeras:greedy"]
 
@@ -23,21 +23,7 @@ def test_engines_record_side_by_side_resume_without_duplicates_and_compare(
         name = engine.replace(":", "-")
         names.append(name)
         res = run_hpo32(
-            "search",
-            "--study",
-            name,
-            "--spec",
-            tiny_spec,
-            "--engine",
-            engine,
-            "--data-dir",
-            cifar_dir,
-            "--n-trials",
-            2,
-            "--epochs",
-            1,
-            "--storage",
-            url,
+            *search_args(name, tiny_spec, cifar_dir, url, engine=engine, n_trials=2, epochs=1),
             cwd=tmp_path,
             timeout=600,
         )

@@ -10,7 +10,7 @@ from hpo32.search.hardware import machine_kinds
 from hpo32.search.space import AIRBENCH94_CONFIG, PLAIN_RECIPE, RECIPE_PARAMS, Fixed
 from hpo32.studies.progress import Header
 from hpo32.studies.spec import SpecError, StudySpec, load_preset, preset_fits
-from tests.studies.conftest import run_hpo32
+from tests.studies.conftest import run_hpo32, search_args
 
 #: The group widths of cifar10-fast's first config on a CPU without native bfloat16.
 CPU_FLOAT32_WIDTHS = (32, 128, 128)
@@ -114,16 +114,18 @@ def test_a_study_recorded_before_the_recipe_keeps_today_s_recipe():
 
 def test_warm_start_from_another_study_runs_its_best_configs_first(tmp_path, cifar_dir, tiny_spec):
     url = f"sqlite:///{tmp_path}/h.db"
-    common = ("--data-dir", cifar_dir, "--epochs", 1, "--storage", url)
-    res = run_hpo32("search", "--study", "a", "--spec", tiny_spec, "--n-trials", 3, *common,
-                    cwd=tmp_path)  # fmt: skip
+    res = run_hpo32(
+        *search_args("a", tiny_spec, cifar_dir, url, n_trials=3, epochs=1), cwd=tmp_path
+    )
     assert res.returncode == 0, res.stderr
     a = optuna.load_study(study_name="a", storage=url)
     ranked = sorted(a.trials, key=lambda t: t.value, reverse=True)
     spec = tiny_spec.read_text() + "warm_start:\n  - {study: a, top: 2}\n"
     (tmp_path / "b.yaml").write_text(spec)
-    res = run_hpo32("search", "--study", "b", "--spec", tmp_path / "b.yaml", "--n-trials", 2,
-                    *common, cwd=tmp_path)  # fmt: skip
+    res = run_hpo32(
+        *search_args("b", tmp_path / "b.yaml", cifar_dir, url, n_trials=2, epochs=1),
+        cwd=tmp_path,
+    )
     assert res.returncode == 0, res.stderr
     b = optuna.load_study(study_name="b", storage=url)
     for trial, source in zip(b.trials, ranked[:2], strict=True):
@@ -152,9 +154,10 @@ def test_warm_start_from_a_missing_study_is_one_sentence_and_writes_nothing(
     tmp_path, cifar_dir, tiny_spec
 ):
     (tmp_path / "b.yaml").write_text(tiny_spec.read_text() + "warm_start: [{study: nope}]\n")
-    res = run_hpo32("search", "--study", "b", "--spec", tmp_path / "b.yaml", "--n-trials", 1,
-                    "--data-dir", cifar_dir, "--storage", f"sqlite:///{tmp_path}/h.db",
-                    cwd=tmp_path)  # fmt: skip
+    res = run_hpo32(
+        *search_args("b", tmp_path / "b.yaml", cifar_dir, f"sqlite:///{tmp_path}/h.db", n_trials=1),
+        cwd=tmp_path,
+    )
     assert res.returncode == 2
     assert "warm_start names study 'nope', which has no complete trial" in res.stderr
     assert "Traceback" not in res.stderr
@@ -168,8 +171,9 @@ def test_a_study_stored_before_the_recipe_resumes_with_it_fixed(tmp_path, cifar_
 
     url = f"sqlite:///{tmp_path}/h.db"
     common = ("--data-dir", cifar_dir, "--storage", url)
-    res = run_hpo32("search", "--study", "old", "--spec", tiny_spec, "--n-trials", 1, "--epochs",
-                    1, *common, cwd=tmp_path)  # fmt: skip
+    res = run_hpo32(
+        *search_args("old", tiny_spec, cifar_dir, url, n_trials=1, epochs=1), cwd=tmp_path
+    )
     assert res.returncode == 0, res.stderr
     engine = sa.create_engine(url)
     with engine.begin() as con:  # as a study made before space_version was recorded
@@ -194,9 +198,12 @@ def test_an_imagenet32_study_reports_top5_beside_top1(tmp_path, tiny_spec):
 
     write_imagenet32(tmp_path / "in32", n_classes=8, n_per_class=20, n_val_per_class=4)
     url = f"sqlite:///{tmp_path}/h.db"
-    res = run_hpo32("search", "--study", "in", "--spec", tiny_spec, "--dataset", "imagenet32",
-                    "--data-dir", tmp_path / "in32", "--n-trials", 1, "--epochs", 1,
-                    "--storage", url, cwd=tmp_path)  # fmt: skip
+    res = run_hpo32(
+        *search_args(
+            "in", tiny_spec, tmp_path / "in32", url, dataset="imagenet32", n_trials=1, epochs=1
+        ),
+        cwd=tmp_path,
+    )
     assert res.returncode == 0, res.stderr
     assert "test top-5" in res.stdout
     shown = run_hpo32("show", "in", "--storage", url, "--no-model", cwd=tmp_path)

@@ -15,7 +15,7 @@ from hpo32.search import signals
 from hpo32.storage import Records, make_engine, queries
 from hpo32.studies.cli import main
 from tests.fixtures import write_cifar10
-from tests.studies.conftest import popen_hpo32, run_hpo32
+from tests.studies.conftest import popen_hpo32, run_hpo32, search_args
 from tests.studies.test_search import _wait_for_intermediate, states
 
 
@@ -55,19 +55,7 @@ def test_sigterm_mid_trial_records_the_trial_and_resume_finishes(tmp_path, cifar
     db = tmp_path / "hpo32.db"
     url = f"sqlite:///{db}"
     proc = popen_hpo32(
-        "search",
-        "--study",
-        "t",
-        "--spec",
-        tiny_spec,
-        "--data-dir",
-        cifar_dir,
-        "--n-trials",
-        2,
-        "--epochs",
-        30,
-        "--storage",
-        url,
+        *search_args("t", tiny_spec, cifar_dir, url, n_trials=2, epochs=30),
         cwd=tmp_path,
     )
     try:
@@ -120,19 +108,7 @@ def test_consecutive_failures_stop_the_search_with_exit_3(
 # -- study names -------------------------------------------------------------------------------
 def _search(tmp_path, cifar_dir, tiny_spec, name: str, url: str, **env: str):
     return run_hpo32(
-        "search",
-        "--study",
-        name,
-        "--spec",
-        tiny_spec,
-        "--data-dir",
-        cifar_dir,
-        "--n-trials",
-        1,
-        "--epochs",
-        1,
-        "--storage",
-        url,
+        *search_args(name, tiny_spec, cifar_dir, url, n_trials=1, epochs=1),
         cwd=tmp_path,
         **env,
     )

@@ -13,7 +13,7 @@ import pytest
 from optuna.trial import TrialState
 
 from hpo32.storage import Records, make_engine
-from tests.studies.conftest import popen_hpo32, run_hpo32
+from tests.studies.conftest import popen_hpo32, run_hpo32, search_args
 
 
 def states(study) -> dict[str, int]:
@@ -26,17 +26,7 @@ def states(study) -> dict[str, int]:
 def test_search_records_trials_then_resume_adds_more(tmp_path, cifar_dir, tiny_spec):
     url = f"sqlite:///{tmp_path}/hpo32.db"
     res = run_hpo32(
-        "search",
-        "--study",
-        "tiny",
-        "--spec",
-        tiny_spec,
-        "--data-dir",
-        cifar_dir,
-        "--n-trials",
-        2,
-        "--storage",
-        url,
+        *search_args("tiny", tiny_spec, cifar_dir, url, n_trials=2),
         cwd=tmp_path,
     )
     assert res.returncode == 0, res.stderr
@@ -175,19 +165,7 @@ def test_warm_start_configs_run_first_with_the_defaults_filled_in(tmp_path, cifa
     )
     url = f"sqlite:///{tmp_path}/hpo32.db"
     res = run_hpo32(
-        "search",
-        "--study",
-        "w",
-        "--spec",
-        tiny_spec,
-        "--data-dir",
-        cifar_dir,
-        "--n-trials",
-        3,
-        "--pruner",
-        "asha",
-        "--storage",
-        url,
+        *search_args("w", tiny_spec, cifar_dir, url, n_trials=3, pruner="asha"),
         cwd=tmp_path,
     )
     assert res.returncode == 0, res.stderr
@@ -204,19 +182,7 @@ def test_search_budget_is_respected(tmp_path, cifar_dir, tiny_spec):
     url = f"sqlite:///{tmp_path}/hpo32.db"
     budget = 20.0  # from the command's start: imports, loading and the test are inside
     res = run_hpo32(
-        "search",
-        "--study",
-        "b",
-        "--spec",
-        tiny_spec,
-        "--data-dir",
-        cifar_dir,
-        "--budget",
-        f"{budget:g}s",
-        "--epochs",
-        3,
-        "--storage",
-        url,
+        *search_args("b", tiny_spec, cifar_dir, url, budget=f"{budget:g}s", epochs=3),
         cwd=tmp_path,
     )
     assert res.returncode == 0, res.stderr
@@ -271,19 +237,7 @@ def test_ctrl_c_mid_trial_then_resume_loses_nothing(tmp_path, cifar_dir, tiny_sp
     db = tmp_path / "hpo32.db"
     url = f"sqlite:///{db}"
     proc = popen_hpo32(
-        "search",
-        "--study",
-        "c",
-        "--spec",
-        tiny_spec,
-        "--data-dir",
-        cifar_dir,
-        "--n-trials",
-        3,
-        "--epochs",
-        30,
-        "--storage",
-        url,
+        *search_args("c", tiny_spec, cifar_dir, url, n_trials=3, epochs=30),
         cwd=tmp_path,
     )
     try:
@@ -320,21 +274,7 @@ def test_a_killed_process_trial_becomes_fail_and_is_retried_on_resume(
     db = tmp_path / "hpo32.db"
     url = f"sqlite:///{db}"
     proc = popen_hpo32(
-        "search",
-        "--study",
-        "k",
-        "--spec",
-        tiny_spec,
-        "--data-dir",
-        cifar_dir,
-        "--n-trials",
-        2,
-        "--epochs",
-        30,
-        "--budget",
-        "10m",
-        "--storage",
-        url,
+        *search_args("k", tiny_spec, cifar_dir, url, n_trials=2, epochs=30, budget="10m"),
         cwd=tmp_path,
         HPO32_HEARTBEAT="1",
     )

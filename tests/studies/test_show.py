@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from tests.studies.conftest import TINY_SPEC, run_hpo32
+from tests.studies.conftest import TINY_SPEC, run_hpo32, search_args
 
 
 @pytest.fixture(scope="module")
@@ -17,8 +17,7 @@ def study(tmp_path_factory, cifar_dir):
     root = tmp_path_factory.mktemp("show")
     (root / "tiny.yaml").write_text(TINY_SPEC)
     url = f"sqlite:///{root}/hpo32.db"
-    res = run_hpo32("search", "--study", "s", "--spec", root / "tiny.yaml", "--data-dir",
-                    cifar_dir, "--n-trials", "2", "--json", "--storage", url,
+    res = run_hpo32(*search_args("s", root / "tiny.yaml", cifar_dir, url, n_trials="2", json=True),
                     cwd=root)  # fmt: skip
     assert res.returncode == 0, res.stderr[-3000:]
     return root, url, res.stdout

@@ -15,31 +15,23 @@ import sqlalchemy as sa
 from optuna.trial import TrialState
 
 from hpo32.storage import Records, make_engine
-from tests.studies.conftest import popen_hpo32, run_hpo32
+from tests.studies.conftest import popen_hpo32, run_hpo32, search_args
 
 
 def _finished(study) -> list:
     return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
 
 
+#: Trials the four workers share: six each, enough for them to contend for the last ones.
+N_TRIALS = 24
+
+
 def test_four_workers_finish_exactly_n_trials(database_url, tmp_path, cifar_dir, tiny_spec):
     t0 = time.time()
     res = run_hpo32(
-        "search",
-        "--study",
-        "many",
-        "--spec",
-        tiny_spec,
-        "--data-dir",
-        cifar_dir,
-        "--n-trials",
-        40,
-        "--epochs",
-        1,
-        "--workers",
-        4,
-        "--storage",
-        database_url,
+        *search_args(
+            "many", tiny_spec, cifar_dir, database_url, n_trials=N_TRIALS, epochs=1, workers=4
+        ),
         cwd=tmp_path,
         timeout=900,
     )
@@ -49,9 +41,9 @@ def test_four_workers_finish_exactly_n_trials(database_url, tmp_path, cifar_dir,
     assert "database is locked" not in res.stdout + res.stderr
     study = optuna.load_study(study_name="many", storage=database_url)
     trials = study.get_trials(deepcopy=False)
-    assert len(_finished(study)) == 40
-    assert len(trials) == 40, {t.state.name for t in trials}
-    assert sorted(t.number for t in trials) == list(range(40))
+    assert len(_finished(study)) == N_TRIALS
+    assert len(trials) == N_TRIALS, {t.state.name for t in trials}
+    assert sorted(t.number for t in trials) == list(range(N_TRIALS))
     workers = {t.user_attrs["worker"] for t in trials}
     assert len(workers) >= 2, "the trials were shared among the workers"
     configs = [tuple(sorted(t.params.items())) for t in trials]
@@ -59,7 +51,7 @@ def test_four_workers_finish_exactly_n_trials(database_url, tmp_path, cifar_dir,
     records = Records(make_engine(database_url), create=False)
     sessions = records.sessions("many")
     assert len(sessions) == 4 and {s.exit_reason for s in sessions} == {"n_trials"}
-    assert sum(s.trials_run for s in sessions) == 40
+    assert sum(s.trials_run for s in sessions) == N_TRIALS
     # the study's budget is wall-clock: overlapping workers count once
     used = records.used_seconds("many")
     assert used <= wall
@@ -67,11 +59,11 @@ def test_four_workers_finish_exactly_n_trials(database_url, tmp_path, cifar_dir,
     # every read command works on this database too
     res = run_hpo32("list", "--json", "--storage", database_url, cwd=tmp_path)
     assert res.returncode == 0, res.stderr
-    assert '"complete": 40' in res.stdout
+    assert f'"complete": {N_TRIALS}' in res.stdout
     res = run_hpo32("show", "many", "--storage", database_url, cwd=tmp_path)
-    assert res.returncode == 0 and "40 complete" in res.stdout, res.stderr
+    assert res.returncode == 0 and f"{N_TRIALS} complete" in res.stdout, res.stderr
     res = run_hpo32("export", "many", "--format", "json", "--storage", database_url, cwd=tmp_path)
-    assert res.returncode == 0 and res.stdout.count('"number"') == 40, res.stderr
+    assert res.returncode == 0 and res.stdout.count('"number"') == N_TRIALS, res.stderr
 
 
 def _wait_for_running_trial_with_epoch(url: str, timeout: float = 180.0):
@@ -106,21 +98,7 @@ def test_a_killed_worker_trial_is_retried_and_the_study_finishes(
 ):
     url = database_url
     proc = popen_hpo32(
-        "search",
-        "--study",
-        "kill",
-        "--spec",
-        tiny_spec,
-        "--data-dir",
-        cifar_dir,
-        "--n-trials",
-        9,
-        "--epochs",
-        20,
-        "--workers",
-        3,
-        "--storage",
-        url,
+        *search_args("kill", tiny_spec, cifar_dir, url, n_trials=9, epochs=20, workers=3),
         cwd=tmp_path,
         HPO32_HEARTBEAT="1",
     )
@@ -146,19 +124,7 @@ def test_worker_joins_an_existing_study_and_stops_when_the_budget_is_spent(
 ):
     url = f"sqlite:///{tmp_path}/hpo32.db"
     res = run_hpo32(
-        "search",
-        "--study",
-        "j",
-        "--spec",
-        tiny_spec,
-        "--data-dir",
-        cifar_dir,
-        "--n-trials",
-        1,
-        "--epochs",
-        1,
-        "--storage",
-        url,
+        *search_args("j", tiny_spec, cifar_dir, url, n_trials=1, epochs=1),
         cwd=tmp_path,
     )
     assert res.returncode == 0, res.stderr
@@ -167,19 +133,7 @@ def test_worker_joins_an_existing_study_and_stops_when_the_budget_is_spent(
     assert len(optuna.load_study(study_name="j", storage=url).trials) == 1  # nothing owed
 
     res = run_hpo32(
-        "search",
-        "--study",
-        "spent",
-        "--spec",
-        tiny_spec,
-        "--data-dir",
-        cifar_dir,
-        "--budget",
-        "3s",
-        "--epochs",
-        1,
-        "--storage",
-        url,
+        *search_args("spent", tiny_spec, cifar_dir, url, budget="3s", epochs=1),
         cwd=tmp_path,
     )
     assert res.returncode == 0, res.stderr
@@ -197,21 +151,7 @@ def test_gpus_start_one_worker_per_gpu_each_seeing_only_its_own(tmp_path, cifar_
     # each worker process was given exactly one of the listed devices.
     url = f"sqlite:///{tmp_path}/hpo32.db"
     res = run_hpo32(
-        "search",
-        "--study",
-        "g",
-        "--spec",
-        tiny_spec,
-        "--data-dir",
-        cifar_dir,
-        "--n-trials",
-        4,
-        "--epochs",
-        1,
-        "--gpus",
-        "0,1",
-        "--storage",
-        url,
+        *search_args("g", tiny_spec, cifar_dir, url, n_trials=4, epochs=1, gpus="0,1"),
         cwd=tmp_path,
         timeout=600,
     )
