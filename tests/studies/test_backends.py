@@ -13,16 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.studies.conftest import hpo32_env, run_hpo32
+from tests.studies.conftest import hpo32_env, run_hpo32, search_args
 
-#: Runs hpo32's main in this process (argv after the script), TensorFlow made unimportable
-#: first when the first argument is ``--block-tensorflow`` (``find_spec`` then finds nothing,
-#: as without it installed); prints which tensorflow modules got loaded, as JSON, last.
+#: Runs hpo32's main in this process (argv after the script), the library NAME made
+#: unimportable first when the arguments start ``--block NAME`` (``find_spec`` then finds
+#: nothing, as without it installed); prints which tensorflow modules got loaded, as JSON,
+#: last.
 CHILD = """\
 import json, sys
-if sys.argv[1] == "--block-tensorflow":
-    sys.modules["tensorflow"] = None
-    del sys.argv[1]
+if sys.argv[1] == "--block":
+    sys.modules[sys.argv[2]] = None
+    del sys.argv[1:3]
 from hpo32.studies.cli import main
 code = main(sys.argv[1:])
 loaded = [m for m, v in sys.modules.items() if v is not None and m.split(".")[0] == "tensorflow"]
@@ -30,11 +31,12 @@ print(json.dumps({"code": code, "tensorflow": loaded[:5]}))
 """
 
 
-def run_child(tmp_path: Path, *args: str, block: bool = False, **env: str | None):
-    """Runs CHILD with ``args``; an ``env`` value of None unsets that variable."""
+def run_child(tmp_path: Path, *args: object, block: str | None = None, **env: str | None):
+    """Runs CHILD with ``args``, the library ``block`` unimportable; an ``env`` value of None
+    unsets that variable."""
     script = tmp_path / "child.py"
     script.write_text(CHILD)
-    argv = [sys.executable, str(script), *(["--block-tensorflow"] if block else []), *args]
+    argv = [sys.executable, str(script), *(["--block", block] if block else []), *map(str, args)]
     environ = hpo32_env(**{k: v for k, v in env.items() if v is not None})
     for k in [k for k, v in env.items() if v is None]:
         environ.pop(k, None)
@@ -77,7 +79,7 @@ def test_a_torch_search_records_torch_and_never_imports_tensorflow(tmp_path, tin
 
     Image.new("RGB", (32, 32), (200, 30, 30)).save(tmp_path / "red.png")
     for args in (("predict", "t", str(tmp_path / "red.png"), "--json"), ("show", "t")):
-        res = run_child(tmp_path, *args, "--storage", url, block=True, KERAS_BACKEND=None)
+        res = run_child(tmp_path, *args, "--storage", url, block="tensorflow", KERAS_BACKEND=None)
         assert res.returncode == 0, res.stderr[-3000:]
         assert json.loads(res.stdout.strip().splitlines()[-1]) == {"code": 0, "tensorflow": []}
         assert "best model:" in res.stdout or '"predictions"' in res.stdout
@@ -99,7 +101,7 @@ def test_keras_tuner_trains_on_torch_without_tensorflow_installed(tmp_path, tiny
     res = run_child(
         tmp_path, "search", "--spec", str(tiny_spec), "--data-dir", str(cifar_dir),
         "--n-trials", "2", "--engine", "keras-tuner:random", "--study", "k",
-        "--storage", f"sqlite:///{db}", "--json", block=True, KERAS_BACKEND="torch",
+        "--storage", f"sqlite:///{db}", "--json", block="tensorflow", KERAS_BACKEND="torch",
     )  # fmt: skip
     assert res.returncode == 0, res.stderr[-3000:]
     assert json.loads(res.stdout.strip().splitlines()[-1]) == {"code": 0, "tensorflow": []}
@@ -111,7 +113,7 @@ def test_tensorflow_missing_is_one_sentence(tmp_path, tiny_spec):
     res = run_child(
         tmp_path, "search", "--spec", str(tiny_spec), "--n-trials", "1",
         "--data-dir", str(tmp_path / "no-data"), "--backend", "tensorflow", "--study", "t",
-        "--storage", f"sqlite:///{db}", block=True,
+        "--storage", f"sqlite:///{db}", block="tensorflow",
     )  # fmt: skip
     [line] = res.stderr.strip().splitlines()
     assert line == (
@@ -122,30 +124,48 @@ def test_tensorflow_missing_is_one_sentence(tmp_path, tiny_spec):
     assert not db.exists()
 
 
-@pytest.mark.skipif(importlib.util.find_spec("jax") is not None, reason="JAX is installed")
 @pytest.mark.parametrize("how", ["flag", "environment"])
 def test_a_missing_jax_is_one_sentence_and_writes_nothing(tmp_path, tiny_spec, how):
     db = tmp_path / "none.db"
     flag = ("--backend", "jax") if how == "flag" else ()
-    res = run_hpo32(
-        "search", "--spec", tiny_spec, "--n-trials", "1", *flag, "--study", "j",
-        "--data-dir", tmp_path / "no-data",
-        "--storage", f"sqlite:///{db}", cwd=tmp_path,
+    res = run_child(
+        tmp_path, "search", "--spec", str(tiny_spec), "--n-trials", "1", *flag, "--study", "j",
+        "--data-dir", str(tmp_path / "no-data"), "--storage", f"sqlite:///{db}", block="jax",
         **({"KERAS_BACKEND": "jax"} if how == "environment" else {}),
     )  # fmt: skip
-    assert res.returncode == 2
     assert res.stderr.strip() == "hpo32: error: the jax backend needs JAX: pip install 'hpo32[jax]'"
+    assert json.loads(res.stdout.strip().splitlines()[-1])["code"] == 2
     assert not db.exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.yaml"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["child.py", "tiny.yaml"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="JAX is not installed")
+def test_a_jax_search_records_jax_and_never_imports_tensorflow(tmp_path, tiny_spec, cifar_dir):
+    db = tmp_path / "j.db"
+    res = run_child(
+        tmp_path, *search_args("j", tiny_spec, cifar_dir, f"sqlite:///{db}", n_trials=2,
+        backend="jax", json=True), KERAS_BACKEND="jax",
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert json.loads(res.stdout.strip().splitlines()[-1]) == {"code": 0, "tensorflow": []}
+    assert trial_backends(db) == ["jax", "jax"]
 
 
 def test_autokeras_on_torch_is_refused_before_anything_is_written(tmp_path, tiny_spec):
     db = tmp_path / "none.db"
     res = run_hpo32(
-        "search", "--spec", tiny_spec, "--n-trials", "1", "--engine", "autokeras:greedy",
-        "--data-dir", tmp_path / "no-data",
-        "--backend", "torch", "--study", "a", "--storage", f"sqlite:///{db}", cwd=tmp_path,
-    )  # fmt: skip
+        *search_args(
+            "a",
+            tiny_spec,
+            tmp_path / "no-data",
+            f"sqlite:///{db}",
+            n_trials="1",
+            engine="autokeras:greedy",
+            backend="torch",
+        ),
+        cwd=tmp_path,
+    )
     assert res.returncode == 2
     assert res.stderr.strip() == (
         "hpo32: error: the autokeras engine runs on the tensorflow backend only (AutoKeras "
