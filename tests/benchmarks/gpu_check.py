@@ -2,7 +2,9 @@
 archive, then per Keras backend available (each in its own process: Keras fixes its backend
 at import) the images/s of MaxNet and of the resnet family (``AIRBENCH94_CONFIG``), hpo32's
 loop (``train_config``) against plain ``model.fit`` on the same float32 arrays, under the
-same dtype policy, and a short timed search with its best model's test accuracy; one table.
+same dtype policy (on PyTorch also plain ``fit`` under ``torch.compile``, which Keras leaves
+off there), and a short timed search with its best model's test accuracy; one table. It
+runs on a CPU as well (``--data`` a built CIFAR-10, ``--search-budget ''``).
 
     python tests/benchmarks/gpu_check.py all --archive cifar10-jpg.tar.gz --work /tmp/gc
     python tests/benchmarks/gpu_check.py all --archive ... --backends torch --train-images 2000 \
@@ -110,8 +112,12 @@ def device_name(backend: str) -> str:
     return gpus[0].name if gpus else "cpu"
 
 
-def plain_fit_rate(config: dict, splits, epochs: int, policy: str) -> float:
-    """Images/s of the last epoch of plain ``model.fit`` on float32 arrays in memory."""
+def plain_fit_rate(
+    config: dict, splits, epochs: int, policy: str, jit: bool | None = None
+) -> float:
+    """Images/s of the last epoch of plain ``model.fit`` on float32 arrays in memory; ``jit``
+    sets the model's ``jit_compile`` (None: Keras' default, ``auto``; on PyTorch, True is
+    ``torch.compile``)."""
     import keras
     import numpy as np
 
@@ -124,6 +130,8 @@ def plain_fit_rate(config: dict, splits, epochs: int, policy: str) -> float:
     try:
         model = build_model(config, splits.input_shape, splits.num_classes)
         compile_model(model, config)
+        if jit is not None:
+            model.jit_compile = jit
     finally:
         keras.mixed_precision.set_global_policy(previous)
     seconds: list[float] = []
@@ -162,6 +170,16 @@ def measure(args: argparse.Namespace) -> None:
         fit_rate = plain_fit_rate(config, splits, args.epochs, result.dtype_policy)
         _emit({"backend": backend, "device": device, "what": name, "policy": policy,
                "hpo32": hpo32_rate, "fit": fit_rate, "val": result.value})  # fmt: skip
+        if backend == "torch":  # Keras runs PyTorch eagerly; does torch.compile win?
+            row = {"backend": backend, "device": device, "what": f"{name}, torch.compile",
+                   "policy": policy}  # fmt: skip
+            try:
+                row["fit"] = plain_fit_rate(
+                    config, splits, args.epochs, result.dtype_policy, jit=True
+                )
+            except Exception as exc:  # a compiler missing or failing: say so in the table
+                row["error"] = f"{type(exc).__name__}: {exc}"[:200]
+            _emit(row)
     if args.search_budget:
         _emit(timed_search(args, backend, device))
 
