@@ -115,57 +115,41 @@ def run_autokeras(data_dir: str, seed: int, budget: float, out: Path) -> dict:
 
     import autokeras as ak
     import keras
-    import numpy as np
     from autokeras.blocks import basic
-
-    from hpo32.search.data import load_dataset
-    from hpo32.studies.launch import _load_splits
-    from hpo32.studies.spec import load_preset
 
     for name in ("ResNetBlock", "EfficientNetBlock"):  # no downloaded weights
         setattr(basic, name, functools.partial(getattr(basic, name), pretrained=False))
-    spec = load_preset("cifar10-fast").with_overrides(data_dir=data_dir, seed=seed)
-    splits = _load_splits(spec)  # the same training and validation images as hpo32's side
-    test = load_dataset("cifar10", data_dir=data_dir)
+    _, splits, test = bench_search.peer_data(data_dir, seed, "cifar10-fast")
     keras.utils.set_random_seed(seed)
     clf = ak.ImageClassifier(
         max_trials=10_000, seed=seed, directory=str(out / f"ak-seed{seed}"), overwrite=True
     )
     tuner = clf.tuner
-    t0 = time.monotonic()
-    deadline, ends = t0 + budget, {}
-
-    def pre_create_trial() -> None:
-        if time.monotonic() >= deadline:
-            tuner.oracle.max_trials = len(tuner.oracle.trials)
+    clock = bench_search.BudgetClock(budget)
 
     def on_trial_end(trial, _end=tuner.on_trial_end) -> None:  # noqa: ANN001
         _end(trial)
-        ends[trial.trial_id] = time.monotonic() - t0
+        clock.trial_ended(trial.trial_id)
 
-    class Deadline(keras.callbacks.Callback):
-        def on_train_batch_end(self, batch, logs=None):  # noqa: ANN001
-            if time.monotonic() >= deadline:
-                self.model.stop_training = True
-
-    tuner.pre_create_trial, tuner.on_trial_end = pre_create_trial, on_trial_end
+    tuner.pre_create_trial = lambda: clock.stop_trials(tuner.oracle)
+    tuner.on_trial_end = on_trial_end
     clf.fit(
         splits.x_train, splits.y_train, epochs=KT_EPOCHS, verbose=0,
         validation_data=(splits.x_val, splits.y_val),
-        callbacks=[Deadline(), keras.callbacks.EarlyStopping(patience=KT_EPOCHS)],
+        callbacks=[clock.callback(), keras.callbacks.EarlyStopping(patience=KT_EPOCHS)],
     )  # fmt: skip
     trials = tuner.oracle.trials
     points = sorted(
-        (ends[tid], t.metrics.get_best_value("val_accuracy"))
+        (clock.ends[tid], t.metrics.get_best_value("val_accuracy"))
         for tid, t in trials.items()
-        if tid in ends and t.metrics.exists("val_accuracy")
+        if tid in clock.ends and t.metrics.exists("val_accuracy")
     )
     probs = clf.export_model().predict(test.x_test, batch_size=256, verbose=0)
-    acc = float(np.mean(np.argmax(probs, axis=1) == test.y_test.ravel()))
     return {
         "side": "autokeras", "seed": seed, "dataset": "cifar10", "trials": len(trials),
-        "complete": len(points), "points": points, "test_accuracy": round(acc, 4),
-        "wall_seconds": round(time.monotonic() - t0, 1),
+        "complete": len(points), "points": points,
+        "test_accuracy": bench_search.top1_accuracy(probs, test.y_test),
+        "wall_seconds": round(time.monotonic() - clock.t0, 1),
     }  # fmt: skip
 
 

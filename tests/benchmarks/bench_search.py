@@ -116,25 +116,71 @@ def read_hpo32(db: Path, seed: int) -> dict:
     }
 
 
+def peer_data(data_dir: str, seed: int, preset: str):
+    """The preset's spec, and the training/validation splits and test set that hpo32's side
+    of the same seed uses (the preset's stratified split), for a peer's side."""
+    from hpo32.search.data import load_dataset
+    from hpo32.studies.launch import _load_splits
+    from hpo32.studies.spec import load_preset
+
+    spec = load_preset(preset).with_overrides(data_dir=data_dir, seed=seed)
+    return spec, _load_splits(spec), load_dataset("cifar10", data_dir=data_dir)
+
+
+class BudgetClock:
+    """A peer's search held to the wall-clock budget from its creation: no trial started
+    after it (:meth:`stop_trials`, from the tuner's ``pre_create_trial``), the running fit
+    stopped between batches (:meth:`callback`), and each trial's end in seconds from the
+    start (:meth:`trial_ended`, read from ``ends``)."""
+
+    def __init__(self, budget: float) -> None:
+        self.t0 = time.monotonic()
+        self.deadline = self.t0 + budget
+        self.ends: dict[str, float] = {}
+
+    def over(self) -> bool:
+        return time.monotonic() >= self.deadline
+
+    def stop_trials(self, oracle) -> None:  # noqa: ANN001  (a KerasTuner oracle)
+        if self.over():
+            oracle.max_trials = len(oracle.trials)
+
+    def trial_ended(self, trial_id: str) -> None:
+        self.ends[trial_id] = time.monotonic() - self.t0
+
+    def callback(self):
+        import keras
+
+        clock = self
+
+        class Deadline(keras.callbacks.Callback):
+            def on_train_batch_end(self, batch, logs=None):  # noqa: ANN001
+                if clock.over():
+                    self.model.stop_training = True
+
+        return Deadline()
+
+
+def top1_accuracy(probs, labels) -> float:
+    """Top-1 accuracy of predicted class probabilities, to 4 decimals."""
+    import numpy as np
+
+    return round(float(np.mean(np.argmax(probs, axis=1) == np.ravel(labels))), 4)
+
+
 def run_keras_tuner(data_dir: str, seed: int, budget: float, out: Path) -> dict:
     """KerasTuner RandomSearch as documented, stopped at the budget."""
     import keras
     import keras_tuner as kt
-    import numpy as np
 
-    from hpo32.search.data import load_dataset
     from hpo32.search.engines.tuner_space import hp_config
     from hpo32.search.models import build_model, compile_model
-    from hpo32.studies.launch import _load_splits
-    from hpo32.studies.spec import load_preset
 
-    spec = load_preset(PRESET).with_overrides(data_dir=data_dir, seed=seed)
+    spec, splits, test = peer_data(data_dir, seed, PRESET)
     space = spec.build_space()
-    splits = _load_splits(spec)
-    test = load_dataset("cifar10", data_dir=data_dir)
     x, xv = (a.astype("float32") / 255.0 for a in (splits.x_train, splits.x_val))
     y, yv = (keras.utils.to_categorical(a, 10) for a in (splits.y_train, splits.y_val))
-    state = {"deadline": None, "t0": None, "ends": {}}
+    clock: BudgetClock | None = None  # started just before the search
 
     class Model(kt.HyperModel):
         def build(self, hp):
@@ -154,19 +200,13 @@ def run_keras_tuner(data_dir: str, seed: int, budget: float, out: Path) -> dict:
         def fit(self, hp, model, *args, **kwargs):
             return model.fit(*args, batch_size=hp.get("batch_size"), **kwargs)
 
-    class Deadline(keras.callbacks.Callback):
-        def on_train_batch_end(self, batch, logs=None):
-            if time.monotonic() >= state["deadline"]:
-                self.model.stop_training = True
-
     class Tuner(kt.RandomSearch):
         def pre_create_trial(self):
-            if time.monotonic() >= state["deadline"]:
-                self.oracle.max_trials = len(self.oracle.trials)
+            clock.stop_trials(self.oracle)
 
         def on_trial_end(self, trial):
             super().on_trial_end(trial)
-            state["ends"][trial.trial_id] = time.monotonic() - state["t0"]
+            clock.trial_ended(trial.trial_id)
 
     folder = out / f"kt-seed{seed}"
     tuner = Tuner(
@@ -179,27 +219,25 @@ def run_keras_tuner(data_dir: str, seed: int, budget: float, out: Path) -> dict:
         overwrite=True,
     )
     keras.utils.set_random_seed(seed)
-    state["t0"] = time.monotonic()
-    state["deadline"] = state["t0"] + budget
+    clock = BudgetClock(budget)
     tuner.search(
-        x, y, epochs=KT_EPOCHS, validation_data=(xv, yv), callbacks=[Deadline()], verbose=0
+        x, y, epochs=KT_EPOCHS, validation_data=(xv, yv), callbacks=[clock.callback()], verbose=0
     )
     trials = tuner.oracle.trials
     points = sorted(
-        (state["ends"][tid], t.score)
+        (clock.ends[tid], t.score)
         for tid, t in trials.items()
-        if t.score is not None and tid in state["ends"]
+        if t.score is not None and tid in clock.ends
     )
     best = tuner.get_best_models(1)[0]
     probs = best.predict(test.x_test.astype("float32") / 255.0, batch_size=256, verbose=0)
-    acc = float(np.mean(np.argmax(probs, axis=1) == test.y_test))
     return {
         "side": "keras-tuner",
         "seed": seed,
         "trials": len(trials),
         "complete": len(points),
         "points": points,
-        "test_accuracy": round(acc, 4),
+        "test_accuracy": top1_accuracy(probs, test.y_test),
     }
 
 
