@@ -12,7 +12,8 @@ process with and without ``--train-limit``, once as ``hpo32 search`` does
 splitting after, and prints the images' dtype and bytes, the resident memory once the splits
 are made, and the process's peak.
 
-    .venv/bin/python tests/benchmarks/bench_memory.py --data-dir /tmp/hpo32-data [--trials 30]
+    .venv/bin/python tests/benchmarks/bench_memory.py --data-dir /tmp/hpo32-data [--trials 30] \
+        [--backends tensorflow,torch,jax] [--runs fixed,space] [--skip-trials]
 """
 
 from __future__ import annotations
@@ -32,20 +33,23 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
-def trial_memory(data_dir: str, trials: int, fixed: bool, folder: Path) -> list[float]:
-    """Runs the CLI; returns each finished trial's peak RSS in MiB, in trial order."""
+def trial_memory(
+    data_dir: str, trials: int, fixed: bool, folder: Path, backend: str = "tensorflow"
+) -> list[float]:
+    """Runs the CLI on Keras backend ``backend``; returns each finished trial's peak RSS in
+    MiB, in trial order."""
     from hpo32.studies.spec import load_preset
 
     spec = load_preset("cifar10-cpu")
     space = dict(spec.space)
-    if fixed:
+    extra: dict = {"budget": None, "trial_budget": None}
+    if fixed:  # one config: the space's defaults, fixed (the preset's warm starts differ)
         config = spec.build_space().defaults()
         space = {"base": "default", "params": {**space["params"], **config}}
+        extra["warm_start"] = []
     spec_file = folder / f"spec-{'fixed' if fixed else 'space'}.json"
-    spec_file.write_text(
-        json.dumps({**spec.to_dict(), "space": space, "budget": None, "trial_budget": None})
-    )
-    db = folder / f"mem-{'fixed' if fixed else 'space'}.db"
+    spec_file.write_text(json.dumps({**spec.to_dict(), "space": space, **extra}))
+    db = folder / f"mem-{backend}-{'fixed' if fixed else 'space'}.db"
     subprocess.run(
         [
             sys.executable,
@@ -68,6 +72,8 @@ def trial_memory(data_dir: str, trials: int, fixed: bool, folder: Path) -> list[
             "none",
             "--data-dir",
             data_dir,
+            "--backend",
+            backend,
             "--storage",
             f"sqlite:///{db}",
         ],
@@ -117,24 +123,32 @@ def main() -> None:
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--trials", type=int, default=30)
     parser.add_argument("--skip-trials", action="store_true")
+    parser.add_argument(
+        "--backends", default="tensorflow", help="comma-separated Keras backends, each in turn"
+    )
+    parser.add_argument(
+        "--runs", default="fixed,space", help="fixed (one config repeated), space, or both"
+    )
     args = parser.parse_args()
 
     if not args.skip_trials:
         print(
-            "| run | trials | peak RSS trial 3 MiB | peak RSS last trial MiB | "
+            "| backend | run | trials | peak RSS trial 3 MiB | peak RSS last trial MiB | "
             "highest MiB | growth 3 -> last |"
         )
-        print("|---|---:|---:|---:|---:|---:|")
+        print("|---|---|---:|---:|---:|---:|---:|")
+        runs = args.runs.split(",")
         with tempfile.TemporaryDirectory() as tmp:
-            for fixed in (True, False):
-                rss = trial_memory(args.data_dir, args.trials, fixed, Path(tmp))
-                third, last = rss[2], rss[-1]
-                print(
-                    f"| {'one config' if fixed else 'cifar10-cpu space'} | {len(rss)} | "
-                    f"{third:.0f} | {last:.0f} | {max(rss):.0f} | "
-                    f"{100 * (last - third) / third:+.1f}% |",
-                    flush=True,
-                )
+            for backend in args.backends.split(","):
+                for fixed in [r == "fixed" for r in ("fixed", "space") if r in runs]:
+                    rss = trial_memory(args.data_dir, args.trials, fixed, Path(tmp), backend)
+                    third, last = rss[2], rss[-1]
+                    print(
+                        f"| {backend} | {'one config' if fixed else 'cifar10-cpu space'} | "
+                        f"{len(rss)} | {third:.0f} | {last:.0f} | {max(rss):.0f} | "
+                        f"{100 * (last - third) / third:+.1f}% |",
+                        flush=True,
+                    )
 
     print(
         "\n| ImageNet32 (200 classes), val-limit 2000 | loaded by | train images | dtype | "
