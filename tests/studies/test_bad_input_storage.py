@@ -7,6 +7,7 @@ was and, for an output path, the file it names (bytes, mode, kind) as it was.
 from __future__ import annotations
 
 import os
+import sqlite3
 import stat
 import struct
 import zipfile
@@ -331,19 +332,27 @@ def test_bad_storage_input_exits_2_with_one_sentence_and_keeps_everything(
     )
     args = argv(c)
     protected = target(c) if target else None
-    dumps = [_dump(db) for db in (kept_db, model_db[0], truncated_db[0])]
-    kept = _snapshot(protected)
-    existed = sorted(os.listdir(tmp_path))
-    code = main(args)
-    out, err = capsys.readouterr()
-    assert code == 2, err
-    assert fragment in err, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("hpo32: error: "), err
-    assert "Traceback" not in err + out
-    assert [_dump(db) for db in (kept_db, model_db[0], truncated_db[0])] == dumps
-    assert _snapshot(protected) == kept
-    assert sorted(os.listdir(tmp_path)) == existed  # nothing written beside the inputs
+    # the database held open elsewhere, as a running search holds it, so that its -wal and
+    # -shm files exist throughout: SQLite removes them when the last connection closes, which
+    # an engine left by an earlier test in this process may do at any garbage collection
+    in_use = sqlite3.connect(kept_db)
+    try:
+        in_use.execute("SELECT count(*) FROM sqlite_master").fetchall()
+        dumps = [_dump(db) for db in (kept_db, model_db[0], truncated_db[0])]
+        kept = _snapshot(protected)
+        existed = sorted(os.listdir(tmp_path))
+        code = main(args)
+        out, err = capsys.readouterr()
+        assert code == 2, err
+        assert fragment in err, err
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("hpo32: error: "), err
+        assert "Traceback" not in err + out
+        assert [_dump(db) for db in (kept_db, model_db[0], truncated_db[0])] == dumps
+        assert _snapshot(protected) == kept
+        assert sorted(os.listdir(tmp_path)) == existed  # nothing written beside the inputs
+    finally:
+        in_use.close()
 
 
 def test_catalogue_covers_every_storage_defect():
