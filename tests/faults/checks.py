@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.studies import conftest
 from tests.studies.conftest import TINY_SPEC, popen_hpo32, run_hpo32
 
 #: Seconds between heartbeats in every run here (a killed trial is stale after 4 of them).
@@ -171,11 +172,8 @@ class Watched:
             return "".join(self.lines)
 
 
-def search_args(wd: Workdir, n_trials: int) -> list[object]:
-    return [
-        "search", "--study", wd.name, "--spec", wd.spec, "--data-dir", wd.cifar_dir,
-        "--n-trials", n_trials, "--storage", wd.url,
-    ]  # fmt: skip
+def search_args(wd: Workdir, n_trials: int) -> tuple[object, ...]:
+    return conftest.search_args(wd.name, wd.spec, wd.cifar_dir, wd.url, n_trials=n_trials)
 
 
 def run_cli(wd: Workdir, *args: object, timeout: float = 300, **env: str):
