@@ -13,7 +13,8 @@ splitting after, and prints the images' dtype and bytes, the resident memory onc
 are made, and the process's peak.
 
     .venv/bin/python tests/benchmarks/bench_memory.py --data-dir /tmp/hpo32-data [--trials 30] \
-        [--backends tensorflow,torch,jax] [--runs fixed,space] [--skip-trials]
+        [--backends tensorflow,torch,jax] [--runs fixed,space] [--heap-trim on,off] \
+        [--skip-trials]
 """
 
 from __future__ import annotations
@@ -33,11 +34,25 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
+#: ``hpo32`` with the heap trim after each trial turned off (``--heap-trim off``): the same
+#: command, its ``trim_native_heap`` replaced by a no-op before it runs.
+NO_TRIM_CLI = (
+    "import sys; from hpo32.search import training; "
+    "training.trim_native_heap = lambda: False; "
+    "from hpo32.studies.cli import main; sys.exit(main())"
+)
+
+
 def trial_memory(
-    data_dir: str, trials: int, fixed: bool, folder: Path, backend: str = "tensorflow"
+    data_dir: str,
+    trials: int,
+    fixed: bool,
+    folder: Path,
+    backend: str = "tensorflow",
+    trim: bool = True,
 ) -> list[float]:
-    """Runs the CLI on Keras backend ``backend``; returns each finished trial's peak RSS in
-    MiB, in trial order."""
+    """Runs the CLI on Keras backend ``backend`` (with or without the heap trim between
+    trials); returns each finished trial's peak RSS in MiB, in trial order."""
     from hpo32.studies.spec import load_preset
 
     spec = load_preset("cifar10-cpu")
@@ -49,12 +64,12 @@ def trial_memory(
         extra["warm_start"] = []
     spec_file = folder / f"spec-{'fixed' if fixed else 'space'}.json"
     spec_file.write_text(json.dumps({**spec.to_dict(), "space": space, **extra}))
-    db = folder / f"mem-{backend}-{'fixed' if fixed else 'space'}.db"
+    db = folder / f"mem-{backend}-{'fixed' if fixed else 'space'}-{trim}.db"
+    cli = ["-m", "hpo32.studies.cli"] if trim else ["-c", NO_TRIM_CLI]
     subprocess.run(
         [
             sys.executable,
-            "-m",
-            "hpo32.studies.cli",
+            *cli,
             "search",
             "--study",
             "mem",
@@ -129,26 +144,32 @@ def main() -> None:
     parser.add_argument(
         "--runs", default="fixed,space", help="fixed (one config repeated), space, or both"
     )
+    parser.add_argument(
+        "--heap-trim", default="on", help="on (as hpo32 runs), off (no malloc_trim), or on,off"
+    )
     args = parser.parse_args()
 
     if not args.skip_trials:
         print(
-            "| backend | run | trials | peak RSS trial 3 MiB | peak RSS last trial MiB | "
-            "highest MiB | growth 3 -> last |"
+            "| backend | run | heap trim | trials | peak RSS trial 3 MiB | "
+            "peak RSS last trial MiB | highest MiB | growth 3 -> last |"
         )
-        print("|---|---|---:|---:|---:|---:|---:|")
+        print("|---|---|---|---:|---:|---:|---:|---:|")
         runs = args.runs.split(",")
         with tempfile.TemporaryDirectory() as tmp:
             for backend in args.backends.split(","):
                 for fixed in [r == "fixed" for r in ("fixed", "space") if r in runs]:
-                    rss = trial_memory(args.data_dir, args.trials, fixed, Path(tmp), backend)
-                    third, last = rss[2], rss[-1]
-                    print(
-                        f"| {backend} | {'one config' if fixed else 'cifar10-cpu space'} | "
-                        f"{len(rss)} | {third:.0f} | {last:.0f} | {max(rss):.0f} | "
-                        f"{100 * (last - third) / third:+.1f}% |",
-                        flush=True,
-                    )
+                    for trim in args.heap_trim.split(","):
+                        rss = trial_memory(
+                            args.data_dir, args.trials, fixed, Path(tmp), backend, trim == "on"
+                        )
+                        third, last = rss[2], rss[-1]
+                        print(
+                            f"| {backend} | {'one config' if fixed else 'cifar10-cpu space'} | "
+                            f"{trim} | {len(rss)} | {third:.0f} | {last:.0f} | {max(rss):.0f} | "
+                            f"{100 * (last - third) / third:+.1f}% |",
+                            flush=True,
+                        )
 
     print(
         "\n| ImageNet32 (200 classes), val-limit 2000 | loaded by | train images | dtype | "

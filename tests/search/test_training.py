@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
+import sys
+
 import keras
 import pytest
 
@@ -145,3 +148,25 @@ def test_no_trial_starts_in_less_time_than_a_first_epoch_takes(splits, config):
     assert ctx.budget_spent()
     ctx.search_deadline = None
     assert not ctx.budget_spent()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_trim is Linux's")
+def test_trimming_the_heap_returns_freed_small_blocks_to_the_system():
+    # What a compiler leaves behind: many small blocks freed under one that lives on, so
+    # glibc cannot shrink its heap from the top and keeps the pages resident.
+    libc = ctypes.CDLL(None)
+    libc.malloc.restype = ctypes.c_void_p
+    libc.malloc.argtypes = [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    blocks = [libc.malloc(1000) for _ in range(100_000)]  # ~95 MiB, each below mmap's threshold
+    survivor = libc.malloc(1000)
+    for block in blocks:
+        libc.free(block)
+    before = training.current_rss_mb()
+    try:
+        if not training.trim_native_heap():
+            pytest.skip("this C library has no malloc_trim")
+        after = training.current_rss_mb()
+    finally:
+        libc.free(survivor)
+    assert before - after > 50, (before, after)
