@@ -16,6 +16,7 @@ from hpo32.search.engines import engine_names, parse_engine
 from hpo32.search.engines.base import SearchContext
 from hpo32.search.engines.optuna_space import optuna_distribution
 from hpo32.search.engines.tuner import TUNER_TRIAL_ATTR
+from hpo32.search.hardware import active_backend
 from hpo32.search.space import Fixed, SearchSpace, default_space
 
 #: Every engine, by the name a study spec gives it (the registry's names).
@@ -133,6 +134,7 @@ def check_recorded(study, ctx, engine: str) -> None:
             for attr in ATTRS:
                 assert attr in t.user_attrs, attr
             assert t.user_attrs["peak_rss_mb"] > 0 and t.user_attrs["train_seconds"] > 0
+            assert t.user_attrs["backend"] == active_backend()
         if t.state == TrialState.PRUNED:
             assert engine.endswith("hyperband") and t.user_attrs["epochs"] < ctx.epochs
 

@@ -6,11 +6,19 @@ names and inside the space, per-epoch intermediate values, the same user attribu
 trial count met exactly, the budget kept, resumes without duplicates, a best model that
 loads back with plain Keras, an interrupted trial recorded as FAIL, and a run of failures
 ended at ``max_failures``. Engine-specific behaviour lives in test_engines.py.
+
+The suite runs on the test process's Keras backend (TensorFlow), then once more in a child
+process on each other backend installed (JAX, PyTorch) over the engines that run there.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import keras
 import optuna
@@ -22,6 +30,7 @@ from hpo32.search.data import load_dataset, make_splits
 from hpo32.search.engines import get, parse_engine
 from hpo32.search.engines.base import TooManyFailures, finished_count
 from hpo32.search.engines.tuner import TUNER_TRIAL_ATTR
+from hpo32.search.hardware import BACKENDS, active_backend
 from hpo32.search.models import InvalidConfig
 from tests.fixtures import write_cifar10
 from tests.search.engine_helpers import (
@@ -64,6 +73,9 @@ COMMON_ATTRS = {
 }
 #: What a trial may add: a new best's model, the worker's GPU, a tuner's own ids.
 OPTIONAL_ATTRS = {"model_path", "save_seconds", "gpu"}
+#: The engines that train on this process's backend (the others refuse it in one sentence,
+#: tests/studies/test_backends.py).
+ENGINES_HERE = [e for e in ENGINES if active_backend() in parse_engine(e)[0].backends]
 TUNER_ATTRS = {TUNER_TRIAL_ATTR, "kt_bracket", "kt_round", "kt_promoted_from"}
 
 
@@ -134,7 +146,7 @@ def test_an_unknown_engine_name_is_one_sentence(bad):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("engine", ENGINES_HERE)
 def test_records_every_trial_stops_at_n_trials_and_resumes(engine, splits, tmp_path, url):
     study = new_study(url)
     done = []
@@ -174,7 +186,7 @@ def test_records_every_trial_stops_at_n_trials_and_resumes(engine, splits, tmp_p
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("engine", ENGINES_HERE)
 def test_keeps_the_search_budget(engine, splits, tmp_path, url):
     study = new_study(url)
     budget = 8.0  # AutoKeras takes a few seconds to set up its first trial on a busy machine
@@ -205,7 +217,7 @@ def test_keeps_the_search_budget(engine, splits, tmp_path, url):
     assert len(study.get_trials(states=STARTED)) == len(trials)
 
 
-@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("engine", ENGINES_HERE)
 def test_an_interrupted_trial_is_recorded_as_fail(engine, splits, tmp_path, url):
     study = new_study(url)
     ctx = make_ctx(tiny_space(), splits, tmp_path / "art", n_trials=2)
@@ -231,7 +243,7 @@ def test_an_interrupted_trial_is_recorded_as_fail(engine, splits, tmp_path, url)
         assert TUNER_TRIAL_ATTR in failed.user_attrs
 
 
-@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("engine", ENGINES_HERE)
 def test_consecutive_failures_end_the_search(engine, splits, tmp_path, url, monkeypatch):
     def refuse(config, *args, **kwargs):
         raise InvalidConfig("the network shrinks 32x32 below one pixel")
@@ -246,3 +258,24 @@ def test_consecutive_failures_end_the_search(engine, splits, tmp_path, url, monk
     for t in trials:
         assert "below one pixel" in t.user_attrs["fail_reason"]
         assert t.user_attrs["engine"] == engine and t.user_attrs["config"]
+
+
+#: The backends the child runs cover: every one but this process's, where installed.
+OTHER_BACKENDS = [b for b in BACKENDS if b != active_backend()]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", OTHER_BACKENDS)
+def test_the_contract_holds_on_the_other_backends(backend):
+    if importlib.util.find_spec(backend) is None:
+        pytest.skip(f"{backend} is not installed")
+    root = Path(__file__).resolve().parents[2]
+    res = subprocess.run(
+        [sys.executable, "-m", "pytest", str(Path(__file__).relative_to(root)), "-q",
+         "-p", "no:cacheprovider", "-m", "not benchmark", "-k", "not other_backends"],
+        cwd=root, capture_output=True, text=True, timeout=1500,
+        env={**os.environ, "KERAS_BACKEND": backend},
+    )  # fmt: skip
+    summary = res.stdout.strip().splitlines()[-1] if res.stdout.strip() else ""
+    assert res.returncode == 0, res.stdout[-6000:] + res.stderr[-2000:]
+    assert " passed" in summary and "failed" not in summary, summary

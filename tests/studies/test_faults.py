@@ -15,8 +15,8 @@ from tests.faults import checks
 
 pytestmark = pytest.mark.slow
 
-#: Seeds of the signal runs in CI (``seed % 4`` picks the phase, so each phase is met).
-SEEDS = range(5)
+#: Seeds of the signal runs in CI: ``seed % 4`` picks the phase, so four meet each phase once.
+SEEDS = range(4)
 
 
 def test_every_kill_point_is_covered():
