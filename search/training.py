@@ -216,16 +216,17 @@ def release_backend_memory(backend: str) -> None:
 
 def trim_native_heap() -> bool:
     """Returns the C heap's free pages to the system (glibc's ``malloc_trim``); False where
-    the C library has none (musl, macOS), which changes nothing.
+    the C library has none (musl, macOS, Windows), which changes nothing.
 
     A trial frees its compiled programs and buffers, but glibc keeps freed heap pages that
     lie between live allocations, and compilers make many small ones (XLA's, as
-    openxla/xla#2265 describes): without a trim, each JAX trial left several MiB resident
-    (docs/BENCHMARKS.md, "Memory over 30 trials per backend").
+    openxla/xla#2265 describes). A trim hands those back; it lowered PyTorch's level
+    between trials, and did not clearly change JAX's growth (docs/BENCHMARKS.md, "The heap
+    trim between trials").
     """
     try:
         malloc_trim = ctypes.CDLL(None).malloc_trim
-    except (AttributeError, OSError):
+    except (AttributeError, OSError, TypeError):  # TypeError: Windows has no CDLL(None)
         return False
     malloc_trim(0)
     return True
