@@ -73,10 +73,10 @@ COMMON_ATTRS = {
 }
 #: What a trial may add: a new best's model, the worker's GPU, a tuner's own ids.
 OPTIONAL_ATTRS = {"model_path", "save_seconds", "gpu"}
+TUNER_ATTRS = {TUNER_TRIAL_ATTR, "kt_bracket", "kt_round", "kt_promoted_from"}
 #: The engines that train on this process's backend (the others refuse it in one sentence,
 #: tests/studies/test_backends.py).
 ENGINES_HERE = [e for e in ENGINES if active_backend() in parse_engine(e)[0].backends]
-TUNER_ATTRS = {TUNER_TRIAL_ATTR, "kt_bracket", "kt_round", "kt_promoted_from"}
 
 
 @pytest.fixture(scope="module")
@@ -272,7 +272,7 @@ def test_the_contract_holds_on_the_other_backends(backend):
     root = Path(__file__).resolve().parents[2]
     res = subprocess.run(
         [sys.executable, "-m", "pytest", str(Path(__file__).relative_to(root)), "-q",
-         "-p", "no:cacheprovider", "-m", "not benchmark", "-k", "not other_backends"],
+         "-p", "no:cacheprovider", "-k", "not other_backends"],
         cwd=root, capture_output=True, text=True, timeout=1500,
         env={**os.environ, "KERAS_BACKEND": backend},
     )  # fmt: skip
