@@ -108,13 +108,21 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
+#: Where the NVIDIA driver lists its GPUs, and where their device files are (a container or
+#: virtual machine may show one and not the other).
+NVIDIA_PROC = Path("/proc/driver/nvidia/gpus")
+NVIDIA_DEV = Path("/dev")
+
+
 def gpu_visible() -> bool:
-    """Whether an NVIDIA GPU is there and not hidden by ``CUDA_VISIBLE_DEVICES``."""
+    """Whether an NVIDIA GPU is there and not hidden by ``CUDA_VISIBLE_DEVICES``: the
+    driver lists one, or a device file ``/dev/nvidiaN`` is there. Asks no framework."""
     hidden = os.environ.get("CUDA_VISIBLE_DEVICES")
     if hidden is not None and hidden.strip() in ("", "-1"):
         return False
-    gpus = Path("/proc/driver/nvidia/gpus")
-    return gpus.is_dir() and any(gpus.iterdir())
+    if NVIDIA_PROC.is_dir() and any(NVIDIA_PROC.iterdir()):
+        return True
+    return any(p.name[6:].isdigit() for p in NVIDIA_DEV.glob("nvidia[0-9]*"))
 
 
 #: The kinds of machine a preset's ``machine`` section may name, most specific first within

@@ -53,3 +53,30 @@ def test_hpo32_machine_forces_the_kind(fresh, monkeypatch, forced, kinds):
     monkeypatch.setenv("HPO32_MACHINE", forced)
     assert hardware.machine_kinds() == kinds
     assert hardware.describe().startswith(f"{forced} machine: ")
+
+
+@pytest.mark.parametrize(
+    ("listed", "device_files", "seen"),
+    [
+        ((), (), False),
+        (("0000:00:05.0",), (), True),  # the driver lists one
+        ((), ("nvidiactl", "nvidia-uvm"), False),  # the driver's control files alone
+        ((), ("nvidiactl", "nvidia0"), True),  # a container shows the device file only
+    ],
+)
+def test_a_gpu_is_seen_in_the_driver_list_or_its_device_file(
+    monkeypatch, tmp_path, listed, device_files, seen
+):
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    proc, dev = tmp_path / "proc", tmp_path / "dev"
+    proc.mkdir()
+    dev.mkdir()
+    for name in listed:
+        (proc / name).mkdir()
+    for name in device_files:
+        (dev / name).touch()
+    monkeypatch.setattr(hardware, "NVIDIA_PROC", proc)
+    monkeypatch.setattr(hardware, "NVIDIA_DEV", dev)
+    assert hardware.gpu_visible() is seen
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")  # hidden, whatever is there
+    assert hardware.gpu_visible() is False
