@@ -1,18 +1,21 @@
-"""The GPU check's Python part (``gpu_check.sh`` runs it): CIFAR-10 built from the JPEG
-archive, then per Keras backend available (each in its own process: Keras fixes its backend
-at import) the images/s of MaxNet and of the resnet family (``AIRBENCH94_CONFIG``), hpo32's
-loop (``train_config``) against plain ``model.fit`` on the same float32 arrays, under the
-same dtype policy (on PyTorch also plain ``fit`` under ``torch.compile``, which Keras leaves
-off there), and a short timed search with its best model's test accuracy; one table. It
-runs on a CPU as well (``--data`` a built CIFAR-10, ``--search-budget ''``).
+"""The GPU check's Python part (``gpu_check.sh`` runs it). CIFAR-10 built from the JPEG
+archive; then, each in a process of its own per Keras backend (Keras fixes its backend at
+import), the images/s of MaxNet and of the resnet family (``AIRBENCH94_CONFIG``) under
+hpo32's loop (``train_config``) and under plain ``model.fit`` on the same arrays and dtype
+policy; one timed search (``--preset cifar10-fast``) on the backend whose loop trained the
+resnet fastest, with its best model's test accuracy; then, while ``--deadline`` leaves
+time, the host and device memory after each of repeated trials per backend, and plain
+``fit`` under ``torch.compile`` (which Keras leaves off on PyTorch). One table at the end;
+rows also in ``WORK/gpu_check.json``. Each step gets what is left of the deadline and is
+stopped when it runs past it, so the table is printed in time whatever happens. It runs on
+a CPU as well (``--data`` a built CIFAR-10).
 
     python tests/benchmarks/gpu_check.py all --archive cifar10-jpg.tar.gz --work /tmp/gc
-    python tests/benchmarks/gpu_check.py all --archive ... --backends torch --train-images 2000 \
-        --epochs 2 --search-budget 60s --search-spec tiny.yaml   # a quick run, to see it work
+    python tests/benchmarks/gpu_check.py all --data /tmp/hpo32-data --backends torch \
+        --train-images 2000 --epochs 2 --search-budget 60s --deadline 300   # a quick run
 
-``all`` builds the data (unless ``--data`` names a built folder), runs ``measure`` for each
-backend (a child process with ``KERAS_BACKEND`` set), and prints the table. The images/s
-are those of the last epoch (the first compiles), on ``--train-images`` training images.
+The images/s are those of the last epoch (the first compiles), on ``--train-images``
+training images.
 """
 
 from __future__ import annotations
@@ -23,14 +26,15 @@ import io
 import json
 import os
 import pickle
+import re
 import subprocess
 import sys
 import tarfile
+import threading
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
 CLASSES = (
     "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
 )  # fmt: skip
@@ -123,8 +127,10 @@ def plain_fit_rate(
 
     from hpo32.search.models import build_model, compile_model
 
-    x = splits.x_train.astype(np.float32) / np.float32(255.0)
-    y = np.eye(splits.num_classes, dtype=np.float32)[splits.y_train]
+    batch = int(config["batch_size"])
+    whole = len(splits.x_train) - len(splits.x_train) % batch  # no ragged last batch
+    x = splits.x_train[:whole].astype(np.float32) / np.float32(255.0)
+    y = np.eye(splits.num_classes, dtype=np.float32)[splits.y_train[:whole]]
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(policy)
     try:
@@ -143,24 +149,45 @@ def plain_fit_rate(
         def on_epoch_end(self, epoch, logs=None):
             seconds.append(time.perf_counter() - self.t0)
 
-    model.fit(x, y, batch_size=int(config["batch_size"]), epochs=epochs, verbose=0,
+    model.fit(x, y, batch_size=batch, epochs=epochs, verbose=0,
               callbacks=[Clock()])  # fmt: skip
     keras.backend.clear_session()
     return len(x) / seconds[-1]
 
 
+def device_memory_mb(backend: str) -> float | None:
+    """Accelerator memory that live buffers hold now, in MiB; None on a CPU. PyTorch's
+    counts tensors (its cache of freed blocks aside); JAX's, the buffers XLA keeps."""
+    if backend == "torch":
+        import torch
+
+        return torch.cuda.memory_allocated() / 2**20 if torch.cuda.is_available() else None
+    if backend == "jax":
+        import jax
+
+        d = jax.devices()[0]
+        stats = d.memory_stats() if d.platform == "gpu" else None
+        return stats["bytes_in_use"] / 2**20 if stats else None
+    return None
+
+
+def _splits(args: argparse.Namespace, train_images: int):
+    from hpo32.search.data import load_splits
+
+    return load_splits("cifar10", data_dir=args.data, train_limit=train_images,
+                       val_limit=args.val_images, seed=0)  # fmt: skip
+
+
 def measure(args: argparse.Namespace) -> None:
-    """Prints one JSON line per row: throughput of each model, then the timed search."""
+    """One JSON row per model: hpo32's loop and plain ``fit``, images/s of the last epoch."""
     import keras
 
-    from hpo32.search.data import load_splits
     from hpo32.search.space import AIRBENCH94_CONFIG, MAXNET_CONFIG
     from hpo32.search.training import resolve_precision, train_config
 
     backend = keras.backend.backend()
     device = device_name(backend)
-    splits = load_splits("cifar10", data_dir=args.data, train_limit=args.train_images,
-                         val_limit=args.val_images, seed=0)  # fmt: skip
+    splits = _splits(args, args.train_images)
     policy = resolve_precision("auto")
     for name, config in (("maxnet", MAXNET_CONFIG), ("resnet (airbench94)", AIRBENCH94_CONFIG)):
         config = dict(config)
@@ -170,44 +197,56 @@ def measure(args: argparse.Namespace) -> None:
         fit_rate = plain_fit_rate(config, splits, args.epochs, result.dtype_policy)
         _emit({"backend": backend, "device": device, "what": name, "policy": policy,
                "hpo32": hpo32_rate, "fit": fit_rate, "val": result.value})  # fmt: skip
-        if backend == "torch":  # Keras runs PyTorch eagerly; does torch.compile win?
-            row = {"backend": backend, "device": device, "what": f"{name}, torch.compile",
-                   "policy": policy}  # fmt: skip
-            try:
-                row["fit"] = plain_fit_rate(
-                    config, splits, args.epochs, result.dtype_policy, jit=True
-                )
-            except Exception as exc:  # a compiler missing or failing: say so in the table
-                row["error"] = f"{type(exc).__name__}: {exc}"[:200]
-            _emit(row)
-    if args.search_budget:
-        _emit(timed_search(args, backend, device))
 
 
-def timed_search(args: argparse.Namespace, backend: str, device: str) -> dict:
-    """A ``--preset cifar10-fast`` (or ``--search-spec``) search of ``--search-budget`` on
-    this backend (the command line, in a child process), with its best model's test
-    accuracy."""
-    db = Path(args.work) / f"gpu-check-{backend}.db"
-    db.unlink(missing_ok=True)
-    source = ["--spec", args.search_spec] if args.search_spec else ["--preset", args.preset]
-    cmd = [sys.executable, "-m", "hpo32.studies.cli", "search", *source,
-           "--budget", args.search_budget, "--backend", backend, "--data-dir", str(args.data),
-           "--study", f"gpu-{backend}", "--storage", f"sqlite:///{db}", "--json"]  # fmt: skip
-    env = dict(os.environ, KERAS_BACKEND=backend)
-    t0 = time.monotonic()
-    res = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    seconds = time.monotonic() - t0
-    row = {"backend": backend, "device": device, "what": f"search {args.search_budget}",
-           "seconds": seconds}  # fmt: skip
-    try:
-        outcome = json.loads(res.stdout.strip().splitlines()[-1])
-    except (IndexError, ValueError):
-        row["error"] = (res.stderr.strip().splitlines() or ["no output"])[-1][:200]
-        return row
-    row.update(trials=outcome.get("trials_run"), val=outcome.get("best_value"),
-               test=outcome.get("test_accuracy"))  # fmt: skip
-    return row
+def memory(args: argparse.Namespace) -> None:
+    """Repeated trials in one process, as a search worker runs them: after each trial's
+    release, the host's resident memory and the device memory still in use; rows as they
+    come, so a run stopped at its deadline keeps what it measured."""
+    import keras
+
+    from hpo32.search.space import AIRBENCH94_CONFIG
+    from hpo32.search.training import current_rss_mb, train_config
+
+    backend = keras.backend.backend()
+    device = device_name(backend)
+    splits = _splits(args, 2_000)
+    config = dict(AIRBENCH94_CONFIG)
+    for k in range(args.memory_trials):
+        result = train_config(config, splits, epochs=1, seed=k)
+        result.release()
+        _emit({"backend": backend, "device": device, "what": "memory", "trial": k,
+               "rss_mb": current_rss_mb(), "device_mb": device_memory_mb(backend)})  # fmt: skip
+
+
+def compiled(args: argparse.Namespace) -> None:
+    """Plain ``fit`` under ``torch.compile`` (``jit_compile=True`` on PyTorch), each model."""
+    import keras
+
+    from hpo32.search.space import AIRBENCH94_CONFIG, MAXNET_CONFIG
+    from hpo32.search.training import resolve_precision
+
+    backend = keras.backend.backend()
+    if backend == "torch":  # static shapes: dynamic ones failed in Conv2D on the CPU
+        import torch
+
+        torch._dynamo.config.automatic_dynamic_shapes = False
+    device = device_name(backend)
+    splits = _splits(args, args.train_images)
+    policy = resolve_precision("auto")
+    for name, config in (("maxnet", MAXNET_CONFIG), ("resnet (airbench94)", AIRBENCH94_CONFIG)):
+        row = {"backend": backend, "device": device, "what": f"{name}, torch.compile",
+               "policy": policy}  # fmt: skip
+        try:
+            row["fit"] = plain_fit_rate(dict(config), splits, args.epochs, policy, jit=True)
+        except Exception as exc:  # a compiler missing or failing: say so in the table
+            row["error"] = one_line(f"{type(exc).__name__}: {exc}")
+        _emit(row)
+
+
+def one_line(text: str) -> str:
+    """``text`` without terminal colours, its whitespace runs as single spaces, cut at 200."""
+    return " ".join(re.sub(r"\x1b\[[0-9;]*m", "", text).split())[:200]
 
 
 def _emit(row: dict) -> None:
@@ -221,45 +260,181 @@ def available(backends: list[str]) -> list[str]:
     return [b for b in backends if importlib.util.find_spec(LIBRARY[b]) is not None]
 
 
+def child(cmd: list[str], backend: str, seconds: float, log: Path, cwd: str) -> list[dict]:
+    """Runs ``cmd`` with ``KERAS_BACKEND=backend`` in ``cwd`` for at most ``seconds``; echoes
+    and returns its rows; a row with the error when it fails or runs out of time. (``cwd``
+    is not the repository root: its ``hpo32/`` folder would hide the package's map.)"""
+    env = dict(os.environ, KERAS_BACKEND=backend)
+    rows: list[dict] = []
+    with log.open("a") as err:
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=err, text=True,
+                                cwd=cwd)  # fmt: skip
+        timer = threading.Timer(max(seconds, 1.0), proc.kill)
+        timer.start()
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                print(line.rstrip(), flush=True)
+                if line.startswith("GPU_CHECK "):
+                    rows.append(json.loads(line[10:]))
+            proc.wait()
+        finally:
+            timed_out = not timer.is_alive() and proc.returncode != 0
+            timer.cancel()
+    if proc.returncode != 0:
+        if timed_out:
+            why = f"stopped at its {seconds:.0f}s share of the deadline"
+        else:
+            lines = log.read_text().strip().splitlines() or ["no output"]
+            why = one_line(lines[-1])
+        rows.append({"backend": backend, "what": cmd[2], "error": why})
+    return rows
+
+
+def timed_search(args: argparse.Namespace, backend: str, budget_s: int, log: Path) -> dict:
+    """A ``--preset`` (or ``--search-spec``) search of ``budget_s`` seconds on ``backend``
+    (the command line, in a child process), with its best model's test accuracy."""
+    db = Path(args.work) / f"gpu-check-{backend}.db"
+    db.unlink(missing_ok=True)
+    source = ["--spec", args.search_spec] if args.search_spec else ["--preset", args.preset]
+    cmd = [sys.executable, "-m", "hpo32.studies.cli", "search", *source,
+           "--budget", f"{budget_s}s", "--backend", backend, "--data-dir", str(args.data),
+           "--study", f"gpu-{backend}", "--storage", f"sqlite:///{db}", "--json"]  # fmt: skip
+    env = dict(os.environ, KERAS_BACKEND=backend)
+    t0 = time.monotonic()
+    with log.open("a") as err:
+        try:
+            res = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=err, text=True,
+                                 timeout=budget_s + 60, cwd=args.work)  # fmt: skip
+            out = res.stdout
+        except subprocess.TimeoutExpired as exc:
+            out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else exc.stdout or ""
+    row = {"backend": backend, "device": "", "what": f"search {budget_s}s ({args.preset})",
+           "seconds": time.monotonic() - t0}  # fmt: skip
+    try:
+        outcome = json.loads(out.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        row["error"] = one_line((log.read_text().strip().splitlines() or ["no output"])[-1])
+        return row
+    row.update(trials=outcome.get("trials_run"), val=outcome.get("best_value"),
+               test=outcome.get("test_accuracy"))  # fmt: skip
+    row["trials_table"] = search_trials(db)
+    return row
+
+
+def search_trials(db: Path) -> list[dict]:
+    """Each trial of the search: state, value, its layout, epochs, images, images/s, RSS."""
+    import sqlite3
+
+    con = sqlite3.connect(db)
+    try:
+        rows = con.execute(
+            "SELECT t.number, t.state, v.value FROM trials t "
+            "LEFT JOIN trial_values v ON v.trial_id = t.trial_id ORDER BY t.number"
+        ).fetchall()
+        attrs: dict[int, dict] = {}
+        for number, key, value in con.execute(
+            "SELECT t.number, a.key, a.value_json FROM trial_user_attributes a "
+            "JOIN trials t ON t.trial_id = a.trial_id"
+        ):
+            attrs.setdefault(number, {})[key] = json.loads(value)
+        widths: dict[int, list] = {}
+        for number, _name, value in con.execute(
+            "SELECT t.number, p.param_name, p.param_value FROM trial_params p "
+            "JOIN trials t ON t.trial_id = p.trial_id "
+            "WHERE p.param_name IN ('width_1', 'width_2', 'width_3', 'group_convs') "
+            "ORDER BY t.number, p.param_name"
+        ):
+            widths.setdefault(number, []).append(int(value))
+    finally:
+        con.close()
+    keep = ("epochs_completed", "images_trained", "planned_images", "schedule_refit",
+            "images_per_second", "peak_rss_mb", "stopped_by", "dtype_policy")  # fmt: skip
+    return [{"number": n, "state": s, "value": v, "group_convs,widths": widths.get(n),
+             **{k: attrs.get(n, {}).get(k) for k in keep}} for n, s, v in rows]  # fmt: skip
+
+
 def run_all(args: argparse.Namespace) -> int:
+    ends = time.monotonic() + args.deadline
+    args.work = str(Path(args.work).resolve())
+    if args.data is not None:
+        args.data = Path(args.data).resolve()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
+    log = work / "children.log"
     if args.data is None:
         t0 = time.monotonic()
-        args.data = build_cifar10(Path(args.archive), work / "data", args.per_class)
+        args.data = build_cifar10(Path(args.archive).resolve(), work / "data", args.per_class)
         print(f"gpu_check: CIFAR-10 built in {args.data} in {time.monotonic() - t0:.0f}s",
               flush=True)  # fmt: skip
     backends = available(args.backends.split(","))
     if not backends:
         print("gpu_check: none of the backends asked for is installed", file=sys.stderr)
         return 2
+    search_s = parse_seconds(args.search_budget) if args.search_budget else 0
     rows: list[dict] = []
-    for backend in backends:
-        cmd = [sys.executable, __file__, "measure", "--data", str(args.data), "--work", args.work,
+
+    def left() -> float:
+        return ends - time.monotonic()
+
+    def run(mode: str, backend: str, seconds: float) -> None:
+        cmd = [sys.executable, __file__, mode, "--data", str(args.data), "--work", args.work,
                "--train-images", str(args.train_images), "--val-images", str(args.val_images),
-               "--epochs", str(args.epochs), "--search-budget", args.search_budget or "",
-               "--preset", args.preset, "--search-spec", args.search_spec or ""]  # fmt: skip
-        env = dict(os.environ, KERAS_BACKEND=backend)
-        res = subprocess.run(cmd, env=env, capture_output=True, text=True)
-        got = [json.loads(line[10:]) for line in res.stdout.splitlines()
-               if line.startswith("GPU_CHECK ")]  # fmt: skip
-        if res.returncode != 0 and not got:
-            tail = (res.stderr.strip().splitlines() or ["no output"])[-1][:200]
-            got = [{"backend": backend, "what": "-", "error": tail}]
-        rows += got
+               "--epochs", str(args.epochs),
+               "--memory-trials", str(args.memory_trials)]  # fmt: skip
+        print(f"gpu_check: {mode} on {backend}, {seconds:.0f}s at most", flush=True)
+        rows.extend(child(cmd, backend, seconds, log, args.work))
+
+    # 1. Throughput per backend, then memory over repeated trials (``--memory-seconds``
+    # each), leaving the search its budget and 30 s to start and end.
+    memory_s = args.memory_seconds if args.memory_trials else 0
+    for k, backend in enumerate(backends):
+        share = (left() - search_s - 30 - memory_s * len(backends)) / (len(backends) - k)
+        run("measure", backend, share)
+    for k, backend in enumerate(backends if memory_s else []):
+        share = min(memory_s, (left() - search_s - 30) / (len(backends) - k))
+        if share >= 20:
+            run("memory", backend, share)
+    # 2. The search, on the backend whose loop trained the resnet fastest (the first when
+    # none did), shortened if the steps before ran long.
+    rates = {r["backend"]: r["hpo32"] for r in rows if r.get("what", "").startswith("resnet")
+             and r.get("hpo32")}  # fmt: skip
+    fastest = max(rates, key=rates.__getitem__) if rates else backends[0]
+    if search_s:
+        budget = int(min(search_s, left() - 30))
+        if budget >= 60:
+            print(f"gpu_check: search {budget}s on {fastest}", flush=True)
+            row = timed_search(args, fastest, budget, log)
+            print("GPU_CHECK " + json.dumps(row), flush=True)
+            rows.append(row)
+    # 3. With what is left: plain fit under torch.compile.
+    if "torch" in backends and left() >= 45:
+        run("compiled", "torch", left() - 10)
     print_table(rows)
     (work / "gpu_check.json").write_text(json.dumps(rows, indent=2))
     return 0
+
+
+def parse_seconds(text: str) -> int:
+    """``90``, ``90s``, ``5m`` or ``1h`` in seconds."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    text = text.strip().lower()
+    if text[-1:] in units:
+        return int(float(text[:-1]) * units[text[-1]])
+    return int(float(text))
 
 
 def print_table(rows: list[dict]) -> None:
     def num(v, fmt):
         return "-" if v is None else format(v, fmt)
 
+    memory_rows = [r for r in rows if "rss_mb" in r]
     head = ("backend", "device", "what", "policy", "hpo32 img/s", "fit img/s", "hpo32/fit",
             "trials", "best val", "test", "note")  # fmt: skip
     table = [head]
     for r in rows:
+        if r in memory_rows:
+            continue
         ratio = r["hpo32"] / r["fit"] if r.get("hpo32") and r.get("fit") else None
         table.append((
             r.get("backend", "-"), r.get("device", "-"), r.get("what", "-"),
@@ -268,15 +443,29 @@ def print_table(rows: list[dict]) -> None:
             num(r.get("test"), ".4f"),
             r.get("error") or (f"{r['seconds']:.0f}s wall" if "seconds" in r else ""),
         ))  # fmt: skip
-    widths = [max(len(str(row[i])) for row in table) for i in range(len(head))]
+    _print_columns(table)
+    for r in rows:
+        for t in r.get("trials_table", []):
+            print("  trial", json.dumps(t))
+    by_backend: dict[str, list[dict]] = {}
+    for r in memory_rows:
+        by_backend.setdefault(r["backend"], []).append(r)
+    if by_backend:
+        print("\nmemory after each trial's release (MiB): host RSS / device in use")
+        for backend, got in by_backend.items():
+            cells = [f"{r['rss_mb']:.0f}/{num(r.get('device_mb'), '.0f')}" for r in got]
+            print(f"  {backend}: " + " ".join(cells))
+
+
+def _print_columns(table: list[tuple]) -> None:
+    widths = [max(len(str(row[i])) for row in table) for i in range(len(table[0]))]
     for row in table:
         print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 
 
 def main() -> int:
-    sys.path.insert(0, str(ROOT))
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("mode", choices=("all", "measure", "data"))
+    ap.add_argument("mode", choices=("all", "measure", "memory", "compiled", "data"))
     ap.add_argument("--archive", default=str(HERE / "cifar10-jpg.tar.gz"))
     ap.add_argument("--data", help="a built CIFAR-10 folder (skips the build)")
     ap.add_argument("--work", default="/tmp/hpo32-gpu-check")
@@ -285,15 +474,18 @@ def main() -> int:
     ap.add_argument("--train-images", type=int, default=20_000)
     ap.add_argument("--val-images", type=int, default=2_000)
     ap.add_argument("--epochs", type=int, default=3)
-    ap.add_argument("--search-budget", default="150s", help="per backend; '' for none")
+    ap.add_argument("--search-budget", default="5m", help="'' for none")
     ap.add_argument("--preset", default="cifar10-fast")
     ap.add_argument("--search-spec", help="a spec file for the search instead of --preset")
+    ap.add_argument("--memory-trials", type=int, default=30, help="0 for none")
+    ap.add_argument("--memory-seconds", type=float, default=40.0, help="per backend, at most")
+    ap.add_argument("--deadline", type=float, default=540.0, help="seconds for 'all'")
     args = ap.parse_args()
     if args.mode == "data":
         print(build_cifar10(Path(args.archive), Path(args.work) / "data", args.per_class))
         return 0
-    if args.mode == "measure":
-        measure(args)
+    if args.mode != "all":
+        {"measure": measure, "memory": memory, "compiled": compiled}[args.mode](args)
         return 0
     return run_all(args)
 
