@@ -28,6 +28,8 @@ __all__ = [
     "current_rss_mb",
     "first_epoch_seconds",
     "forget_custom_gradients",
+    "probe_rate",
+    "release_memory",
     "resolve_precision",
     "train_config",
 ]
@@ -140,18 +142,24 @@ class TrialResult:
         )
 
     def release(self) -> None:
-        """Drops the model and clears the Keras session so memory stays flat across trials,
-        with the active backend's own clean-up (:func:`release_backend_memory`)."""
-        import keras
-
+        """Drops the model and frees what training it left (:func:`release_memory`)."""
         self.model = None
-        backend = active_backend()
-        if backend == "tensorflow":
-            forget_custom_gradients()
-        keras.backend.clear_session()  # runs a full garbage collection too
-        release_backend_memory(backend)
-        trim_native_heap()
-        _freeze_survivors()
+        release_memory()
+
+
+def release_memory() -> None:
+    """Clears the Keras session so memory stays flat across trials, with the active
+    backend's own clean-up (:func:`release_backend_memory`), after a trial or a probe has
+    dropped its model."""
+    import keras
+
+    backend = active_backend()
+    if backend == "tensorflow":
+        forget_custom_gradients()
+    keras.backend.clear_session()  # runs a full garbage collection too
+    release_backend_memory(backend)
+    trim_native_heap()
+    _freeze_survivors()
 
 
 def set_random_seed(seed: int) -> None:
@@ -738,6 +746,46 @@ def train_config(
             callbacks=[schedule_callback(config, plan), budget],
         ).history
     return _trial_result(budget, hist, plan, batch_size, policy, model)
+
+
+def probe_rate(
+    config: Mapping[str, Any],
+    splits: Splits,
+    *,
+    seconds: float = 6.0,
+    max_steps: int = 12,
+    precision: str = "auto",
+    seed: int = 0,
+) -> float:
+    """Training images per second of ``config`` on this machine, from a few steps of the
+    trial's own model, input stream and dtype policy: the steps after the first (which
+    traces) until ``seconds`` of them or ``max_steps`` ran, at least two. Nothing is kept:
+    the model is released as a trial's is."""
+    import keras
+
+    set_random_seed(seed)
+    batch_size = int(config["batch_size"])
+    policy = resolve_precision(precision)
+    model = _built_model(config, splits, policy, None)
+    ends: list[float] = []
+
+    class Timer(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+            ends.append(time.perf_counter())
+            timed = len(ends) - 1
+            if timed >= max_steps or (timed >= 2 and ends[-1] - ends[0] >= seconds):
+                self.model.stop_training = True
+
+    data = _train_dataset(config, splits, batch_size, seed, repeat=True)
+    steps = max_steps + 1
+    try:
+        model.fit(data, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=[Timer()])
+    finally:
+        del model, data
+        release_memory()
+    if len(ends) < 2:
+        raise RuntimeError("the probe ran fewer than two training steps")
+    return (len(ends) - 1) * batch_size / (ends[-1] - ends[0])
 
 
 def evaluate(

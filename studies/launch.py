@@ -246,6 +246,9 @@ def search(
     with signals.stop_on_signals():
         checked = _check_new_study(spec, name, storage_url, workers, gpus)
         signals.check()  # a stop while loading: nothing is written
+        if spec.first_epochs is not None and workers == 1 and not gpus:
+            checked = _sized(spec, checked, started, on_event)
+            signals.check()
         study, records = _create_study(spec, name, checked)
         if workers > 1 or gpus:
             del checked  # each worker process loads its own copy of the data
@@ -254,6 +257,40 @@ def search(
             records, study, spec, checked.space, checked.splits, checked.url, on_event,
             started=started,
         )  # fmt: skip
+
+
+def _sized(
+    spec: StudySpec,
+    checked: _Checked,
+    started: float,
+    on_event: Callable[[dict[str, Any]], None] | None,
+) -> _Checked:
+    """``checked`` with its first warm-start config sized for this machine (``first_epochs``,
+    :mod:`hpo32.search.sizing`) for the time its trial will have: its trial budget, or what
+    is left of the search budget when that is less. One process only: workers would each
+    probe, and a probe on a shared GPU takes its memory."""
+    from dataclasses import replace
+
+    from hpo32.search.sizing import size_first_config, width_params
+
+    if spec.engine != "optuna" or not checked.warm or checked.splits is None:
+        return checked
+    left = None if spec.budget is None else spec.budget - (time.monotonic() - started)
+    limits = [t for t in (spec.trial_seconds, left) if t is not None]
+    if not limits or spec.first_epochs is None:
+        return checked
+    warm, sizing = size_first_config(
+        checked.warm, checked.splits, checked.space, epochs=spec.first_epochs,
+        seconds=min(limits), epoch_images=spec.epoch_images, precision=spec.precision,
+        seed=spec.seed,
+    )  # fmt: skip
+    if sizing is not None and on_event is not None:
+        names = width_params(warm[0][0])
+        on_event({"kind": "sizing", "images_per_second": sizing.images_per_second,
+                  "scale": sizing.scale, "expected_epochs": sizing.expected_epochs,
+                  "from_widths": [checked.warm[0][0][n] for n in names],
+                  "widths": [warm[0][0][n] for n in names]})  # fmt: skip
+    return replace(checked, warm=warm)
 
 
 def _create_study(spec: StudySpec, name: str, checked: _Checked) -> tuple[optuna.Study, Records]:

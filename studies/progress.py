@@ -117,6 +117,18 @@ def header_line(h: Header) -> str:
     return f"hpo32: study '{h.study}': " + ", ".join(parts)
 
 
+def sizing_line(event: dict[str, Any]) -> str:
+    """``first config sized for this machine: widths 64/256/256 train 266 images/s here;
+    widths 40/160/160 (x0.625) for about 8.7 epochs in its trial``."""
+    given = "/".join(str(w) for w in event["from_widths"])
+    sized = "/".join(str(w) for w in event["widths"])
+    return (
+        f"first config sized for this machine: widths {given} train "
+        f"{event['images_per_second']:,.0f} images/s here; widths {sized} "
+        f"(x{event['scale']:g}) for about {event['expected_epochs']:.1f} epochs in its trial"
+    )
+
+
 @dataclass
 class _Running:
     """The trial being trained."""
@@ -280,6 +292,9 @@ class Progress:
         else:
             self.stream.write(text + "\n")
             self.stream.flush()
+
+    def _on_sizing(self, event: dict[str, Any]) -> None:
+        self._print(sizing_line(event))
 
     def _on_trial_start(self, event: dict[str, Any]) -> None:
         self.running = _Running(

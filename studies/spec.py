@@ -135,6 +135,9 @@ class StudySpec:
         warm_start: configs the study tries first (Optuna engine), as a user of Optuna
             would ``enqueue_trial`` them: each a mapping of parameter values, the parameters
             it leaves out at the space's defaults, so ``{}`` is the default config.
+        first_epochs: size the first warm-start config for this machine: its group widths
+            scaled so that, at the rate a few timed steps measure here, its trial trains
+            this many epochs within its trial budget (:mod:`hpo32.search.sizing`).
         space: ``{"base": "default", "params": {...}}`` or a full ``{"params": {...}}``.
         space_version: 2 for studies made with the training-recipe parameters
             (:data:`hpo32.search.space.RECIPE_PARAMS`); a study stored before them reads 1 and
@@ -170,6 +173,7 @@ class StudySpec:
     backend: str | None = None
     epoch_images: int | None = None
     warm_start: list[dict[str, Any]] | None = None
+    first_epochs: float | None = None
     space: dict[str, Any] = field(default_factory=lambda: {"base": "default"})
     space_version: int = 2
 
@@ -318,6 +322,12 @@ class StudySpec:
             value = getattr(self, key)
             if value is not None and not (math.isfinite(value) and value > 0):
                 raise SpecError(f"{key.replace('_', ' ')} must be positive, got {brief(value)}.")
+        if self.first_epochs is not None and not (
+            math.isfinite(self.first_epochs) and self.first_epochs > 0
+        ):
+            raise SpecError(
+                f"first_epochs must be a positive number of epochs, got {brief(self.first_epochs)}."
+            )
         if self.trial_share is not None and not 0 < self.trial_share <= 1:
             raise SpecError(
                 f"trial_share must be more than 0 and at most 1, got {brief(self.trial_share)}."
@@ -393,6 +403,7 @@ _WANTS: dict[str, tuple[tuple[type, ...], str]] = {
     "backend": ((str,), "tensorflow, jax or torch"),
     "epoch_images": ((int,), "a positive integer"),
     "warm_start": ((list,), "a list of configs, e.g. [{}, {batch_norm: true}]"),
+    "first_epochs": ((int, float), "a positive number of epochs"),
     "space": ((Mapping,), "a mapping with 'base' and/or 'params'"),
     "space_version": ((int,), "1 or 2"),
 }
@@ -408,6 +419,7 @@ _OPTIONAL = {
     "weights",
     "epoch_images",
     "warm_start",
+    "first_epochs",
     "backend",
 }
 #: The longest text a key takes (a path, a description).

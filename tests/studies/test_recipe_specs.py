@@ -12,23 +12,24 @@ from hpo32.studies.progress import Header
 from hpo32.studies.spec import SpecError, StudySpec, load_preset, preset_fits
 from tests.studies.conftest import run_hpo32, search_args
 
-#: The group widths of cifar10-fast's first config on a CPU without native bfloat16.
-CPU_FLOAT32_WIDTHS = (32, 128, 128)
-
 
 @pytest.mark.parametrize(
-    ("kind", "trial_budget", "first_widths"),
-    [("cpu", 783.0, CPU_FLOAT32_WIDTHS), ("cpu-bf16", 783.0, (64, 256, 256)),
-     ("gpu", 120.0, (64, 256, 256))],
+    ("kind", "trial_budget", "first_epochs", "narrowest"),
+    [("cpu", 783.0, 8, 24), ("cpu-bf16", 783.0, 8, 32), ("gpu", 120.0, None, 32)],
 )  # fmt: skip
 def test_the_fast_preset_takes_the_settings_of_this_kind_of_machine(
-    monkeypatch, kind, trial_budget, first_widths
+    monkeypatch, kind, trial_budget, first_epochs, narrowest
 ):
     monkeypatch.setenv("HPO32_MACHINE", kind)
     spec = load_preset("cifar10-fast")
     assert spec.trial_seconds == pytest.approx(trial_budget)
-    (first, _), *_ = spec.warm_start_configs(spec.build_space())
-    assert (first["width_1"], first["width_2"], first["width_3"]) == first_widths
+    space = spec.build_space()
+    (first, _), *_ = spec.warm_start_configs(space)
+    # airbench94 as it is; on a CPU the search sizes it (first_epochs) before it starts,
+    # and a CPU without bfloat16 leaves room for x0.375 of its widths
+    assert (first["width_1"], first["width_2"], first["width_3"]) == (64, 256, 256)
+    assert spec.first_epochs == first_epochs
+    assert space["width_1"].low == narrowest
     assert "machine" not in spec.to_dict()  # the study records what it ran with
     assert preset_fits()["cifar10-fast"][1] is True
     assert preset_fits()["cifar10-cnn"][1] is None
@@ -217,3 +218,47 @@ def test_an_imagenet32_study_reports_top5_beside_top1(tmp_path, tiny_spec):
 
     loaded = load_best(Records(make_engine(url), create=False), "in", artifact_root(url))
     assert loaded.tta == best["config"]["tta"]
+
+
+SIZED_SPEC = """\
+dataset: cifar10
+epochs: 1
+sampler: random
+pruner: none
+trial_budget: 1m
+first_epochs: {epochs}
+warm_start:
+  - {{width_1: 16, width_2: 32}}
+space:
+  base: default
+  params:
+    family: resnet
+    res_groups: 2
+    stem_width: 8
+    stem_whiten: false
+    width_1: {{low: 8, high: 32}}
+    width_2: {{low: 8, high: 64}}
+    group_convs: 1
+    batch_size: 32
+    tta: none
+"""
+
+
+@pytest.mark.parametrize(
+    ("epochs", "widths", "scale"), [(1e9, (8, 16), 0.375), (1e-3, (24, 48), 1.5)]
+)
+def test_first_epochs_sizes_the_first_config_from_a_probe_of_its_rate(
+    tmp_path, cifar_dir, epochs, widths, scale
+):
+    spec = tmp_path / "sized.yaml"
+    spec.write_text(SIZED_SPEC.format(epochs=epochs))
+    url = f"sqlite:///{tmp_path}/h.db"
+    res = run_hpo32(*search_args("s", spec, cifar_dir, url, n_trials=1), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    (trial,) = optuna.load_study(study_name="s", storage=url).trials
+    assert (trial.params["width_1"], trial.params["width_2"]) == widths
+    assert trial.user_attrs["sizing"]["width_scale"] == scale
+    assert trial.user_attrs["sizing"]["probe_images_per_second"] > 0
+    sized = "/".join(map(str, widths))
+    assert "first config sized for this machine: widths 16/32 train " in res.stdout + res.stderr
+    assert f"images/s here; widths {sized} (x{scale:g})" in res.stdout + res.stderr
