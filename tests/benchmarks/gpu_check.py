@@ -21,6 +21,7 @@ training images.
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib.util
 import io
 import json
@@ -117,11 +118,19 @@ def device_name(backend: str) -> str:
 
 
 def plain_fit_rate(
-    config: dict, splits, epochs: int, policy: str, jit: bool | None = None
+    config: dict,
+    splits,
+    epochs: int,
+    policy: str,
+    jit: bool | None = None,
+    batch_hook: bool = False,
 ) -> float:
     """Images/s of the last epoch of plain ``model.fit`` on float32 arrays in memory; ``jit``
     sets the model's ``jit_compile`` (None: Keras' default, ``auto``; on PyTorch, True is
-    ``torch.compile``)."""
+    ``torch.compile``). ``batch_hook`` adds a callback whose ``on_train_batch_end`` does
+    nothing: as hpo32's budget callback does, it makes Keras run the batch-end callbacks in
+    step with training (each step's logs read back, the device waited for), where without
+    one it runs them on a thread and the host may dispatch ahead."""
     import keras
     import numpy as np
 
@@ -149,8 +158,12 @@ def plain_fit_rate(
         def on_epoch_end(self, epoch, logs=None):
             seconds.append(time.perf_counter() - self.t0)
 
-    model.fit(x, y, batch_size=batch, epochs=epochs, verbose=0,
-              callbacks=[Clock()])  # fmt: skip
+    class Hook(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            pass
+
+    callbacks = [Clock(), Hook()] if batch_hook else [Clock()]
+    model.fit(x, y, batch_size=batch, epochs=epochs, verbose=0, callbacks=callbacks)
     keras.backend.clear_session()
     return len(x) / seconds[-1]
 
@@ -195,14 +208,22 @@ def measure(args: argparse.Namespace) -> None:
         hpo32_rate = len(splits.x_train) / result.epoch_seconds[-1]
         result.release()
         fit_rate = plain_fit_rate(config, splits, args.epochs, result.dtype_policy)
-        _emit({"backend": backend, "device": device, "what": name, "policy": policy,
-               "hpo32": hpo32_rate, "fit": fit_rate, "val": result.value})  # fmt: skip
+        row = {"backend": backend, "device": device, "what": name, "policy": policy,
+               "hpo32": hpo32_rate, "fit": fit_rate, "val": result.value}  # fmt: skip
+        if config["family"] == "resnet":  # what waiting on every step costs plain fit
+            row["fit_hook"] = plain_fit_rate(
+                config, splits, args.epochs, result.dtype_policy, batch_hook=True
+            )
+        _emit(row)
 
 
 def memory(args: argparse.Namespace) -> None:
-    """Repeated trials in one process, as a search worker runs them: after each trial's
-    release, the host's resident memory and the device memory still in use; rows as they
-    come, so a run stopped at its deadline keeps what it measured."""
+    """Repeated trials of ``AIRBENCH94_CONFIG`` (one epoch of ``--memory-images``) in one
+    process, as a search worker runs them: after each trial's release, the host's resident
+    memory, the device memory still in use, the Python objects the garbage collector tracks
+    (those frozen after each trial included) and, on JAX, the arrays and compiled programs
+    still alive; rows as they come, so a run stopped at its deadline keeps what it
+    measured."""
     import keras
 
     from hpo32.search.space import AIRBENCH94_CONFIG
@@ -210,13 +231,25 @@ def memory(args: argparse.Namespace) -> None:
 
     backend = keras.backend.backend()
     device = device_name(backend)
-    splits = _splits(args, 2_000)
+    if args.no_heap_trim:  # the same trials without the C heap's trim after each release
+        from hpo32.search import training
+
+        training.trim_native_heap = lambda: False
+    splits = _splits(args, args.memory_images)
     config = dict(AIRBENCH94_CONFIG)
     for k in range(args.memory_trials):
         result = train_config(config, splits, epochs=1, seed=k)
         result.release()
-        _emit({"backend": backend, "device": device, "what": "memory", "trial": k,
-               "rss_mb": current_rss_mb(), "device_mb": device_memory_mb(backend)})  # fmt: skip
+        row = {"backend": backend, "device": device, "what": "memory", "trial": k,
+               "rss_mb": current_rss_mb(), "device_mb": device_memory_mb(backend),
+               "python_objects": len(gc.get_objects()) + gc.get_freeze_count()}  # fmt: skip
+        if backend == "jax":  # arrays and compiled programs something still holds
+            import jax
+            from jax.extend.backend import get_backend
+
+            row["live_arrays"] = len(jax.live_arrays())
+            row["live_executables"] = len(get_backend().live_executables())
+        _emit(row)
 
 
 def compiled(args: argparse.Namespace) -> None:
@@ -380,8 +413,8 @@ def run_all(args: argparse.Namespace) -> int:
     def run(mode: str, backend: str, seconds: float) -> None:
         cmd = [sys.executable, __file__, mode, "--data", str(args.data), "--work", args.work,
                "--train-images", str(args.train_images), "--val-images", str(args.val_images),
-               "--epochs", str(args.epochs),
-               "--memory-trials", str(args.memory_trials)]  # fmt: skip
+               "--epochs", str(args.epochs), "--memory-trials", str(args.memory_trials),
+               "--memory-images", str(args.memory_images)]  # fmt: skip
         print(f"gpu_check: {mode} on {backend}, {seconds:.0f}s at most", flush=True)
         rows.extend(child(cmd, backend, seconds, log, args.work))
 
@@ -430,7 +463,7 @@ def print_table(rows: list[dict]) -> None:
 
     memory_rows = [r for r in rows if "rss_mb" in r]
     head = ("backend", "device", "what", "policy", "hpo32 img/s", "fit img/s", "hpo32/fit",
-            "trials", "best val", "test", "note")  # fmt: skip
+            "fit+hook img/s", "trials", "best val", "test", "note")  # fmt: skip
     table = [head]
     for r in rows:
         if r in memory_rows:
@@ -439,8 +472,8 @@ def print_table(rows: list[dict]) -> None:
         table.append((
             r.get("backend", "-"), r.get("device", "-"), r.get("what", "-"),
             r.get("policy", "-"), num(r.get("hpo32"), ",.0f"), num(r.get("fit"), ",.0f"),
-            num(ratio, ".2f"), num(r.get("trials"), "d"), num(r.get("val"), ".4f"),
-            num(r.get("test"), ".4f"),
+            num(ratio, ".2f"), num(r.get("fit_hook"), ",.0f"), num(r.get("trials"), "d"),
+            num(r.get("val"), ".4f"), num(r.get("test"), ".4f"),
             r.get("error") or (f"{r['seconds']:.0f}s wall" if "seconds" in r else ""),
         ))  # fmt: skip
     _print_columns(table)
@@ -479,6 +512,8 @@ def main() -> int:
     ap.add_argument("--search-spec", help="a spec file for the search instead of --preset")
     ap.add_argument("--memory-trials", type=int, default=30, help="0 for none")
     ap.add_argument("--memory-seconds", type=float, default=40.0, help="per backend, at most")
+    ap.add_argument("--memory-images", type=int, default=2_000, help="each memory trial's")
+    ap.add_argument("--no-heap-trim", action="store_true", help="memory: skip the heap trim")
     ap.add_argument("--deadline", type=float, default=540.0, help="seconds for 'all'")
     args = ap.parse_args()
     if args.mode == "data":
