@@ -279,11 +279,14 @@ def _sized(
     limits = [t for t in (spec.trial_seconds, left) if t is not None]
     if not limits or spec.first_epochs is None:
         return checked
-    warm, sizing = size_first_config(
-        checked.warm, checked.splits, checked.space, epochs=spec.first_epochs,
-        seconds=min(limits), epoch_images=spec.epoch_images, precision=spec.precision,
-        seed=spec.seed,
-    )  # fmt: skip
+    try:
+        warm, sizing = size_first_config(
+            checked.warm, checked.splits, checked.space, epochs=spec.first_epochs,
+            seconds=min(limits), epoch_images=spec.epoch_images, precision=spec.precision,
+            seed=spec.seed,
+        )  # fmt: skip
+    except Exception:  # the probe's training failed: the trial will fail and record why
+        return checked
     if sizing is not None and on_event is not None:
         names = width_params(warm[0][0])
         on_event({"kind": "sizing", "images_per_second": sizing.images_per_second,

@@ -4,7 +4,8 @@ Every writer makes class-dependent images (each class its own mean colour plus n
 can learn them), balanced labels, and returns a :class:`Written` holding exactly what a reader
 should give back: uint8 HWC images and 0-based int32 labels in reading order.
 
-* :func:`write_cifar10`: the official CIFAR-10 python pickles, extracted and/or as the tar.gz.
+* :func:`write_cifar10`: the official CIFAR-10 python pickles, extracted and/or as the tar.gz;
+  :func:`cifar10_splits` reads such a folder back as a training run's splits.
 * :func:`write_imagenet32`: ImageNet32 ``train_data_batch_K.npz`` / ``val_data.npz`` plus
   ``map_clsloc.txt``.
 * :func:`write_class_folders`: one folder of PNG/JPEG/BMP files per class, optionally with a
@@ -201,6 +202,17 @@ def write_cifar10(
         class_ids=[str(i) for i in range(10)],
         class_names=list(CIFAR10_NAMES),
         files=files,
+    )
+
+
+def cifar10_splits(root: Path | str, n_per_batch: int = 40, n_test: int = 20):
+    """Writes a tiny CIFAR-10 under ``root`` and returns its splits as hpo32 reads them
+    (the real reader, a fifth held out for validation)."""
+    from hpo32.search.data import load_dataset, make_splits
+
+    write_cifar10(root, n_per_batch=n_per_batch, n_test=n_test)
+    return make_splits(
+        load_dataset("cifar10", data_dir=root, download=False), val_fraction=0.2, seed=0
     )
 
 

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-from hpo32.search.data import load_dataset, make_splits, make_tf_dataset
+from hpo32.search.data import make_tf_dataset
 from hpo32.search.recipe import (
     SCHEDULES,
     Plan,
@@ -21,17 +21,13 @@ from hpo32.search.recipe import (
 )
 from hpo32.search.space import default_space
 from hpo32.search.training import evaluate, train_config
-from tests.fixtures import write_cifar10
+from tests.fixtures import cifar10_splits
 from tests.search.engine_helpers import TINY_OVERRIDES
 
 
 @pytest.fixture(scope="module")
 def splits(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cifar")
-    write_cifar10(root, n_per_batch=60, n_test=30)
-    return make_splits(
-        load_dataset("cifar10", data_dir=root, download=False), val_fraction=0.2, seed=0
-    )
+    return cifar10_splits(tmp_path_factory.mktemp("cifar"), n_per_batch=60, n_test=30)
 
 
 def tiny(**values):

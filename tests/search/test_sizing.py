@@ -8,7 +8,6 @@ import math
 import pytest
 
 from hpo32.search import sizing
-from hpo32.search.data import load_dataset, make_splits
 from hpo32.search.sizing import (
     WIDTH_COST_EXPONENT,
     WIDTH_SCALES,
@@ -18,7 +17,7 @@ from hpo32.search.sizing import (
 )
 from hpo32.search.space import AIRBENCH94_CONFIG, MAXNET_CONFIG, default_space
 from hpo32.search.training import probe_rate
-from tests.fixtures import write_cifar10
+from tests.fixtures import cifar10_splits
 
 RESNET = default_space().override({"family": "resnet"})
 #: A resnet small enough that a step takes milliseconds on the 32x32 fixtures.
@@ -35,11 +34,7 @@ TINY_SPACE = RESNET.override(
 
 @pytest.fixture(scope="module")
 def splits(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cifar")
-    write_cifar10(root, n_per_batch=40, n_test=20)
-    return make_splits(
-        load_dataset("cifar10", data_dir=root, download=False), val_fraction=0.2, seed=0
-    )
+    return cifar10_splits(tmp_path_factory.mktemp("cifar"))
 
 
 def epochs_at(rate: float, scale: float, seconds: float, images: int) -> float:

@@ -9,20 +9,15 @@ import keras
 import pytest
 
 from hpo32.search import training
-from hpo32.search.data import load_dataset, make_splits
 from hpo32.search.space import default_space
 from hpo32.search.training import resolve_precision, train_config
-from tests.fixtures import write_cifar10
+from tests.fixtures import cifar10_splits
 from tests.search.engine_helpers import TINY_OVERRIDES
 
 
 @pytest.fixture(scope="module")
 def splits(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cifar")
-    write_cifar10(root, n_per_batch=40, n_test=20)
-    return make_splits(
-        load_dataset("cifar10", data_dir=root, download=False), val_fraction=0.2, seed=0
-    )
+    return cifar10_splits(tmp_path_factory.mktemp("cifar"))
 
 
 @pytest.fixture

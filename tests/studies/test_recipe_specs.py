@@ -3,6 +3,8 @@ and from another study, and studies made before the recipe was searchable."""
 
 from __future__ import annotations
 
+import time
+
 import optuna
 import pytest
 
@@ -262,3 +264,20 @@ def test_first_epochs_sizes_the_first_config_from_a_probe_of_its_rate(
     sized = "/".join(map(str, widths))
     assert "first config sized for this machine: widths 16/32 train " in res.stdout + res.stderr
     assert f"images/s here; widths {sized} (x{scale:g})" in res.stdout + res.stderr
+
+
+def test_a_probe_that_fails_leaves_the_first_config_as_given(monkeypatch):
+    from hpo32.search import training
+    from hpo32.studies import launch
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(training, "probe_rate", broken)
+    spec = StudySpec.from_dict({"budget": "15m", "first_epochs": 8})
+    space = spec.build_space().override({"family": "resnet"})
+    warm = [(dict(AIRBENCH94_CONFIG), {})]
+    checked = launch._Checked(space, None, warm, object(), "sqlite://", None)
+    events: list[dict] = []
+    assert launch._sized(spec, checked, time.monotonic(), events.append) is checked
+    assert events == []
