@@ -246,7 +246,7 @@ def search(
     with signals.stop_on_signals():
         checked = _check_new_study(spec, name, storage_url, workers, gpus)
         signals.check()  # a stop while loading: nothing is written
-        if spec.first_epochs is not None and workers == 1 and not gpus:
+        if workers == 1 and not gpus:
             checked = _sized(spec, checked, started, on_event)
             signals.check()
         study, records = _create_study(spec, name, checked)
@@ -265,19 +265,20 @@ def _sized(
     started: float,
     on_event: Callable[[dict[str, Any]], None] | None,
 ) -> _Checked:
-    """``checked`` with its first warm-start config sized for this machine (``first_epochs``,
-    :mod:`hpo32.search.sizing`) for the time its trial will have: its trial budget, or what
-    is left of the search budget when that is less. One process only: workers would each
-    probe, and a probe on a shared GPU takes its memory."""
+    """``checked`` with its first warm-start config sized for this machine when the spec sets
+    ``first_epochs`` (:mod:`hpo32.search.sizing`), for the time its trial will have: its
+    trial budget, or what is left of the search budget when that is less. The caller sizes
+    in one process only: workers would each probe, and a probe on a shared GPU takes its
+    memory."""
     from dataclasses import replace
 
     from hpo32.search.sizing import size_first_config, width_params
 
-    if spec.engine != "optuna" or not checked.warm or checked.splits is None:
+    if spec.first_epochs is None or spec.engine != "optuna" or not checked.warm:
         return checked
     left = None if spec.budget is None else spec.budget - (time.monotonic() - started)
     limits = [t for t in (spec.trial_seconds, left) if t is not None]
-    if not limits or spec.first_epochs is None:
+    if not limits or checked.splits is None:
         return checked
     try:
         warm, sizing = size_first_config(

@@ -191,19 +191,24 @@ def _splits(args: argparse.Namespace, train_images: int):
                        val_limit=args.val_images, seed=0)  # fmt: skip
 
 
+def _models() -> tuple[tuple[str, dict], ...]:
+    """The networks measured, by name: MaxNet and the resnet family's airbench94."""
+    from hpo32.search.space import AIRBENCH94_CONFIG, MAXNET_CONFIG
+
+    return ("maxnet", dict(MAXNET_CONFIG)), ("resnet (airbench94)", dict(AIRBENCH94_CONFIG))
+
+
 def measure(args: argparse.Namespace) -> None:
     """One JSON row per model: hpo32's loop and plain ``fit``, images/s of the last epoch."""
     import keras
 
-    from hpo32.search.space import AIRBENCH94_CONFIG, MAXNET_CONFIG
     from hpo32.search.training import resolve_precision, train_config
 
     backend = keras.backend.backend()
     device = device_name(backend)
     splits = _splits(args, args.train_images)
     policy = resolve_precision("auto")
-    for name, config in (("maxnet", MAXNET_CONFIG), ("resnet (airbench94)", AIRBENCH94_CONFIG)):
-        config = dict(config)
+    for name, config in _models():
         result = train_config(config, splits, epochs=args.epochs, seed=0)
         hpo32_rate = len(splits.x_train) / result.epoch_seconds[-1]
         result.release()
@@ -256,7 +261,6 @@ def compiled(args: argparse.Namespace) -> None:
     """Plain ``fit`` under ``torch.compile`` (``jit_compile=True`` on PyTorch), each model."""
     import keras
 
-    from hpo32.search.space import AIRBENCH94_CONFIG, MAXNET_CONFIG
     from hpo32.search.training import resolve_precision
 
     backend = keras.backend.backend()
@@ -267,11 +271,11 @@ def compiled(args: argparse.Namespace) -> None:
     device = device_name(backend)
     splits = _splits(args, args.train_images)
     policy = resolve_precision("auto")
-    for name, config in (("maxnet", MAXNET_CONFIG), ("resnet (airbench94)", AIRBENCH94_CONFIG)):
+    for name, config in _models():
         row = {"backend": backend, "device": device, "what": f"{name}, torch.compile",
                "policy": policy}  # fmt: skip
         try:
-            row["fit"] = plain_fit_rate(dict(config), splits, args.epochs, policy, jit=True)
+            row["fit"] = plain_fit_rate(config, splits, args.epochs, policy, jit=True)
         except Exception as exc:  # a compiler missing or failing: say so in the table
             row["error"] = one_line(f"{type(exc).__name__}: {exc}")
         _emit(row)
@@ -404,7 +408,9 @@ def run_all(args: argparse.Namespace) -> int:
     if not backends:
         print("gpu_check: none of the backends asked for is installed", file=sys.stderr)
         return 2
-    search_s = parse_seconds(args.search_budget) if args.search_budget else 0
+    from hpo32.studies.spec import parse_duration  # the CLI's own reading of 90s, 5m, 1h
+
+    search_s = int(parse_duration(args.search_budget or None, "--search-budget") or 0)
     rows: list[dict] = []
 
     def left() -> float:
@@ -446,15 +452,6 @@ def run_all(args: argparse.Namespace) -> int:
     print_table(rows)
     (work / "gpu_check.json").write_text(json.dumps(rows, indent=2))
     return 0
-
-
-def parse_seconds(text: str) -> int:
-    """``90``, ``90s``, ``5m`` or ``1h`` in seconds."""
-    units = {"s": 1, "m": 60, "h": 3600}
-    text = text.strip().lower()
-    if text[-1:] in units:
-        return int(float(text[:-1]) * units[text[-1]])
-    return int(float(text))
 
 
 def print_table(rows: list[dict]) -> None:
